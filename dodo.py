@@ -1,0 +1,28 @@
+"""doit tasks for this curriculum; everything comes from graph.toml.
+
+    doit                    same as `doit all`
+    doit test:05_autograd   export and test 05 after the tests of what it builds on
+    doit list --all         every task
+The logic lives in orchestrator/tasks.py.
+"""
+from pathlib import Path
+
+from orchestrator.tasks import Campaign, doit_config
+
+ROOT = Path(__file__).resolve().parent
+DOIT_CONFIG = doit_config(ROOT)
+CAMPAIGN = Campaign(ROOT)
+
+
+def task_export():
+    """export a module's source into the package"""
+    yield from CAMPAIGN.export_tasks()
+
+
+def task_test():
+    """run a module's tests after its deps' tests pass"""
+    yield from CAMPAIGN.test_tasks()
+
+
+def task_all():
+    return CAMPAIGN.all_task()

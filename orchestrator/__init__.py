@@ -1,0 +1,1 @@
+"""A Bazel-style test orchestrator for progressive curricula, driven by graph.toml."""

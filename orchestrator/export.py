@@ -1,0 +1,169 @@
+"""modules/NN_name/name_dev.py -> <package>/.../name.py, atomically and with provenance.
+
+A module source is a jupytext percent-format file: cells start with `# %%`.
+`#| default_exp core.tensor` names the target; cells whose first lines hold
+`#| export` are copied into the generated file. The generated file starts with
+a header naming its source and the hashes of the source and of the body, so
+a hand edit of the generated file is detected and never silently overwritten.
+
+We split cells ourselves rather than through jupytext: it keeps the exact
+source line of every cell, which error messages need, and costs no import.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .files import atomic_write
+from .graph import Module, ModuleGraph
+
+CELL = re.compile(r"^# %%")
+DIRECTIVE = re.compile(r"^#\|\s*(\w+)\s*(.*?)\s*$")
+KNOWN_DIRECTIVES = {"export", "default_exp", "hide"}
+HEADER_LINES = 3
+
+
+class ExportError(Exception):
+    """A mistake in a module source or a protected generated file, as one line."""
+
+
+@dataclass
+class Cell:
+    line: int          # 1-based line of the cell's first source line
+    lines: list[str]
+    directives: dict[str, str]
+    directive_lines: dict[str, int]
+
+
+def sha256(data: str | bytes) -> str:
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+
+
+def split_cells(text: str) -> list[Cell]:
+    cells, current, start = [], [], 1
+    for number, line in enumerate(text.splitlines(), start=1):
+        if CELL.match(line):
+            cells.append((start, current))
+            current, start = [], number + 1
+        else:
+            current.append(line)
+    cells.append((start, current))
+    return [_cell(start, lines) for start, lines in cells if any(l.strip() for l in lines)]
+
+
+def _cell(start: int, lines: list[str]) -> Cell:
+    directives, directive_lines, body_at = {}, {}, 0
+    for i, line in enumerate(lines):
+        match = DIRECTIVE.match(line)
+        if match:
+            directives[match.group(1)] = match.group(2)
+            directive_lines[match.group(1)] = start + i
+            body_at = i + 1
+        elif line.strip():
+            break
+    return Cell(line=start + body_at, lines=lines[body_at:], directives=directives,
+                directive_lines=directive_lines)
+
+
+def render(module: Module, graph: ModuleGraph) -> str:
+    """The generated file's full text for `module`, or ExportError."""
+    path = graph.root / module.source
+    text = path.read_text(encoding="utf-8")
+    cells = split_cells(text)
+    target = module.export.removeprefix(graph.package + ".")
+    default_exp = None
+    for cell in cells:
+        for name in cell.directives:
+            if name not in KNOWN_DIRECTIVES:
+                raise ExportError(f"{module.source}:{cell.directive_lines[name]}: unknown directive '#| {name}'"
+                                  f" (known: {', '.join(sorted(KNOWN_DIRECTIVES))})")
+        if "default_exp" in cell.directives:
+            default_exp = cell.directives["default_exp"]
+    if default_exp is None:
+        raise ExportError(f"{module.source}: no '#| default_exp {target}' cell")
+    if default_exp != target:
+        raise ExportError(f"{module.source}: '#| default_exp {default_exp}' does not match "
+                          f"graph.toml export {module.export} (expected '{target}')")
+    exported = [c for c in cells if "export" in c.directives]
+    if not exported:
+        raise ExportError(f"{module.source}: no cell is tagged '#| export'; nothing to export")
+    body = "\n\n\n".join("\n".join(c.lines).strip("\n") for c in exported) + "\n"
+    _check_syntax(module, exported)
+    return header(module, sha256(text), sha256(body)) + body
+
+
+def _check_syntax(module: Module, cells: list[Cell]) -> None:
+    for cell in cells:
+        try:
+            compile("\n".join(cell.lines), str(module.source), "exec")
+        except SyntaxError as e:
+            line = cell.line + (e.lineno or 1) - 1
+            raise ExportError(f"{module.source}:{line}: syntax error: {e.msg}") from None
+
+
+def header(module: Module, source_sha: str, body_sha: str) -> str:
+    return (f"# Generated from {module.source.as_posix()} by `orchestrator export`: do not edit.\n"
+            f"# source-sha256: {source_sha}\n"
+            f"# body-sha256: {body_sha}\n")
+
+
+def read_generated(path: Path) -> tuple[dict[str, str], str] | None:
+    """(header fields, body) of a generated file, or None if it has no valid header."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    lines = text.split("\n", HEADER_LINES)
+    if len(lines) <= HEADER_LINES or not lines[0].startswith("# Generated from "):
+        return None
+    fields = dict(l[2:].split(": ", 1) for l in lines[1:HEADER_LINES] if ": " in l)
+    return fields, lines[HEADER_LINES]
+
+
+def hand_edited(path: Path) -> bool:
+    """True if `path` exists and is not an untouched generated file."""
+    if not path.exists():
+        return False
+    parsed = read_generated(path)
+    return parsed is None or parsed[0].get("body-sha256") != sha256(parsed[1])
+
+
+def is_current(module: Module, graph: ModuleGraph) -> bool:
+    """The generated file exists, is untouched, and was made from the current source."""
+    parsed = read_generated(module.export_file(graph.root))
+    if parsed is None:
+        return False
+    fields, body = parsed
+    source = (graph.root / module.source).read_bytes()
+    return fields.get("source-sha256") == sha256(source) and \
+        fields.get("body-sha256") == sha256(body)
+
+
+def export_module(module: Module, graph: ModuleGraph, force: bool = False) -> Path:
+    target = module.export_file(graph.root)
+    text = render(module, graph)
+    if not force and hand_edited(target):
+        raise ExportError(
+            f"{target.relative_to(graph.root)} was edited by hand (its body no longer matches "
+            f"its header hash); move the change into {module.source}, or overwrite it with "
+            f"`orchestrator export {module.id} --force`")
+    ensure_packages(target.parent, graph.root / graph.package)
+    atomic_write(target, text)
+    return target
+
+
+def ensure_packages(directory: Path, package_root: Path) -> None:
+    """Create the `__init__.py` of every package from the package root down to `directory`.
+
+    They import nothing, so importing one module never loads the others."""
+    directory.mkdir(parents=True, exist_ok=True)
+    current = directory
+    while True:
+        init = current / "__init__.py"
+        if not init.exists():
+            atomic_write(init, '"""Generated package: see graph.toml for its modules."""\n')
+        if current == package_root or package_root not in current.parents:
+            break
+        current = current.parent

@@ -1,0 +1,135 @@
+"""pytest plugin, loaded in every pytest run of a project (`-p orchestrator.pytest_plugin`).
+
+- When a plain `pytest` runs in a project with a graph.toml, it first exports every
+  module, so tests never import a stale or missing generated package.
+- It registers the graph's marker categories and `covers(module)`.
+- When the orchestrator's runner starts pytest (ORCHESTRATOR_REPORT is set), it
+  writes a JSON report of every test: outcome, duration, markers, covers. The runner
+  trusts only that report, never pytest's exit code alone.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+REPORT_ENV = "ORCHESTRATOR_REPORT"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "covers(module): credit this test to another module")
+    graph = _graph(config)
+    if graph is None:
+        return
+    for category, where in graph.categories.items():
+        if where == "marker":
+            config.addinivalue_line("markers", f"{category}: testing-plan category")
+    runner_started_us = REPORT_ENV in os.environ
+    is_xdist_worker = hasattr(config, "workerinput")
+    if not runner_started_us and not is_xdist_worker:
+        config.pluginmanager.register(ExportGuard(graph, export_all(graph)), "orch-export")
+    if runner_started_us and not is_xdist_worker:
+        config.pluginmanager.register(ReportWriter(Path(os.environ[REPORT_ENV])), "orch-report")
+
+
+def _graph(config):
+    from .graph import GraphError, load
+    if not (Path(config.rootpath) / "graph.toml").exists():
+        return None
+    try:
+        return load(config.rootpath)
+    except GraphError as e:
+        raise pytest.UsageError(str(e)) from None
+
+
+def export_all(graph) -> dict[str, str]:
+    """Export every stale module; {module id: error} for those that failed."""
+    from .export import ExportError, export_module, is_current
+    failures = {}
+    for module in graph:
+        if is_current(module, graph):
+            continue
+        try:
+            export_module(module, graph)
+        except ExportError as e:
+            failures[module.id] = str(e)
+    return failures
+
+
+class ExportGuard:
+    """Fails (never skips) the tests of a module whose closure did not export."""
+
+    def __init__(self, graph, failures: dict[str, str]):
+        self.blocked: dict[Path, str] = {}
+        for failed, reason in failures.items():
+            for mid in [failed] + graph.dependents(failed):
+                tests_dir = graph.root / graph[mid].tests
+                self.blocked.setdefault(tests_dir, f"export of {failed} failed: {reason}")
+
+    def pytest_runtest_setup(self, item):
+        for tests_dir, reason in self.blocked.items():
+            if tests_dir in Path(item.path).parents:
+                pytest.fail(reason, pytrace=False)
+
+
+class ReportWriter:
+    """Collects each test's outcome and writes them as one JSON file at the end."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.tests: dict[str, dict] = {}
+        self.errors: list[dict] = []
+        self.collected = 0
+
+    def pytest_collection_modifyitems(self, items):
+        self.collected = len(items)
+        for item in items:
+            covers = [m.args[0] for m in item.iter_markers("covers") if m.args]
+            markers = sorted({m.name for m in item.iter_markers()} - {"covers", "parametrize"})
+            self.tests[item.nodeid] = {"outcome": "not run", "duration": 0.0,
+                                       "markers": markers, "covers": covers}
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.errors.append({"nodeid": report.nodeid, "message": _message(report)})
+
+    def pytest_runtest_logreport(self, report):
+        test = self.tests.setdefault(report.nodeid, {"markers": [], "covers": [],
+                                                     "duration": 0.0})
+        test["duration"] = test.get("duration", 0.0) + report.duration
+        outcome = _outcome(report)
+        if outcome is None:
+            return
+        if report.when == "call" or test.get("outcome") in (None, "not run", "passed"):
+            test["outcome"] = outcome
+        if report.failed:
+            test["message"] = _message(report)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session, exitstatus):
+        data = {"exitstatus": int(exitstatus), "collected": self.collected,
+                "collection_errors": self.errors, "tests": self.tests}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+
+def _outcome(report) -> str | None:
+    if hasattr(report, "wasxfail"):
+        return "xfailed" if report.skipped else "xpassed"
+    if report.failed:
+        return "failed" if report.when == "call" else "error"
+    if report.skipped:
+        return "skipped"
+    if report.when == "call":
+        return "passed"
+    return None
+
+
+def _message(report) -> str:
+    text = str(report.longrepr) if report.longrepr else ""
+    crash = getattr(getattr(report.longrepr, "reprcrash", None), "message", None)
+    return (crash or (text.strip().splitlines() or ["failed"])[-1])[:2000]

@@ -1,0 +1,122 @@
+"""doit task generators: `export:NN`, `test:NN`, `all`.
+
+`test:NN` depends on `export:NN` and on the `test:` tasks of NN's direct deps
+(or of every earlier module in strict mode), so doit runs it only after they
+passed. Whether it runs at all is decided by `uptodate`: the stored result
+passed and its content key equals the current one (keys.py). The result store,
+not doit's db, is the truth about tests; doit's db only schedules.
+
+Command-line variables (doit's `name=value` syntax):
+  doit all pytest="-x -k core"   extra pytest arguments (part of the cache key)
+  doit all strict=1              classroom order: N waits for all of 1..N-1
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from doit import get_var
+from doit.exceptions import InvalidDodoFile, TaskFailed
+
+from . import export, keys, runner, store
+from .graph import GraphError, ModuleGraph, load
+from .report import Reporter
+
+
+def doit_config(root: Path) -> dict:
+    store.state_dir(root).mkdir(exist_ok=True)  # doit opens its sqlite db there before loading tasks
+    return {
+        "reporter": Reporter,
+        "default_tasks": ["all"],
+        "backend": "sqlite3",              # doit's default dbm is dbm.dumb here: corrupts under -n
+        "dep_file": str(store.state_dir(root) / "doit.sqlite3"),
+        "par_type": "thread",              # process mode hangs if a worker dies
+        "num_process": os.cpu_count() or 1,
+        "continue": True,                  # a failure blocks only its dependents
+    }
+
+
+class Campaign:
+    """The tasks of one doit invocation over one validated graph."""
+
+    def __init__(self, root: Path):
+        try:
+            self.graph: ModuleGraph = load(root)
+        except GraphError as e:
+            raise InvalidDodoFile(str(e)) from None
+        self.root = self.graph.root
+        self.pytest_args = shlex.split(get_var("pytest", "") or "")
+        self.strict = (get_var("strict", "") or "") not in ("", "0", "false", "no")
+        self._inputs: dict[str, dict[str, str]] = {}
+
+    def export_tasks(self):
+        for module in self.graph:
+            yield {
+                "name": module.id,
+                "doc": f"export {module.source} -> {module.export}",
+                "actions": [(self.export, [module.id])],
+                "uptodate": [lambda m=module: export.is_current(m, self.graph)],
+            }
+
+    def test_tasks(self):
+        for module in self.graph:
+            deps = self.graph.test_deps(module.id, strict=self.strict)
+            yield {
+                "name": module.id,
+                "doc": f"test {module.title} ({module.tests}) after its deps' tests pass",
+                "actions": [(self.test, [module.id])],
+                "task_dep": [f"export:{module.id}"] + [f"test:{d}" for d in deps],
+                "uptodate": [(self.cached, [module.id])],
+                "verbosity": 0,
+            }
+
+    def all_task(self):
+        return {
+            "doc": "export and test every module, in dependency order",
+            "actions": None,
+            "task_dep": [f"test:{m.id}" for m in self.graph],
+        }
+
+    def export(self, module_id: str):
+        try:
+            export.export_module(self.graph[module_id], self.graph)
+        except export.ExportError as e:
+            return TaskFailed(str(e))
+        return True
+
+    def cached(self, module_id: str) -> bool:
+        module = self.graph[module_id]
+        inputs = keys.inputs(self.graph, module, self.pytest_args)
+        self._inputs[module_id] = inputs
+        previous = store.load(self.root, module_id)
+        return previous is not None and previous.passed and previous.key == keys.digest(inputs)
+
+    def test(self, module_id: str):
+        module = self.graph[module_id]
+        inputs = self._inputs.pop(module_id, None) or \
+            keys.inputs(self.graph, module, self.pytest_args)
+        previous = store.load(self.root, module_id)
+        workers = runner.xdist_workers(previous.duration if previous else None,
+                                       doit_workers(), os.cpu_count() or 1)
+        result = runner.run_module(self.graph, module, inputs, keys.digest(inputs),
+                                   self.pytest_args, workers)
+        store.save(self.root, result)
+        return True if result.passed else TaskFailed(result.reason)
+
+
+def doit_workers(argv: list[str] | None = None) -> int:
+    """The -n/--process value of this doit command line (default: the CPU count)."""
+    argv = sys.argv if argv is None else argv
+    for i, arg in enumerate(argv):
+        value = None
+        if arg in ("-n", "--process") and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith("--process="):
+            value = arg.split("=", 1)[1]
+        elif arg.startswith("-n") and arg[2:].isdigit():
+            value = arg[2:]
+        if value and value.isdigit():
+            return int(value)
+    return os.cpu_count() or 1

@@ -1,0 +1,156 @@
+"""A throwaway foreign curriculum ("minicalc", 4 modules in a diamond) for end-to-end tests.
+
+    01_numbers -> 02_add  -> 04_power
+              \\-> 03_mul  -/
+
+It has its own package name, modules and tests, and nothing TinyTorch: the
+orchestrator must drive it exactly as it drives the shipped curriculum.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+GRAPH = """\
+[project]
+package = "minicalc"
+modules_dir = "modules"
+tests_dir = "tests"
+
+[categories]
+core = "test_{name}_core.py"
+edge_cases = "test_edge_cases.py"
+
+[modules.01_numbers]
+title = "Numbers"
+export = "minicalc.numbers"
+deps = []
+api = ["number"]
+requires = ["core"]
+
+[modules.02_add]
+title = "Addition"
+export = "minicalc.ops.add"
+deps = ["01_numbers"]
+requires = ["core"]
+
+[modules.03_mul]
+title = "Multiplication"
+export = "minicalc.ops.mul"
+deps = ["01_numbers"]
+requires = ["core"]
+
+[modules.04_power]
+title = "Power"
+export = "minicalc.power"
+deps = ["02_add", "03_mul"]
+requires = ["core"]
+"""
+
+PYPROJECT = """\
+[tool.pytest.ini_options]
+pythonpath = ["."]
+addopts = ["--import-mode=importlib", "-p", "orchestrator.pytest_plugin"]
+
+[tool.doit]
+backend = "sqlite3"
+dep_file = ".orchestrator/doit.sqlite3"
+"""
+
+SOURCES = {
+    "01_numbers": ("numbers", "numbers", "def number(x):\n    return float(x)\n"),
+    "02_add": ("add", "ops.add",
+               "from minicalc.numbers import number\n\n\n"
+               "def add(a, b):\n    return number(a) + number(b)\n"),
+    "03_mul": ("mul", "ops.mul",
+               "from minicalc.numbers import number\n\n\n"
+               "def mul(a, b):\n    return number(a) * number(b)\n"),
+    "04_power": ("power", "power",
+                 "from minicalc.ops.mul import mul\n\n\n"
+                 "def power(a, n):\n    result = 1.0\n    for _ in range(n):\n"
+                 "        result = mul(result, a)\n    return result\n"),
+}
+
+TESTS = {
+    "01_numbers": "from minicalc.numbers import number\n\n\n"
+                  "def test_number():\n    assert number('2') == 2.0\n",
+    "02_add": "from minicalc.ops.add import add\n\n\n"
+              "def test_add():\n    assert add(2, 3) == 5.0\n",
+    "03_mul": "from minicalc.ops.mul import mul\n\n\n"
+              "def test_mul():\n    assert mul(2, 3) == 6.0\n",
+    "04_power": "from minicalc.power import power\n\n\n"
+                "def test_power():\n    assert power(2, 10) == 1024.0\n",
+}
+
+
+class Project:
+    """A minicalc checkout in a temp dir, with helpers to edit it and run doit."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def write(self, relative: str, text: str) -> Path:
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def read(self, relative: str) -> str:
+        return (self.root / relative).read_text(encoding="utf-8")
+
+    def source(self, module_id: str) -> str:
+        name = SOURCES[module_id][0]
+        return f"modules/{module_id}/{name}_dev.py"
+
+    def test_file(self, module_id: str) -> str:
+        return f"tests/{module_id}/test_{SOURCES[module_id][0]}_core.py"
+
+    def append(self, relative: str, text: str) -> None:
+        self.write(relative, self.read(relative) + text)
+
+    def run(self, *args: str, tool: str = "doit", timeout: int = 300):
+        command = [sys.executable, "-m", tool, *args]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env.pop("ORCHESTRATOR_REPORT", None)
+        return subprocess.run(command, cwd=self.root, env=env, capture_output=True,
+                              text=True, timeout=timeout)
+
+    def doit(self, *args: str):
+        return self.run(*args)
+
+    def orchestrator(self, *args: str):
+        return self.run(*args, tool="orchestrator")
+
+
+def source_text(default_exp: str, body: str) -> str:
+    return ("# %% [markdown]\n# A module of minicalc.\n\n"
+            f"# %%\n#| default_exp {default_exp}\n\n"
+            f"# %%\n#| export\n{body}\n"
+            "# %%\n# a demo cell that is not exported\nprint('demo')\n")
+
+
+def build(root: Path) -> Project:
+    project = Project(root)
+    project.write("graph.toml", GRAPH)
+    project.write("pyproject.toml", PYPROJECT)
+    project.write("dodo.py", (REPO / "dodo.py").read_text(encoding="utf-8"))
+    for module_id, (name, default_exp, body) in SOURCES.items():
+        project.write(f"modules/{module_id}/{name}_dev.py", source_text(default_exp, body))
+        project.write(f"tests/{module_id}/test_{name}_core.py", TESTS[module_id])
+    return project
+
+
+@pytest.fixture
+def project(tmp_path) -> Project:
+    return build(tmp_path / "minicalc")
+
+
+def dedent(text: str) -> str:
+    return textwrap.dedent(text).lstrip()

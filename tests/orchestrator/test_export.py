@@ -1,0 +1,146 @@
+"""Export: percent-format cells -> generated module, atomic, with provenance and clobber protection."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from orchestrator import export
+from orchestrator.export import ExportError, export_module, is_current, split_cells
+from orchestrator.graph import load
+
+
+def test_split_cells_keeps_directives_and_source_lines():
+    text = "# %%\n#| default_exp a.b\n\n# %%\n#| export\nx = 1\n\ny = 2\n# %%\nprint(x)\n"
+    cells = split_cells(text)
+    assert [c.directives for c in cells] == [{"default_exp": "a.b"}, {"export": ""}, {}]
+    assert cells[1].line == 6 and cells[1].lines[:3] == ["x = 1", "", "y = 2"]
+    assert cells[2].line == 10
+
+
+def test_export_writes_header_and_only_export_cells(project):
+    graph = load(project.root)
+    target = export_module(graph["02_add"], graph)
+    assert target == project.root / "minicalc" / "ops" / "add.py"
+    text = target.read_text()
+    lines = text.splitlines()
+    assert lines[0] == ("# Generated from modules/02_add/add_dev.py by `orchestrator export`: "
+                        "do not edit.")
+    source_sha = export.sha256((project.root / project.source("02_add")).read_bytes())
+    assert lines[1] == f"# source-sha256: {source_sha}"
+    body = text.split("\n", 3)[3]
+    assert lines[2] == f"# body-sha256: {export.sha256(body)}"
+    assert "def add(a, b):" in body
+    assert "print('demo')" not in body and "A module of minicalc" not in body
+    assert is_current(graph["02_add"], graph)
+
+
+def test_package_init_files_are_created_and_import_nothing(project):
+    graph = load(project.root)
+    export_module(graph["02_add"], graph)
+    for init in ("minicalc/__init__.py", "minicalc/ops/__init__.py"):
+        text = project.read(init)
+        assert "import" not in text
+
+
+def test_generated_module_imports_only_its_closure(project):
+    graph = load(project.root)
+    for module in graph:
+        export_module(module, graph)
+    code = ("import sys, minicalc.ops.mul; "
+            "print(sorted(m for m in sys.modules if m.startswith('minicalc')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=project.root, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "['minicalc', 'minicalc.numbers', 'minicalc.ops', 'minicalc.ops.mul']"
+
+
+def test_default_exp_must_match_graph(project):
+    project.write(project.source("03_mul"),
+                  project.read(project.source("03_mul")).replace("ops.mul", "ops.times"))
+    graph = load(project.root)
+    with pytest.raises(ExportError, match=r"^modules/03_mul/mul_dev.py: '#\| default_exp "
+                                          r"ops.times' does not match graph.toml export "
+                                          r"minicalc.ops.mul \(expected 'ops.mul'\)$"):
+        export_module(graph["03_mul"], graph)
+
+
+def test_missing_default_exp_and_missing_export_cells(project):
+    graph = load(project.root)
+    project.write(project.source("01_numbers"), "# %%\n#| export\nx = 1\n")
+    with pytest.raises(ExportError, match="no '#| default_exp numbers' cell"):
+        export_module(graph["01_numbers"], graph)
+    project.write(project.source("01_numbers"), "# %%\n#| default_exp numbers\n# %%\nx = 1\n")
+    with pytest.raises(ExportError, match="no cell is tagged '#| export'; nothing to export"):
+        export_module(graph["01_numbers"], graph)
+
+
+def test_syntax_error_names_the_source_line(project):
+    graph = load(project.root)
+    source = project.source("01_numbers")
+    project.write(source, "# %%\n#| default_exp numbers\n\n# %%\n#| export\nx = 1\n"
+                          "def broken(:\n    pass\n")
+    with pytest.raises(ExportError, match=r"^modules/01_numbers/numbers_dev.py:7: syntax error"):
+        export_module(graph["01_numbers"], graph)
+    assert not (project.root / "minicalc" / "numbers.py").exists()
+
+
+def test_unknown_directive_is_an_error(project):
+    graph = load(project.root)
+    project.write(project.source("01_numbers"),
+                  "# %%\n#| default_exp numbers\n# %%\n#| exprot\nx = 1\n")
+    with pytest.raises(ExportError, match=r"numbers_dev.py:4: unknown directive '#\| exprot'"):
+        export_module(graph["01_numbers"], graph)
+
+
+def test_hand_edited_file_is_never_overwritten_without_force(project):
+    graph = load(project.root)
+    target = export_module(graph["01_numbers"], graph)
+    target.write_text(target.read_text() + "PATCHED = True\n")
+    assert not is_current(graph["01_numbers"], graph)
+    with pytest.raises(ExportError, match=r"minicalc/numbers.py was edited by hand .* "
+                                          r"`orchestrator export 01_numbers --force`"):
+        export_module(graph["01_numbers"], graph)
+    assert target.read_text().endswith("PATCHED = True\n")
+    export_module(graph["01_numbers"], graph, force=True)
+    assert "PATCHED" not in target.read_text() and is_current(graph["01_numbers"], graph)
+
+
+def test_a_file_without_our_header_is_protected_too(project):
+    graph = load(project.root)
+    target = project.write("minicalc/numbers.py", "# written by someone\n")
+    with pytest.raises(ExportError, match="edited by hand"):
+        export_module(graph["01_numbers"], graph)
+    assert target.read_text() == "# written by someone\n"
+
+
+def test_failed_write_leaves_the_old_file_and_no_temp_files(project, monkeypatch):
+    graph = load(project.root)
+    target = export_module(graph["01_numbers"], graph)
+    before = target.read_text()
+    project.write(project.source("01_numbers"),
+                  project.read(project.source("01_numbers")).replace("float(x)", "int(x)"))
+
+    def crash(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        export_module(graph["01_numbers"], graph)
+    assert target.read_text() == before
+    assert sorted(p.name for p in target.parent.iterdir()) == ["__init__.py", "numbers.py"]
+
+
+def test_cli_export_and_force(project):
+    run = project.orchestrator("export", "1")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "exported 01_numbers -> minicalc/numbers.py"
+    project.append("minicalc/numbers.py", "x = 1\n")
+    run = project.orchestrator("export", "01_numbers")
+    assert run.returncode == 3
+    assert run.stderr.strip().startswith("error: minicalc/numbers.py was edited by hand")
+    assert project.orchestrator("export", "01_numbers", "--force").returncode == 0
+    run = project.orchestrator("export", "99_nothing")
+    assert run.returncode == 3
+    assert run.stderr.strip() == "error: graph.toml: unknown module '99_nothing'"

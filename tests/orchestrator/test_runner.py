@@ -1,0 +1,98 @@
+"""The runner fails closed: no report, nothing collected, a crash or a timeout is a failure."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from orchestrator import graph as graph_mod
+from orchestrator import keys, runner
+from orchestrator.graph import load
+from orchestrator.pytest_plugin import export_all
+
+
+def run(project, module_id: str, body: str | None = None, args=()):
+    if body is not None:
+        project.write(project.test_file(module_id), body)
+    graph = load(project.root)
+    assert export_all(graph) == {}
+    module = graph[module_id]
+    inputs = keys.inputs(graph, module, list(args))
+    return runner.run_module(graph, module, inputs, keys.digest(inputs), list(args))
+
+
+def test_passing_module(project):
+    result = run(project, "01_numbers")
+    assert result.passed and result.reason == ""
+    assert result.counts == {"passed": 1}
+    assert list(result.tests) == ["tests/01_numbers/test_numbers_core.py::test_number"]
+
+
+def test_nothing_collected(project):
+    result = run(project, "03_mul", "# no tests here\n")
+    assert not result.passed
+    assert result.reason == "no tests collected for 03_mul"
+
+
+def test_everything_skipped_is_not_a_pass(project):
+    result = run(project, "03_mul", "import pytest\n\n\n@pytest.mark.skip(reason='later')\n"
+                                    "def test_later():\n    pass\n")
+    assert not result.passed
+    assert result.reason == "no test of 03_mul ran (all 1 skipped)"
+
+
+def test_some_skipped_still_passes(project):
+    result = run(project, "03_mul", "import pytest\n\n\n@pytest.mark.skip(reason='no torch')\n"
+                                    "def test_oracle():\n    pass\n\n\n"
+                                    "def test_real():\n    assert 2 * 3 == 6\n")
+    assert result.passed and result.counts == {"passed": 1, "skipped": 1}
+
+
+def test_import_error_is_a_collection_failure(project):
+    result = run(project, "03_mul", "from minicalc.ops.mul import nothing\n\n\n"
+                                    "def test_x():\n    pass\n")
+    assert not result.passed
+    assert result.reason == "1 error(s) while collecting 03_mul"
+    assert "ImportError" in result.failures[0]["message"]
+
+
+def test_os_exit_inside_a_test(project):
+    result = run(project, "03_mul", "import os\n\n\ndef test_exit():\n    os._exit(0)\n")
+    assert not result.passed
+    assert result.reason.startswith("pytest ended without a report (a test may have called "
+                                    "os._exit")
+
+
+def test_segfault_inside_a_test(project):
+    result = run(project, "03_mul", "import os, signal\n\n\ndef test_crash():\n"
+                                    "    os.kill(os.getpid(), signal.SIGSEGV)\n")
+    assert not result.passed
+    assert result.reason == "crashed: pytest was killed by SIGSEGV"
+
+
+def test_hanging_test_times_out_by_size_class(project, monkeypatch):
+    monkeypatch.setitem(graph_mod.SIZE_TIMEOUTS, "small", 3)
+    start = time.perf_counter()
+    result = run(project, "03_mul", "import time\n\n\ndef test_hang():\n    time.sleep(600)\n")
+    assert time.perf_counter() - start < 30
+    assert not result.passed
+    assert result.reason == "timed out after 3s (size small)"
+
+
+def test_failures_carry_ids_and_messages(project):
+    result = run(project, "03_mul", "def test_a():\n    assert 6 == 7, 'six is not seven'\n\n\n"
+                                    "def test_b():\n    pass\n")
+    assert result.reason == "1 of 2 failed"
+    assert result.failures == [{"nodeid": "tests/03_mul/test_mul_core.py::test_a",
+                                "message": "AssertionError: six is not seven\nassert 6 == 7"}]
+
+
+@pytest.mark.parametrize("last, doit_workers, cores, expected", [
+    (None, 1, 2, 0),     # never measured: plain pytest
+    (3.0, 1, 2, 0),      # short suite: worker start-up would cost more than it saves
+    (30.0, 1, 2, 2),     # long suite, doit alone: both cores
+    (30.0, 2, 2, 0),     # doit already uses both cores
+    (30.0, 2, 8, 4),
+])
+def test_xdist_policy(last, doit_workers, cores, expected):
+    assert runner.xdist_workers(last, doit_workers, cores) == expected
