@@ -26,3 +26,7 @@ def task_test():
 
 def task_all():
     return CAMPAIGN.all_task()
+
+
+def task_graph():
+    return CAMPAIGN.graph_task()

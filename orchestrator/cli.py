@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from . import export as export_mod
-from .graph import GraphError, load
+from .graph import GraphError, ModuleGraph, load
 
 
 class UserError(click.ClickException):
@@ -48,6 +48,157 @@ def export(root, modules, force):
             click.echo(f"exported {mid} -> {target.relative_to(graph.root)}")
     except (GraphError, export_mod.ExportError) as e:
         raise UserError(str(e)) from None
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "mermaid", "dot", "json", "html"]),
+              default="text", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead of standard output.")
+@click.option("--focus", help="Highlight this module's dependency closure and dependents.")
+@click.option("--strict", is_flag=True, help="Draw the classroom order (N after all of 1..N-1).")
+@click.pass_obj
+def graph(root, fmt, output, focus, strict):
+    """Draw the module graph, coloured by each module's last test status."""
+    from .render import RENDERERS, make_view
+    from .status import all_states
+    g = load_graph(root)
+    view = make_view(g, all_states(g), strict=strict, focus=resolve(g, focus) if focus else None)
+    text = RENDERERS[fmt](view)
+    if output:
+        from .files import atomic_write
+        atomic_write(output, text)
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text, nl=not text.endswith("\n"))
+
+
+@main.command()
+@click.pass_obj
+def check(root):
+    """Validate graph.toml, then check that every module imports only what it builds on."""
+    from .layering import check as layering_check
+    g = load_graph(root)
+    violations = layering_check(g)
+    for v in violations:
+        click.echo(str(v), err=True)
+    if violations:
+        raise SystemExit(1)
+    click.echo(f"graph.toml ok; layering ok: {len(g.modules)} modules import only their "
+               "dependency closure")
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text",
+              show_default=True)
+@click.option("--check", "strict", is_flag=True,
+              help="Fail if a module has no passing test in a category it requires.")
+@click.pass_obj
+def coverage(root, fmt, strict):
+    """Modules x testing-plan categories: passing tests per cell, from the last runs."""
+    from . import coverage as cov
+    g = load_graph(root)
+    cells = cov.matrix(g)
+    click.echo(cov.to_json(g, cells) if fmt == "json" else
+               cov.to_text(g, cells, markdown=fmt == "markdown"))
+    gaps = cov.missing(g, cells)
+    if strict and gaps:
+        for gap in gaps:
+            click.echo(f"missing: {gap} (required by graph.toml, no passing test)", err=True)
+        raise SystemExit(1)
+
+
+@main.command()
+@click.option("--since", required=True, help="A git revision: compare the work tree with it.")
+@click.option("--run", "run_them", is_flag=True, help="Run just those test targets with doit.")
+@click.pass_obj
+def affected(root, since, run_them):
+    """The test targets whose inputs changed since a git revision, and their dependents."""
+    import subprocess
+    from .affected import GitError, affected as find
+    g = load_graph(root)
+    try:
+        targets = find(g, since)
+    except GitError as e:
+        raise UserError(str(e)) from None
+    for mid in targets:
+        click.echo(f"test:{mid}")
+    if run_them and targets:
+        doit = [sys.executable, "-m", "doit", *[f"test:{m}" for m in targets]]
+        raise SystemExit(subprocess.call(doit, cwd=g.root))
+
+
+def resolve(graph: ModuleGraph, name: str) -> str:
+    try:
+        return graph.resolve(name.removeprefix("test:"))
+    except GraphError as e:
+        raise UserError(str(e)) from None
+
+
+@main.command()
+@click.pass_obj
+def status(root):
+    """Every module's last result, test counts, duration and age."""
+    from .status import all_states
+    graph = load_graph(root)
+    rows = [("module", "state", "tests", "failed", "duration", "age")]
+    for mid, state in all_states(graph).items():
+        r = state.result
+        rows.append((mid, state.state,
+                     str(sum(r.counts.values())) if r else "-",
+                     str(len(r.failures)) if r else "-",
+                     f"{r.duration:.1f}s" if r else "-",
+                     age(r.finished) if r else "-"))
+    click.echo(table(rows))
+
+
+@main.command()
+@click.argument("target")
+@click.option("--pytest", "pytest_args", default="", help="pytest arguments of the next run.")
+@click.pass_obj
+def why(root, target, pytest_args):
+    """Will the next run reuse TARGET's result (test:NN)? If not, which inputs changed."""
+    import shlex
+    from .status import target_state
+    graph = load_graph(root)
+    mid = resolve(graph, target)
+    state = target_state(graph, mid, shlex.split(pytest_args))
+    for line in explain(state):
+        click.echo(line)
+
+
+def explain(state) -> list[str]:
+    r, target = state.result, f"test:{state.module}"
+    if r is None:
+        return [f"{target} will run: it has no stored result ({state.state})"]
+    when = f"{age(r.finished)} ago, {r.duration:.1f}s"
+    if state.reusable:
+        return [f"{target} will reuse its result: passed {when}; none of its "
+                f"{len(r.inputs)} inputs changed"]
+    if r.passed:
+        head = f"{target} will re-run: {len(state.changes)} input(s) changed since it passed ({when}):"
+    else:
+        head = (f"{target} will re-run: its last run failed ({r.reason}, {when}); failed runs "
+                "are never reused")
+        if state.changes:
+            head += f". Changed since the last pass: {len(state.changes)}"
+        elif r.last_pass_inputs is None:
+            head += ". It never passed"
+    return [head] + [f"  {kind:8} {name}" for name, kind in state.changes]
+
+
+def age(timestamp: float) -> str:
+    import time
+    seconds = max(0, time.time() - timestamp)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
 
 
 if __name__ == "__main__":

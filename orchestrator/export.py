@@ -69,18 +69,26 @@ def _cell(start: int, lines: list[str]) -> Cell:
 
 def render(module: Module, graph: ModuleGraph) -> str:
     """The generated file's full text for `module`, or ExportError."""
-    path = graph.root / module.source
-    text = path.read_text(encoding="utf-8")
+    text = (graph.root / module.source).read_text(encoding="utf-8")
+    exported = exported_cells(module, graph, text)
+    body = "\n\n\n".join("\n".join(c.lines).strip("\n") for c in exported) + "\n"
+    return header(module, sha256(text), sha256(body)) + body
+
+
+def exported_cells(module: Module, graph: ModuleGraph, text: str | None = None) -> list[Cell]:
+    """The cells that go into the generated file, checked; or ExportError."""
+    if text is None:
+        text = (graph.root / module.source).read_text(encoding="utf-8")
     cells = split_cells(text)
     target = module.export.removeprefix(graph.package + ".")
     default_exp = None
     for cell in cells:
         for name in cell.directives:
             if name not in KNOWN_DIRECTIVES:
-                raise ExportError(f"{module.source}:{cell.directive_lines[name]}: unknown directive '#| {name}'"
-                                  f" (known: {', '.join(sorted(KNOWN_DIRECTIVES))})")
-        if "default_exp" in cell.directives:
-            default_exp = cell.directives["default_exp"]
+                raise ExportError(f"{module.source}:{cell.directive_lines[name]}: unknown "
+                                  f"directive '#| {name}' (known: "
+                                  f"{', '.join(sorted(KNOWN_DIRECTIVES))})")
+        default_exp = cell.directives.get("default_exp", default_exp)
     if default_exp is None:
         raise ExportError(f"{module.source}: no '#| default_exp {target}' cell")
     if default_exp != target:
@@ -89,9 +97,8 @@ def render(module: Module, graph: ModuleGraph) -> str:
     exported = [c for c in cells if "export" in c.directives]
     if not exported:
         raise ExportError(f"{module.source}: no cell is tagged '#| export'; nothing to export")
-    body = "\n\n\n".join("\n".join(c.lines).strip("\n") for c in exported) + "\n"
     _check_syntax(module, exported)
-    return header(module, sha256(text), sha256(body)) + body
+    return exported
 
 
 def _check_syntax(module: Module, cells: list[Cell]) -> None:

@@ -26,7 +26,10 @@ ENV_PACKAGES = ("numpy", "pytest", "pytest-xdist")
 MISSING = "missing"
 
 
-def inputs(graph: ModuleGraph, module: Module, pytest_args: list[str]) -> dict[str, str]:
+def inputs(graph: ModuleGraph, module: Module, pytest_args: list[str],
+           prospective: bool = False) -> dict[str, str]:
+    """The key of `module`'s test target. `prospective` keys the generated files as
+    the next export would write them (for `why` and `status`, which do not export)."""
     key: dict[str, str] = {}
     root = graph.root
     for path in _files_under(root / module.tests):
@@ -38,7 +41,8 @@ def inputs(graph: ModuleGraph, module: Module, pytest_args: list[str]) -> dict[s
             key[f"input:{_rel(path, root)}"] = file_digest(path) if path.exists() else MISSING
     for mid in graph.closure(module.id) + [module.id]:
         path = graph[mid].export_file(root)
-        key[f"export:{_rel(path, root)}"] = _export_digest(path)
+        key[f"export:{_rel(path, root)}"] = (
+            _next_export_digest(graph, graph[mid]) if prospective else _export_digest(path))
     key[f"graph:{module.id}"] = _digest_json({
         "entry": module.entry, "package": graph.package, "categories": graph.categories})
     key["pytest:args"] = json.dumps(pytest_args)
@@ -94,6 +98,17 @@ def _export_digest(path: Path) -> str:
     if parsed is None:
         return file_digest(path) if path.exists() else MISSING
     return hashlib.sha256(parsed[1].encode()).hexdigest()
+
+
+def _next_export_digest(graph: ModuleGraph, module: Module) -> str:
+    from . import export
+    if export.is_current(module, graph):
+        return _export_digest(module.export_file(graph.root))
+    try:
+        text = export.render(module, graph)
+    except export.ExportError as e:
+        return f"export fails: {e}"
+    return hashlib.sha256(text.split("\n", export.HEADER_LINES)[-1].encode()).hexdigest()
 
 
 def _pytest_config_digest(root: Path) -> str:

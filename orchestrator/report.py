@@ -15,7 +15,7 @@ from pathlib import Path
 
 from doit.exceptions import UnmetDependency
 
-from . import store
+from . import status, store
 
 MAX_FAILURES_SHOWN = 10
 
@@ -114,6 +114,7 @@ class Reporter:
     def complete_run(self):
         if not self.selected:
             return
+        status.record_run(self.root, {t: s for t, s in self.status.items() if s != "ignored"})
         counts = {s: sum(1 for v in self.status.values() if v == s)
                   for s in ("passed", "failed", "blocked", "cached")}
         executed = counts["passed"] + counts["failed"]

@@ -79,6 +79,24 @@ class Campaign:
             "task_dep": [f"test:{m.id}" for m in self.graph],
         }
 
+    def graph_task(self):
+        out = store.state_dir(self.root) / "graph"
+        return {
+            "doc": f"write the status-coloured module graph to {out.relative_to(self.root)}/ "
+                   "(graph.html, graph.mmd)",
+            "actions": [(self.write_graph, [out])],
+            "verbosity": 2,
+        }
+
+    def write_graph(self, out: Path):
+        from .files import atomic_write
+        from .render import make_view, to_html, to_mermaid
+        from .status import all_states
+        view = make_view(self.graph, all_states(self.graph))
+        for name, text in (("graph.html", to_html(view)), ("graph.mmd", to_mermaid(view))):
+            atomic_write(out / name, text)
+            print(f"wrote {(out / name).relative_to(self.root)}")
+
     def export(self, module_id: str):
         try:
             export.export_module(self.graph[module_id], self.graph)

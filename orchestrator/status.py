@@ -1,0 +1,77 @@
+"""The state of every test target now, from stored results, the last run and current keys.
+
+  passed     last result passed, ran in the last run, inputs unchanged
+  cached     last result passed, reused in the last run, inputs unchanged
+  failed     last result failed (failed results are never reused)
+  blocked    not run in the last run because something it builds on failed
+  never run  no result stored
+  stale      last result passed but its inputs changed since: the next run re-runs it
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import keys, store
+from .files import atomic_write
+from .graph import ModuleGraph
+
+STATES = ("passed", "cached", "failed", "blocked", "never run", "stale")
+
+
+@dataclass
+class TargetState:
+    module: str
+    state: str
+    result: store.Result | None
+    changes: list[tuple[str, str]] = field(default_factory=list)  # vs the reference result
+
+    @property
+    def reusable(self) -> bool:
+        return self.state in ("passed", "cached")
+
+
+def last_run_path(root: Path) -> Path:
+    return store.state_dir(root) / "last_run.json"
+
+
+def record_run(root: Path, statuses: dict[str, str]) -> None:
+    """Merge the statuses of the run that just finished into last_run.json."""
+    path = last_run_path(root)
+    merged = {**load_last_run(root), **statuses}
+    atomic_write(path, json.dumps({"finished": time.time(), "targets": merged}, indent=1))
+
+
+def load_last_run(root: Path) -> dict[str, str]:
+    try:
+        return json.loads(last_run_path(root).read_text(encoding="utf-8"))["targets"]
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def target_state(graph: ModuleGraph, module_id: str, pytest_args=(),
+                 last_run: dict[str, str] | None = None) -> TargetState:
+    last_run = load_last_run(graph.root) if last_run is None else last_run
+    result = store.load(graph.root, module_id)
+    ran_as = last_run.get(module_id)
+    current = keys.inputs(graph, graph[module_id], list(pytest_args), prospective=True)
+    if result is None:
+        return TargetState(module_id, "blocked" if ran_as == "blocked" else "never run", None)
+    reference = result.inputs if result.passed else (result.last_pass_inputs or result.inputs)
+    changes = keys.changes(reference, current)
+    if ran_as == "blocked":
+        state = "blocked"
+    elif not result.passed:
+        state = "failed"
+    elif changes:
+        state = "stale"
+    else:
+        state = "cached" if ran_as == "cached" else "passed"
+    return TargetState(module_id, state, result, changes)
+
+
+def all_states(graph: ModuleGraph, pytest_args=()) -> dict[str, TargetState]:
+    last_run = load_last_run(graph.root)
+    return {m.id: target_state(graph, m.id, pytest_args, last_run) for m in graph}

@@ -1,0 +1,55 @@
+"""Fixtures shared by every module's tests (TinyTorch's, not the orchestrator's)."""
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def torch():
+    """PyTorch as an oracle: the test is skipped, with the reason, when it is absent."""
+    return pytest.importorskip("torch", reason="PyTorch not installed (pip install -e "
+                                               "'.[reference]'): oracle comparison skipped")
+
+
+@pytest.fixture
+def rng():
+    """A fixed-seed generator: every test sees the same numbers on every run."""
+    return np.random.default_rng(0)
+
+
+@pytest.fixture
+def loaded_modules():
+    """loaded_modules('tinytorch.core.layers') -> the tinytorch modules a fresh
+    interpreter holds after importing it (checks the package imports nothing extra)."""
+    def run(module: str) -> set[str]:
+        code = (f"import sys, {module}; "
+                "print(' '.join(m for m in sys.modules if m.startswith('tinytorch.')))")
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout
+        return {m for m in out.split() if m.count(".") >= 2}
+    return run
+
+
+@pytest.fixture
+def export_api():
+    """export_api('tinytorch.core.tensor', ['Tensor']) -> the named objects, checked to be
+    real (not None) and defined by that export path itself."""
+    def check(path: str, names: list[str]) -> dict:
+        module = importlib.import_module(path)
+        found = {}
+        for name in names:
+            obj = getattr(module, name, None)
+            assert obj is not None, f"{path} does not provide {name}"
+            defined_in = getattr(obj, "__module__", path)
+            assert defined_in == path, f"{path}.{name} is defined in {defined_in}"
+            found[name] = obj
+        return found
+    return check
