@@ -1,0 +1,249 @@
+"""The inspection commands on minicalc: status, why, graph, check, coverage, affected."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from orchestrator.render import COLORS
+
+ALL = ["01_numbers", "02_add", "03_mul", "04_power"]
+
+
+@pytest.fixture
+def ran(project):
+    """minicalc after one full run in which 03_mul failed (so 04_power was blocked)."""
+    project.append(project.test_file("03_mul"), "\n\ndef test_broken():\n    assert 2 * 2 == 5\n")
+    run = project.doit("all")
+    assert run.returncode != 0
+    return project
+
+
+def cli(project, *args):
+    run = project.orchestrator(*args)
+    assert "Traceback" not in run.stderr, run.stderr
+    return run
+
+
+def test_status_table(ran):
+    run = cli(ran, "status")
+    assert run.returncode == 0
+    rows = {line.split()[0]: line.split() for line in run.stdout.splitlines()[1:]}
+    assert rows["01_numbers"][1:4] == ["passed", "1", "0"]
+    assert rows["03_mul"][1:4] == ["failed", "2", "1"]
+    assert rows["04_power"][1] == "blocked"
+    assert run.stdout.splitlines()[0].split() == ["module", "state", "tests", "failed",
+                                                  "duration", "age"]
+
+
+def test_why_names_the_changed_file(ran):
+    assert cli(ran, "why", "test:01_numbers").stdout.startswith(
+        "test:01_numbers will reuse its result: passed")
+    ran.append(ran.test_file("01_numbers"), "\n# touched\n")
+    lines = cli(ran, "why", "test:01_numbers").stdout.splitlines()
+    assert lines[0].startswith("test:01_numbers will re-run: 1 input(s) changed since it passed")
+    assert lines[1].split() == ["changed", "test:tests/01_numbers/test_numbers_core.py"]
+
+
+def test_why_after_a_source_edit_names_the_export_before_exporting(ran):
+    ran.write(ran.source("01_numbers"),
+              ran.read(ran.source("01_numbers")).replace("float(x)", "float(x) + 0.0"))
+    lines = cli(ran, "why", "02").stdout.splitlines()
+    assert lines[1].split() == ["changed", "export:minicalc/numbers.py"]
+
+
+def test_why_on_a_failed_target(ran):
+    line = cli(ran, "why", "03_mul").stdout.splitlines()[0]
+    assert line.startswith("test:03_mul will re-run: its last run failed (1 of 2 failed")
+    assert "never passed" in line
+
+
+def test_why_unknown_target(ran):
+    run = cli(ran, "why", "test:99_nothing")
+    assert run.returncode == 3
+    assert run.stderr.strip() == "error: graph.toml: unknown module '99_nothing'"
+
+
+def graph_json(project, *extra):
+    run = cli(project, "graph", "--format", "json", *extra)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def test_graph_json_schema(ran):
+    data = graph_json(ran)
+    assert data["schema"] == 1 and data["package"] == "minicalc"
+    nodes = {n["id"]: n for n in data["nodes"]}
+    assert list(nodes) == ALL
+    assert set(nodes["03_mul"]) == {"id", "title", "export", "deps", "dependents", "status",
+                                    "duration", "tests", "reason", "failing", "categories",
+                                    "changes", "layer"}
+    assert nodes["03_mul"]["status"] == "failed"
+    assert nodes["03_mul"]["failing"] == ["tests/03_mul/test_mul_core.py::test_broken"]
+    assert nodes["03_mul"]["tests"] == {"passed": 1, "failed": 1}
+    assert nodes["04_power"]["status"] == "blocked"
+    assert nodes["01_numbers"]["dependents"] == ["02_add", "03_mul"]
+    assert [n["layer"] for n in nodes.values()] == [0, 1, 1, 2]
+    assert data["edges"] == [{"from": "01_numbers", "to": "02_add"},
+                             {"from": "01_numbers", "to": "03_mul"},
+                             {"from": "02_add", "to": "04_power"},
+                             {"from": "03_mul", "to": "04_power"}]
+
+
+def test_graph_strict_draws_the_classroom_chain(ran):
+    edges = [(e["from"], e["to"]) for e in graph_json(ran, "--strict")["edges"]]
+    assert edges == list(zip(ALL, ALL[1:]))
+
+
+def test_graph_text_layers(ran):
+    lines = cli(ran, "graph").stdout.splitlines()
+    assert lines[0].split()[:4] == ["layer", "0", "✓", "01_numbers"]
+    assert lines[2].split()[:3] == ["✗", "03_mul", "failed"]
+    assert lines[3].split()[:4] == ["layer", "2", "⊘", "04_power"]
+    assert lines[3].endswith("<- 02_add, 03_mul")
+
+
+def test_graph_dot_parses_and_is_coloured(ran):
+    pydot = pytest.importorskip("pydot", reason="pydot (dev extra) not installed")
+    text = cli(ran, "graph", "--format", "dot").stdout
+    (dot,) = pydot.graph_from_dot_data(text)
+    colors = {n.get_name().strip('"'): n.get("fillcolor").strip('"') for n in dot.get_nodes()
+              if n.get_name().strip('"') in ALL}
+    assert colors == {"01_numbers": COLORS["passed"], "02_add": COLORS["passed"],
+                      "03_mul": COLORS["failed"], "04_power": COLORS["blocked"]}
+    assert len(dot.get_edges()) == 4
+
+
+def test_graph_mermaid_structure(ran):
+    lines = cli(ran, "graph", "--format", "mermaid", "--focus", "02").stdout.splitlines()
+    assert lines[0] == "flowchart LR"
+    assert sum(1 for l in lines if "-->" in l) == 4
+    assert "    m01_numbers --> m02_add" in lines
+    assert "    class m03_mul failed" in lines and "    class m04_power blocked" in lines
+    assert f"    classDef failed fill:{COLORS['failed']},stroke:#333,color:#000" in lines
+    focused = sorted(l.split()[1] for l in lines if l.strip().startswith("style "))
+    assert focused == ["m01_numbers", "m02_add", "m04_power"]
+
+
+def test_graph_html_renders_in_headless_chromium(ran, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium not installed (apt-get install chromium; .ci/run installs it)")
+    page = tmp_path / "graph.html"
+    assert cli(ran, "graph", "--format", "html", "-o", str(page)).returncode == 0
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", page.as_uri()], capture_output=True,
+                         text=True, timeout=120).stdout
+    import re
+    nodes = dict(re.findall(r'<g class="node[^"]*" data-id="(\w+)" data-status="([\w ]+)"', dom))
+    assert nodes == {"01_numbers": "passed", "02_add": "passed", "03_mul": "failed",
+                     "04_power": "blocked"}
+    fills = re.findall(r'data-id="(\w+)"[^>]*><rect width="170" height="50" fill="(#\w+)"', dom)
+    assert dict(fills) == {m: COLORS[s] for m, s in nodes.items()}
+    shot = tmp_path / "graph.png"
+    subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1100,400",
+                    page.as_uri()], capture_output=True, timeout=120)
+    assert shot.stat().st_size > 5000
+
+
+def test_check_passes_then_names_a_layering_violation(project):
+    run = cli(project, "check")
+    assert run.returncode == 0
+    assert run.stdout.strip() == ("graph.toml ok; layering ok: 4 modules import only their "
+                                  "dependency closure")
+    project.append(project.test_file("03_mul"), "from minicalc.ops.add import add\n")
+    run = cli(project, "check")
+    assert run.returncode == 1
+    assert run.stderr.strip() == (
+        "tests/03_mul/test_mul_core.py:6: imports minicalc.ops.add.add: 02_add is not in "
+        "03_mul's dependency closure (add it to deps of 03_mul in graph.toml, or drop the import)")
+
+
+def test_check_flags_undeclared_third_party_in_exported_code(project):
+    project.write(project.source("01_numbers"), project.read(project.source("01_numbers"))
+                  .replace("def number(x):", "import requests\n\n\ndef number(x):"))
+    run = cli(project, "check")
+    assert run.returncode == 1
+    assert ("modules/01_numbers/numbers_dev.py:9: imports requests: 'requests' is neither the "
+            "standard library nor a declared dependency") in run.stderr
+
+
+def test_coverage_matrix_and_check(ran):
+    run = cli(ran, "coverage")
+    rows = [l.split() for l in run.stdout.splitlines()]
+    assert rows[0] == ["module", "core", "edge_cases"]
+    assert rows[3] == ["03_mul", "1", "0"]
+    assert rows[4] == ["04_power", "0", "0"]  # blocked: no evidence
+    run = cli(ran, "coverage", "--check")
+    assert run.returncode == 1
+    assert run.stderr == "missing: 04_power: core (required by graph.toml, no passing test)\n"
+    ran.write(ran.test_file("03_mul"), ran.read(ran.test_file("03_mul")).replace("== 5", "== 4"))
+    assert ran.doit("all").returncode == 0
+    assert cli(ran, "coverage", "--check").returncode == 0
+    ran.write("graph.toml", ran.read("graph.toml").replace(
+        'deps = ["02_add", "03_mul"]\nrequires = ["core"]',
+        'deps = ["02_add", "03_mul"]\nrequires = ["core", "edge_cases"]'))
+    run = cli(ran, "coverage", "--check")
+    assert run.returncode == 1
+    assert run.stderr == "missing: 04_power: edge_cases (required by graph.toml, no passing test)\n"
+
+
+def test_coverage_credits_covers_marker_and_shows_na(project):
+    project.write("graph.toml", project.read("graph.toml").replace(
+        'requires = ["core"]\n\n[modules.02_add]',
+        'requires = ["core"]\nnot_applicable = ["edge_cases"]\n\n[modules.02_add]'))
+    project.write("tests/04_power/test_edge_cases.py",
+                  "import pytest\nfrom minicalc.power import power\n\n\n"
+                  "@pytest.mark.covers('03_mul')\ndef test_zero_power():\n"
+                  "    assert power(5, 0) == 1.0\n")
+    assert project.doit("all").returncode == 0
+    data = json.loads(cli(project, "coverage", "--format", "json").stdout)
+    assert data["01_numbers"]["edge_cases"] == "n/a"
+    assert data["04_power"]["edge_cases"] == {"passed": 1, "credited_from": {}}
+    assert data["03_mul"]["edge_cases"] == {"passed": 1, "credited_from": {"04_power": 1}}
+    markdown = cli(project, "coverage", "--format", "markdown").stdout.splitlines()
+    assert markdown[0] == "| module | core | edge_cases |"
+    assert markdown[4] == "| 03_mul | 1 | 1 (1 from 04_power) |"
+
+
+def git(project, *args):
+    subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args],
+                   cwd=project.root, check=True, capture_output=True)
+
+
+def test_affected_since_a_revision(project):
+    git(project, "init", "-q")
+    project.write(".gitignore", ".orchestrator/\nminicalc/\n")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "base")
+    assert cli(project, "affected", "--since", "HEAD").stdout == ""
+    project.append(project.source("03_mul"), "# only a demo cell changed\n")
+    assert cli(project, "affected", "--since", "HEAD").stdout == ""
+    project.write(project.source("03_mul"), project.read(project.source("03_mul")).replace(
+        "number(a) * number(b)", "number(b) * number(a)"))
+    project.write("tests/02_add/test_more.py", "def test_more():\n    assert 1 + 1 == 2\n")
+    run = cli(project, "affected", "--since", "HEAD")
+    assert run.stdout.split() == ["test:02_add", "test:03_mul", "test:04_power"]
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "edit")
+    assert cli(project, "affected", "--since", "HEAD~1").stdout.split() == \
+        ["test:02_add", "test:03_mul", "test:04_power"]
+    run = cli(project, "affected", "--since", "HEAD~1", "--run")
+    assert run.returncode == 0
+    assert "Executed 4 out of 4 test targets" in run.stdout  # cold: deps run too
+
+
+def test_affected_graph_entry_and_bad_revision(project):
+    git(project, "init", "-q")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "base")
+    project.write("graph.toml", project.read("graph.toml").replace('title = "Power"',
+                                                                   'title = "Powers"'))
+    assert cli(project, "affected", "--since", "HEAD").stdout.split() == ["test:04_power"]
+    run = cli(project, "affected", "--since", "no-such-rev")
+    assert run.returncode == 3
+    assert run.stderr.startswith("error: git diff --name-only no-such-rev --: fatal:")
