@@ -7,11 +7,10 @@ The logic lives in orchestrator/tasks.py.
 """
 from pathlib import Path
 
-from orchestrator.tasks import Campaign, doit_config
+from orchestrator.tasks import Campaign
 
-ROOT = Path(__file__).resolve().parent
-DOIT_CONFIG = doit_config(ROOT)
-CAMPAIGN = Campaign(ROOT)
+CAMPAIGN = Campaign(Path(__file__).resolve().parent)
+DOIT_CONFIG = CAMPAIGN.doit_config()
 
 
 def task_export():

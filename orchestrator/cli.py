@@ -150,6 +150,12 @@ def status(root):
                      f"{r.duration:.1f}s" if r else "-",
                      age(r.finished) if r else "-"))
     click.echo(table(rows))
+    from .store import flaky_counts
+    offenders = sorted(flaky_counts(graph.root).items(), key=lambda kv: (-kv[1], kv[0]))
+    if offenders:
+        click.echo("\nflaky tests (times they failed, then passed on a retry):")
+        for nodeid, times in offenders:
+            click.echo(f"  {times:>3}  {nodeid}")
 
 
 @main.command()

@@ -99,7 +99,7 @@ class ModuleGraph:
 
 def suggest(name: str, choices) -> str:
     import difflib
-    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
+    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.75)
     return f" (did you mean {', '.join(close)}?)" if close else ""
 
 

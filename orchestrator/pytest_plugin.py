@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 REPORT_ENV = "ORCHESTRATOR_REPORT"
+PARENT_ENV = "ORCHESTRATOR_PARENT_PID"
 
 
 def pytest_configure(config):
@@ -31,7 +33,22 @@ def pytest_configure(config):
     if not runner_started_us and not is_xdist_worker:
         config.pluginmanager.register(ExportGuard(graph, export_all(graph)), "orch-export")
     if runner_started_us and not is_xdist_worker:
+        die_with_parent()
         config.pluginmanager.register(ReportWriter(Path(os.environ[REPORT_ENV])), "orch-report")
+
+
+def die_with_parent() -> None:
+    """If the orchestrator is killed (even SIGKILL), this pytest must not live on and
+    write a report nobody reads, or hold a test hanging forever: ask Linux to kill us
+    with our parent, and check we were not orphaned before asking."""
+    parent = int(os.environ.get(PARENT_ENV, "0"))
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if parent and os.getppid() != parent:
+        os._exit(70)
 
 
 def _graph(config):

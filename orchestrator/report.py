@@ -37,6 +37,7 @@ class Reporter:
         self.status: dict[str, str] = {}           # target -> passed/failed/blocked/cached
         self.blocked_by: dict[str, list[str]] = {}
         self.errors: list[str] = []
+        self.flaky = 0
 
     def write(self, text: str) -> None:
         with self.lock:
@@ -79,8 +80,15 @@ class Reporter:
         if target:
             self.status[target] = "passed"
             result = store.load(self.root, target)
-            self.write(f"PASSED {target} ({result.counts.get('passed', 0)} tests) "
-                       f"in {result.duration:.1f}s\n")
+            took = f"in {result.duration:.1f}s"
+            if result.flaky:
+                self.flaky += 1
+                self.write(f"FLAKY {target} ({len(result.flaky)} of {len(result.tests)} tests "
+                           f"passed only on a retry) {took}\n")
+                for nodeid in result.flaky:
+                    self.write(f"    flaky: {nodeid}\n")
+            else:
+                self.write(f"PASSED {target} ({result.counts.get('passed', 0)} tests) {took}\n")
 
     def add_failure(self, task, fail):
         target = target_of(task)
@@ -120,7 +128,8 @@ class Reporter:
         executed = counts["passed"] + counts["failed"]
         self.write(f"Executed {executed} out of {len(self.selected)} test targets: "
                    f"{counts['passed']} passed, {counts['failed']} failed, "
-                   f"{counts['blocked']} blocked, {counts['cached']} cached\n")
+                   f"{counts['blocked']} blocked, {counts['cached']} cached"
+                   + (f" ({self.flaky} of the passed flaky)" if self.flaky else "") + "\n")
 
     # --- helpers ------------------------------------------------------------------
     def _blocked(self, task, target, fail):

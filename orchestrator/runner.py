@@ -17,36 +17,78 @@ import time
 from pathlib import Path
 
 from .graph import Module, ModuleGraph
-from .pytest_plugin import REPORT_ENV
+from .pytest_plugin import PARENT_ENV, REPORT_ENV
 from .store import Result, state_dir
 
 FAILED_OUTCOMES = ("failed", "error", "xpassed", "not run")
 XDIST_MIN_SECONDS = 10.0   # below this, xdist's ~0.5 s per worker start costs more than it saves
+MARKED_FLAKY_ATTEMPTS = 3  # tests marked flaky (marker or graph.toml) get this many tries
 
 
 def run_module(graph: ModuleGraph, module: Module, inputs: dict[str, str], key: str,
-               pytest_args: list[str], xdist_workers: int = 0) -> Result:
+               pytest_args: list[str], xdist_workers: int = 0,
+               flaky_attempts: int = 1) -> Result:
+    """Run the module's suite; re-run failing tests (see `retryable`) up to the attempts
+    allowed. A test that fails and then passes is FLAKY, never silently PASSED."""
+    log = state_dir(graph.root) / "logs" / f"{module.id}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.unlink(missing_ok=True)
+    result = Result(module=module.id, status="failed", reason="", key=key, inputs=inputs,
+                    log=str(log.relative_to(graph.root)))
+    start = time.perf_counter()
+    report, crash = attempt(graph, module, [module.tests.as_posix()], pytest_args,
+                            xdist_workers, log)
+    judge(result, module, report, crash)
+    tries = 1
+    while not result.passed and (ids := retryable(result, module, flaky_attempts, tries)):
+        tries += 1
+        report, crash = attempt(graph, module, ids, pytest_args, 0, log)
+        if crash or not report.exists():
+            break
+        rerun = json.loads(report.read_text(encoding="utf-8"))["tests"]
+        for nodeid, test in rerun.items():
+            if test["outcome"] == "passed" and nodeid in result.tests:
+                result.tests[nodeid].update(outcome="passed", flaky=True)
+        judge_outcomes(result, module)
+    result.duration = round(time.perf_counter() - start, 3)
+    result.flaky = sorted(n for n, t in result.tests.items() if t.get("flaky"))
+    return result
+
+
+def retryable(result: Result, module: Module, flaky_attempts: int, tries: int) -> list[str]:
+    """Failing test ids that may run once more: every failure while tries < --flaky-attempts;
+    tests marked flaky (pytest marker or graph.toml `flaky`) up to MARKED_FLAKY_ATTEMPTS."""
+    if result.reason.startswith(("crashed", "timed out", "pytest ended", "no test")) or \
+            not result.tests:
+        return []
+    ids = []
+    for failure in result.failures:
+        test = result.tests.get(failure["nodeid"])
+        if test is None:        # a collection error: retrying will not help
+            return []
+        marked = "flaky" in test.get("markers", []) or failure["nodeid"] in module.flaky
+        if tries < flaky_attempts or (marked and tries < MARKED_FLAKY_ATTEMPTS):
+            ids.append(failure["nodeid"])
+    return ids if len(ids) == len(result.failures) else []
+
+
+def attempt(graph: ModuleGraph, module: Module, selection: list[str], pytest_args: list[str],
+            xdist_workers: int, log: Path) -> tuple[Path, str]:
+    """One pytest process over `selection`; (its report path, '' or why it crashed)."""
     state = state_dir(graph.root)
     report = state / "reports" / f"{module.id}.json"
-    log = state / "logs" / f"{module.id}.log"
     basetemp = state / "tmp" / module.id
-    for path in (report, log):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.unlink(missing_ok=True)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.unlink(missing_ok=True)
     shutil.rmtree(basetemp, ignore_errors=True)
-    command = pytest_command(module, basetemp, pytest_args, xdist_workers)
-    env = {**os.environ, REPORT_ENV: str(report)}
-    start = time.perf_counter()
-    crash = _run(command, graph.root, env, log, module.timeout)
-    duration = time.perf_counter() - start
-    result = Result(module=module.id, status="failed", reason="", key=key, inputs=inputs,
-                    duration=round(duration, 3), log=str(log.relative_to(graph.root)))
-    return judge(result, module, report, crash)
+    command = pytest_command(selection, basetemp, pytest_args, xdist_workers)
+    env = {**os.environ, REPORT_ENV: str(report), PARENT_ENV: str(os.getpid())}
+    return report, _run(command, graph.root, env, log, module.timeout)
 
 
-def pytest_command(module: Module, basetemp: Path, pytest_args: list[str],
+def pytest_command(selection: list[str], basetemp: Path, pytest_args: list[str],
                    xdist_workers: int) -> list[str]:
-    command = [sys.executable, "-m", "pytest", module.tests.as_posix(), "-q",
+    command = [sys.executable, "-m", "pytest", *selection, "-q",
                "-p", "no:cacheprovider", f"--basetemp={basetemp}", *pytest_args]
     if xdist_workers > 1:
         command += ["-n", str(xdist_workers)]
@@ -66,7 +108,7 @@ def xdist_workers(last_duration: float | None, doit_workers: int, cores: int) ->
 
 def _run(command, cwd: Path, env, log: Path, timeout: int) -> str:
     """Run pytest; return '' or why the process itself went wrong."""
-    with open(log, "w", encoding="utf-8") as out:
+    with open(log, "a", encoding="utf-8") as out:
         process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out,
                                    stderr=subprocess.STDOUT, start_new_session=True)
         try:
@@ -97,26 +139,33 @@ def judge(result: Result, module: Module, report: Path, crash: str) -> Result:
     except (FileNotFoundError, ValueError):
         return fail("pytest ended without a report (a test may have called os._exit, "
                     f"or pytest could not start); see {result.log}")
-    tests = data["tests"]
-    result.tests = tests
+    result.tests = data["tests"]
+    result.collection_errors = [{"nodeid": e["nodeid"] or module.tests.as_posix(),
+                                 "message": e["message"]} for e in data["collection_errors"]]
+    result.exitstatus = data["exitstatus"]
+    return judge_outcomes(result, module)
+
+
+def judge_outcomes(result: Result, module: Module) -> Result:
+    """Status and reason from the per-test outcomes (after the first run or a retry)."""
+    tests = result.tests
     result.counts = count(tests)
     result.failures = [{"nodeid": n, "message": t.get("message", t["outcome"])}
                        for n, t in tests.items() if t["outcome"] in FAILED_OUTCOMES]
-    for error in data["collection_errors"]:
-        result.failures.append({"nodeid": error["nodeid"] or module.tests.as_posix(),
-                                "message": error["message"]})
+    result.failures += result.collection_errors
     ran = result.counts.get("passed", 0) + result.counts.get("xfailed", 0)
-    if data["collection_errors"]:
-        return fail(f"{len(data['collection_errors'])} error(s) while collecting {module.id}")
-    if data["exitstatus"] == 5 or not tests:
-        return fail(f"no tests collected for {module.id}")
-    if result.failures:
-        return fail(f"{len(result.failures)} of {len(tests)} failed")
-    if data["exitstatus"] != 0:
-        return fail(f"pytest exited with code {data['exitstatus']}; see {result.log}")
-    if ran == 0:
-        return fail(f"no test of {module.id} ran (all {len(tests)} skipped)")
-    result.status = "passed"
+    if result.collection_errors:
+        result.reason = f"{len(result.collection_errors)} error(s) while collecting {module.id}"
+    elif result.exitstatus == 5 or not tests:
+        result.reason = f"no tests collected for {module.id}"
+    elif result.failures:
+        result.reason = f"{len(result.failures)} of {len(tests)} failed"
+    elif result.exitstatus != 0 and not any(t.get("flaky") for t in tests.values()):
+        result.reason = f"pytest exited with code {result.exitstatus}; see {result.log}"
+    elif ran == 0:
+        result.reason = f"no test of {module.id} ran (all {len(tests)} skipped)"
+    else:
+        result.status, result.reason = "passed", ""
     return result
 
 

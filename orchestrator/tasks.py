@@ -9,6 +9,8 @@ not doit's db, is the truth about tests; doit's db only schedules.
 Command-line variables (doit's `name=value` syntax):
   doit all pytest="-x -k core"   extra pytest arguments (part of the cache key)
   doit all strict=1              classroom order: N waits for all of 1..N-1
+  doit all flaky_attempts=3      re-run failing tests up to 3 tries; pass-on-retry is FLAKY
+  doit all lock=fail             refuse (rather than wait) if another run holds the checkout
 """
 from __future__ import annotations
 
@@ -21,35 +23,51 @@ from doit import get_var
 from doit.exceptions import InvalidDodoFile, TaskFailed
 
 from . import export, keys, runner, store
-from .graph import GraphError, ModuleGraph, load
+from .graph import GraphError, ModuleGraph, load, suggest
+from .lock import Busy, RunLock
 from .report import Reporter
 
 
-def doit_config(root: Path) -> dict:
-    store.state_dir(root).mkdir(exist_ok=True)  # doit opens its sqlite db there before loading tasks
-    return {
-        "reporter": Reporter,
-        "default_tasks": ["all"],
-        "backend": "sqlite3",              # doit's default dbm is dbm.dumb here: corrupts under -n
-        "dep_file": str(store.state_dir(root) / "doit.sqlite3"),
-        "par_type": "thread",              # process mode hangs if a worker dies
-        "num_process": os.cpu_count() or 1,
-        "continue": True,                  # a failure blocks only its dependents
-    }
+READ_ONLY_COMMANDS = {"list", "info", "help", "dumpdb", "tabcompletion"}
 
 
 class Campaign:
     """The tasks of one doit invocation over one validated graph."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, argv: list[str] | None = None):
+        argv = sys.argv[1:] if argv is None else argv
         try:
             self.graph: ModuleGraph = load(root)
         except GraphError as e:
             raise InvalidDodoFile(str(e)) from None
         self.root = self.graph.root
+        self.state = store.state_dir(self.root)
+        check_task_names(self.graph, argv)
         self.pytest_args = shlex.split(get_var("pytest", "") or "")
         self.strict = (get_var("strict", "") or "") not in ("", "0", "false", "no")
+        self.flaky_attempts = positive_int("flaky_attempts", get_var("flaky_attempts", "1"))
         self._inputs: dict[str, dict[str, str]] = {}
+        self.lock = RunLock(self.state)
+        if not READ_ONLY_COMMANDS & set(argv):
+            self._claim(wait=(get_var("lock", "wait") or "wait") != "fail")
+
+    def _claim(self, wait: bool) -> None:
+        try:
+            self.lock.acquire(wait=wait, say=lambda m: print(m, file=sys.stderr, flush=True))
+        except Busy as e:
+            raise InvalidDodoFile(str(e)) from None
+        store.check_doit_db(self.root, self.state / "doit.sqlite3")
+
+    def doit_config(self) -> dict:
+        return {
+            "reporter": Reporter,
+            "default_tasks": ["all"],
+            "backend": "sqlite3",          # doit's default dbm is dbm.dumb here: corrupts under -n
+            "dep_file": str(self.state / "doit.sqlite3"),
+            "par_type": "thread",          # process mode hangs if a worker dies
+            "num_process": os.cpu_count() or 1,
+            "continue": True,              # a failure blocks only its dependents
+        }
 
     def export_tasks(self):
         for module in self.graph:
@@ -119,9 +137,25 @@ class Campaign:
         workers = runner.xdist_workers(previous.duration if previous else None,
                                        doit_workers(), os.cpu_count() or 1)
         result = runner.run_module(self.graph, module, inputs, keys.digest(inputs),
-                                   self.pytest_args, workers)
+                                   self.pytest_args, workers, self.flaky_attempts)
         store.save(self.root, result)
+        store.record_flaky(self.root, result.flaky)
         return True if result.passed else TaskFailed(result.reason)
+
+
+def check_task_names(graph: ModuleGraph, argv: list[str]) -> None:
+    """`doit test:99_nothing` -> one line naming the closest real tasks."""
+    for arg in argv:
+        kind, colon, name = arg.partition(":")
+        if colon and kind in ("test", "export") and name not in graph.modules:
+            close = suggest(name, graph.modules).replace("(did you mean ", f"(did you mean {kind}:")
+            raise InvalidDodoFile(f"unknown task '{arg}'{close.replace(', ', f', {kind}:')}")
+
+
+def positive_int(name: str, value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise InvalidDodoFile(f"{name}={value}: expected a whole number >= 1")
+    return int(value)
 
 
 def doit_workers(argv: list[str] | None = None) -> int:

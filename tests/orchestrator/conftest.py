@@ -9,6 +9,7 @@ orchestrator must drive it exactly as it drives the shipped curriculum.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -90,6 +91,35 @@ TESTS = {
 }
 
 
+STATUS_LINE = re.compile(r"^(\(cached\) PASSED|PASSED|FLAKY|FAILED|BLOCKED) (\d\d_\w+)")
+
+
+class DoitRun:
+    """A finished command, with the reporter's lines parsed."""
+
+    def __init__(self, completed: subprocess.CompletedProcess):
+        self.returncode = completed.returncode
+        self.stdout, self.stderr = completed.stdout, completed.stderr
+
+    @property
+    def statuses(self) -> dict[str, str]:
+        """{module: 'PASSED' | '(cached) PASSED' | 'FLAKY' | 'FAILED' | 'BLOCKED'}, in print order."""
+        found = {}
+        for line in self.stdout.splitlines():
+            match = STATUS_LINE.match(line)
+            if match:
+                found[match.group(2)] = match.group(1)
+        return found
+
+    @property
+    def executed(self) -> set[str]:
+        return {m for m, s in self.statuses.items() if s in ("PASSED", "FLAKY", "FAILED")}
+
+    @property
+    def summary(self) -> str:
+        return [l for l in self.stdout.splitlines() if l.startswith("Executed ")][-1]
+
+
 class Project:
     """A minicalc checkout in a temp dir, with helpers to edit it and run doit."""
 
@@ -115,12 +145,21 @@ class Project:
     def append(self, relative: str, text: str) -> None:
         self.write(relative, self.read(relative) + text)
 
-    def run(self, *args: str, tool: str = "doit", timeout: int = 300):
-        command = [sys.executable, "-m", tool, *args]
+    def env(self) -> dict[str, str]:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         env.pop("ORCHESTRATOR_REPORT", None)
-        return subprocess.run(command, cwd=self.root, env=env, capture_output=True,
-                              text=True, timeout=timeout)
+        return env
+
+    def run(self, *args: str, tool: str = "doit", timeout: int = 300) -> DoitRun:
+        command = [sys.executable, "-m", tool, *args]
+        return DoitRun(subprocess.run(command, cwd=self.root, env=self.env(),
+                                      capture_output=True, text=True, timeout=timeout))
+
+    def start(self, *args: str) -> subprocess.Popen:
+        """doit in the background, for tests that interrupt or race it."""
+        return subprocess.Popen([sys.executable, "-m", "doit", *args], cwd=self.root,
+                                env=self.env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
 
     def doit(self, *args: str):
         return self.run(*args)

@@ -6,27 +6,6 @@ import re
 
 import pytest
 
-STATUS_LINE = re.compile(r"^(\(cached\) PASSED|PASSED|FAILED|BLOCKED) (\d\d_\w+)")
-
-
-def statuses(run) -> dict[str, str]:
-    """{module: 'PASSED' | '(cached) PASSED' | 'FAILED' | 'BLOCKED'} from doit's output."""
-    found = {}
-    for line in run.stdout.splitlines():
-        match = STATUS_LINE.match(line)
-        if match:
-            found[match.group(2)] = match.group(1)
-    return found
-
-
-def executed(run) -> set[str]:
-    return {m for m, s in statuses(run).items() if s in ("PASSED", "FAILED")}
-
-
-def summary(run) -> str:
-    return [l for l in run.stdout.splitlines() if l.startswith("Executed ")][-1]
-
-
 ALL = {"01_numbers", "02_add", "03_mul", "04_power"}
 
 
@@ -41,11 +20,11 @@ def warm(project):
 def test_cold_run_passes_everything_in_dependency_order(project):
     run = project.doit("all")
     assert run.returncode == 0, run.stdout + run.stderr
-    assert statuses(run) == {m: "PASSED" for m in ALL}
-    order = [m for m in statuses(run)]
+    assert run.statuses == {m: "PASSED" for m in ALL}
+    order = [m for m in run.statuses]
     assert order.index("01_numbers") < order.index("02_add") < order.index("04_power")
     assert order.index("03_mul") < order.index("04_power")
-    assert summary(run) == "Executed 4 out of 4 test targets: 4 passed, 0 failed, 0 blocked, 0 cached"
+    assert run.summary == "Executed 4 out of 4 test targets: 4 passed, 0 failed, 0 blocked, 0 cached"
     assert re.search(r"^PASSED 02_add \(1 tests\) in \d+\.\ds$", run.stdout, re.M)
     result = json.loads(project.read(".orchestrator/results/02_add.json"))
     assert result["status"] == "passed" and result["counts"] == {"passed": 1}
@@ -56,16 +35,16 @@ def test_second_run_is_cached_and_starts_no_pytest(warm):
     stamps = {p.name: p.stat().st_mtime_ns for p in logs.iterdir()}
     run = warm.doit("all")
     assert run.returncode == 0
-    assert statuses(run) == {m: "(cached) PASSED" for m in ALL}
-    assert summary(run) == "Executed 0 out of 4 test targets: 0 passed, 0 failed, 0 blocked, 4 cached"
+    assert run.statuses == {m: "(cached) PASSED" for m in ALL}
+    assert run.summary == "Executed 0 out of 4 test targets: 0 passed, 0 failed, 0 blocked, 4 cached"
     assert {p.name: p.stat().st_mtime_ns for p in logs.iterdir()} == stamps
 
 
 def test_one_target_runs_only_its_closure(project):
     run = project.doit("test:02_add")
     assert run.returncode == 0, run.stdout + run.stderr
-    assert statuses(run) == {"01_numbers": "PASSED", "02_add": "PASSED"}
-    assert summary(run).startswith("Executed 2 out of 2 test targets")
+    assert run.statuses == {"01_numbers": "PASSED", "02_add": "PASSED"}
+    assert run.summary.startswith("Executed 2 out of 2 test targets")
 
 
 def test_failure_blocks_dependents_only(warm):
@@ -73,22 +52,22 @@ def test_failure_blocks_dependents_only(warm):
                 "\n\ndef test_broken():\n    assert 1 + 1 == 3, 'arithmetic is broken'\n")
     run = warm.doit("-n", "2", "all")
     assert run.returncode != 0
-    assert statuses(run) == {"01_numbers": "(cached) PASSED", "03_mul": "(cached) PASSED",
+    assert run.statuses == {"01_numbers": "(cached) PASSED", "03_mul": "(cached) PASSED",
                              "02_add": "FAILED", "04_power": "BLOCKED"}
     assert "FAILED 02_add: 1 of 2 failed" in run.stdout
     assert ("tests/02_add/test_add_core.py::test_broken: AssertionError: arithmetic is broken"
             in run.stdout)
     assert "BLOCKED 04_power (by 02_add)" in run.stdout
-    assert summary(run) == "Executed 1 out of 4 test targets: 0 passed, 1 failed, 1 blocked, 2 cached"
+    assert run.summary == "Executed 1 out of 4 test targets: 0 passed, 1 failed, 1 blocked, 2 cached"
     again = warm.doit("all")  # a failed run is never cached
-    assert statuses(again)["02_add"] == "FAILED"
+    assert again.statuses["02_add"] == "FAILED"
 
 
 def test_failure_at_the_root_blocks_everything_but_independent_branches_run(project):
     project.append(project.test_file("01_numbers"), "\n\ndef test_broken():\n    assert False\n")
     project.append(project.test_file("02_add"), "\n\ndef test_broken():\n    assert False\n")
     run = project.doit("-n", "2", "all")
-    assert statuses(run) == {"01_numbers": "FAILED", "02_add": "BLOCKED",
+    assert run.statuses == {"01_numbers": "FAILED", "02_add": "BLOCKED",
                              "03_mul": "BLOCKED", "04_power": "BLOCKED"}
     assert "BLOCKED 04_power (by 01_numbers)" in run.stdout
     assert run.returncode != 0
@@ -97,7 +76,7 @@ def test_failure_at_the_root_blocks_everything_but_independent_branches_run(proj
 def test_independent_branch_still_runs_after_a_failure(project):
     project.append(project.test_file("02_add"), "\n\ndef test_broken():\n    assert False\n")
     run = project.doit("all")
-    assert statuses(run) == {"01_numbers": "PASSED", "02_add": "FAILED", "03_mul": "PASSED",
+    assert run.statuses == {"01_numbers": "PASSED", "02_add": "FAILED", "03_mul": "PASSED",
                              "04_power": "BLOCKED"}
 
 
@@ -107,35 +86,35 @@ def test_source_edit_reruns_the_module_and_its_dependents(warm):
                                                         "return number(b) * number(a)"))
     run = warm.doit("all")
     assert run.returncode == 0
-    assert executed(run) == {"03_mul", "04_power"}
+    assert run.executed == {"03_mul", "04_power"}
 
 
 def test_test_edit_reruns_only_that_module(warm):
     warm.append(warm.test_file("01_numbers"), "\n\ndef test_more():\n    assert 1 == 1.0\n")
-    assert executed(warm.doit("all")) == {"01_numbers"}
+    assert warm.doit("all").executed == {"01_numbers"}
 
 
 def test_non_exported_cell_edit_reruns_nothing(warm):
     warm.append(warm.source("01_numbers"), "print('another demo line')\n")
     run = warm.doit("all")
-    assert executed(run) == set()
-    assert statuses(run) == {m: "(cached) PASSED" for m in ALL}
+    assert run.executed == set()
+    assert run.statuses == {m: "(cached) PASSED" for m in ALL}
 
 
 def test_graph_entry_edit_reruns_that_module(warm):
     warm.write("graph.toml", warm.read("graph.toml").replace('title = "Addition"',
                                                              'title = "Adding"'))
-    assert executed(warm.doit("all")) == {"02_add"}
+    assert warm.doit("all").executed == {"02_add"}
 
 
 def test_conftest_above_tests_reruns_everything(warm):
     warm.write("tests/conftest.py", "# shared fixtures\n")
-    assert executed(warm.doit("all")) == ALL
+    assert warm.doit("all").executed == ALL
 
 
 def test_pytest_args_are_part_of_the_key(warm):
-    assert executed(warm.doit("all", "pytest=-x")) == ALL
-    assert executed(warm.doit("all", "pytest=-x")) == set()
+    assert warm.doit("all", "pytest=-x").executed == ALL
+    assert warm.doit("all", "pytest=-x").executed == set()
 
 
 def test_hand_edited_export_fails_the_export_and_blocks(warm):
@@ -171,7 +150,7 @@ def test_independent_modules_run_at_the_same_time(project):
 def test_strict_mode_waits_for_every_earlier_module(project):
     project.append(project.test_file("02_add"), "\n\ndef test_broken():\n    assert False\n")
     run = project.doit("all", "strict=1")
-    assert statuses(run)["03_mul"] == "BLOCKED"  # 03 does not use 02, but strict order says wait
+    assert run.statuses["03_mul"] == "BLOCKED"  # 03 does not use 02, but strict order says wait
 
 
 def test_unknown_task_is_one_clear_line(project):

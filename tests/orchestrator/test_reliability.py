@@ -1,0 +1,153 @@
+"""Faults the orchestrator survives: kills, interrupts, concurrent runs, corrupt state, crashes, flakes."""
+from __future__ import annotations
+
+import signal
+import time
+
+from orchestrator.lock import RunLock
+
+
+SLOW_TEST = ("import time, pathlib\n\n\ndef test_slow():\n    time.sleep({seconds})\n"
+             "    pathlib.Path('{marker}').write_text('finished')\n")
+
+
+def wait_for(path, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def test_sigkill_keeps_finished_targets_and_kills_running_pytest(project):
+    marker = project.root / "slow.finished"
+    project.write("tests/03_mul/test_slow.py", SLOW_TEST.format(seconds=4, marker=marker))
+    doit = project.start("-n", "2", "all")
+    wait_for(project.root / ".orchestrator/results/02_add.json")
+    time.sleep(0.5)                      # 03_mul's pytest is now inside its 4 s sleep
+    doit.send_signal(signal.SIGKILL)
+    doit.communicate()
+    time.sleep(5)
+    assert not marker.exists(), "the orphaned pytest of 03_mul kept running after SIGKILL"
+    assert not (project.root / ".orchestrator/results/03_mul.json").exists()
+    project.write("tests/03_mul/test_slow.py", SLOW_TEST.format(seconds=0, marker=marker))
+    run = project.doit("all")
+    assert run.returncode == 0, run.stdout
+    assert run.statuses == {"01_numbers": "(cached) PASSED", "02_add": "(cached) PASSED",
+                             "03_mul": "PASSED", "04_power": "PASSED"}
+
+
+def test_ctrl_c_keeps_finished_targets(project):
+    marker = project.root / "slow.finished"
+    project.write("tests/03_mul/test_slow.py", SLOW_TEST.format(seconds=4, marker=marker))
+    doit = project.start("-n", "2", "all")
+    wait_for(project.root / ".orchestrator/results/02_add.json")
+    time.sleep(0.5)
+    doit.send_signal(signal.SIGINT)
+    doit.communicate(timeout=60)
+    assert doit.returncode != 0
+    result = project.root / ".orchestrator/results/03_mul.json"
+    assert not result.exists() or '"status": "failed"' in result.read_text()
+    run = project.doit("all")
+    assert run.executed == {"03_mul", "04_power"}
+
+
+def test_second_run_refuses_or_waits_while_the_first_holds_the_lock(project):
+    lock = RunLock(project.root / ".orchestrator")
+    lock.acquire()
+    try:
+        refused = project.doit("all", "lock=fail")
+        assert refused.returncode == 3
+        assert refused.stderr.startswith("ERROR: another run is in progress (pid ")
+        assert len(refused.stderr.strip().splitlines()) == 1
+        waiting = project.start("all")
+        time.sleep(2)
+        assert waiting.poll() is None, "the second run did not wait for the lock"
+    finally:
+        lock.release()
+    out, _ = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0
+    assert "another run is in progress" in out and "waiting for it to finish" in out
+    assert "Executed 4 out of 4 test targets: 4 passed" in out
+    listing = project.doit("list")  # read-only commands never wait
+    assert listing.returncode == 0
+
+
+def test_corrupt_result_is_set_aside_and_recomputed(project):
+    assert project.doit("all").returncode == 0
+    (project.root / ".orchestrator/results/02_add.json").write_text('{"module": "02_add", "st')
+    run = project.doit("all")
+    assert run.returncode == 0
+    assert "warning: .orchestrator/results/02_add.json was unreadable; set aside as " \
+           ".orchestrator/corrupt/02_add.json." in run.stderr
+    assert "02_add will run again" in run.stderr
+    assert run.executed == {"02_add"}
+    assert len(list((project.root / ".orchestrator/corrupt").iterdir())) == 1
+
+
+def test_corrupt_doit_db_is_set_aside(project):
+    assert project.doit("all").returncode == 0
+    (project.root / ".orchestrator/doit.sqlite3").write_bytes(b"this is not sqlite" * 100)
+    run = project.doit("all")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "doit.sqlite3 was unreadable" in run.stderr
+    assert run.summary == "Executed 0 out of 4 test targets: 0 passed, 0 failed, 0 blocked, 4 cached"
+
+
+def test_crash_fails_one_module_and_independent_branches_go_on(project):
+    project.write(project.test_file("02_add"), "import os, signal\n\n\ndef test_crash():\n"
+                                               "    os.kill(os.getpid(), signal.SIGSEGV)\n")
+    run = project.doit("-n", "2", "all")
+    assert "FAILED 02_add: crashed: pytest was killed by SIGSEGV" in run.stdout
+    assert run.statuses == {"01_numbers": "PASSED", "02_add": "FAILED", "03_mul": "PASSED",
+                             "04_power": "BLOCKED"}
+
+
+FLAKY_TEST = ("import pathlib\n\nCOUNTER = pathlib.Path('{counter}')\n\n\n{marker}"
+              "def test_sometimes():\n"
+              "    tries = int(COUNTER.read_text()) + 1 if COUNTER.exists() else 1\n"
+              "    COUNTER.write_text(str(tries))\n"
+              "    assert tries >= 2, 'fails on the first try only'\n")
+
+
+def test_flaky_attempts_reports_flaky_not_passed(project):
+    counter = project.root / "counter"
+    project.write("tests/02_add/test_flaky.py", FLAKY_TEST.format(counter=counter, marker=""))
+    failed = project.doit("all")
+    assert failed.statuses["02_add"] == "FAILED"
+    counter.unlink()
+    run = project.doit("all", "flaky_attempts=2")
+    assert run.returncode == 0, run.stdout
+    assert "FLAKY 02_add (1 of 2 tests passed only on a retry)" in run.stdout
+    assert "    flaky: tests/02_add/test_flaky.py::test_sometimes" in run.stdout
+    assert "(1 of the passed flaky)" in run.summary
+    status = project.orchestrator("status").stdout
+    assert "flaky tests (times they failed, then passed on a retry):" in status
+    assert "    1  tests/02_add/test_flaky.py::test_sometimes" in status
+
+
+def test_marked_flaky_tests_are_retried_automatically(project):
+    counter = project.root / "counter"
+    project.write("tests/02_add/test_flaky.py",
+                  "import pytest\n" + FLAKY_TEST.format(counter=counter,
+                                                        marker="@pytest.mark.flaky\n"))
+    project.write("pyproject.toml", project.read("pyproject.toml").replace(
+        '[tool.pytest.ini_options]\n', '[tool.pytest.ini_options]\nmarkers = ["flaky: retried"]\n'))
+    run = project.doit("all")
+    assert run.returncode == 0, run.stdout
+    assert "FLAKY 02_add" in run.stdout
+
+
+def test_a_real_failure_is_never_flaky(project):
+    project.append(project.test_file("02_add"), "\n\ndef test_broken():\n    assert 1 == 2\n")
+    run = project.doit("all", "flaky_attempts=3")
+    assert run.statuses["02_add"] == "FAILED"
+    assert "FLAKY" not in run.stdout
+
+
+def test_unknown_task_suggests_the_closest(project):
+    run = project.doit("test:03_mull")
+    assert run.returncode == 3
+    assert run.stderr.strip() == "ERROR: unknown task 'test:03_mull' (did you mean test:03_mul?)"
+    bad = project.doit("all", "flaky_attempts=zero")
+    assert bad.returncode == 3
+    assert bad.stderr.strip() == "ERROR: flaky_attempts=zero: expected a whole number >= 1"
