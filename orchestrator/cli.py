@@ -128,6 +128,49 @@ def affected(root, since, run_them):
         raise SystemExit(subprocess.call(doit, cwd=g.root))
 
 
+@main.command("ci-matrix")
+@click.option("--since", help="Only the targets affected since this git revision.")
+@click.pass_obj
+def ci_matrix(root, since):
+    """A GitHub Actions matrix (JSON): one job per independent branch of the graph."""
+    from .affected import GitError, affected as find
+    from .ci_matrix import matrix_json
+    g = load_graph(root)
+    try:
+        selected = find(g, since) if since else list(g.modules)
+    except GitError as e:
+        raise UserError(str(e)) from None
+    click.echo(matrix_json(g, selected))
+
+
+@main.group()
+def cache():
+    """Share passing results across machines through a directory, keyed by content."""
+
+
+@cache.command("export")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.pass_obj
+def cache_export(root, directory):
+    """Copy every passing result into DIRECTORY (one file per content key)."""
+    from .remote_cache import export_results
+    done = export_results(load_graph(root), directory)
+    click.echo(f"exported {len(done)} passing results to {directory}")
+
+
+@cache.command("import")
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.pass_obj
+def cache_import(root, directory):
+    """Install results from DIRECTORY whose key equals the current key of their module."""
+    from .remote_cache import import_results
+    outcome = import_results(load_graph(root), directory)
+    for mid, what in outcome.items():
+        click.echo(f"{mid}: {what}")
+    imported = sum(1 for w in outcome.values() if w == "imported")
+    click.echo(f"imported {imported} of {len(outcome)} results")
+
+
 def resolve(graph: ModuleGraph, name: str) -> str:
     try:
         return graph.resolve(name.removeprefix("test:"))

@@ -38,7 +38,7 @@ def run_module(graph: ModuleGraph, module: Module, inputs: dict[str, str], key: 
     start = time.perf_counter()
     report, crash = attempt(graph, module, [module.tests.as_posix()], pytest_args,
                             xdist_workers, log)
-    judge(result, module, report, crash)
+    judge(result, module, report, crash, log)
     tries = 1
     while not result.passed and (ids := retryable(result, module, flaky_attempts, tries)):
         tries += 1
@@ -81,6 +81,7 @@ def attempt(graph: ModuleGraph, module: Module, selection: list[str], pytest_arg
     report.parent.mkdir(parents=True, exist_ok=True)
     report.unlink(missing_ok=True)
     shutil.rmtree(basetemp, ignore_errors=True)
+    basetemp.parent.mkdir(parents=True, exist_ok=True)
     command = pytest_command(selection, basetemp, pytest_args, xdist_workers)
     env = {**os.environ, REPORT_ENV: str(report), PARENT_ENV: str(os.getpid())}
     return report, _run(command, graph.root, env, log, module.timeout)
@@ -127,7 +128,7 @@ def _run(command, cwd: Path, env, log: Path, timeout: int) -> str:
     return ""
 
 
-def judge(result: Result, module: Module, report: Path, crash: str) -> Result:
+def judge(result: Result, module: Module, report: Path, crash: str, log: Path) -> Result:
     def fail(reason: str) -> Result:
         result.reason = reason
         return result
@@ -138,7 +139,7 @@ def judge(result: Result, module: Module, report: Path, crash: str) -> Result:
         data = json.loads(report.read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError):
         return fail("pytest ended without a report (a test may have called os._exit, "
-                    f"or pytest could not start); see {result.log}")
+                    f"or pytest could not start): {last_line(log)}")
     result.tests = data["tests"]
     result.collection_errors = [{"nodeid": e["nodeid"] or module.tests.as_posix(),
                                  "message": e["message"]} for e in data["collection_errors"]]
@@ -167,6 +168,15 @@ def judge_outcomes(result: Result, module: Module) -> Result:
     else:
         result.status, result.reason = "passed", ""
     return result
+
+
+def last_line(log: Path) -> str:
+    try:
+        lines = [l for l in log.read_text(encoding="utf-8", errors="replace").splitlines()
+                 if l.strip()]
+    except FileNotFoundError:
+        return "no output"
+    return lines[-1].strip()[:300] if lines else "no output"
 
 
 def count(tests: dict[str, dict]) -> dict[str, int]:

@@ -22,6 +22,8 @@
 #| export
 """Layers: the Module base class (parameters, train/eval, zero_grad), Linear, Dropout
 and Sequential."""
+import numbers
+
 import numpy as np
 
 from tinytorch.core.tensor import Tensor
@@ -193,7 +195,7 @@ class Dropout(Module):
     """Zero each value with probability p while training, scaling the rest by 1/(1-p)."""
 
     def __init__(self, p=0.5, seed=None):
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
             raise ValueError(f"Dropout: p must be a number in [0, 1), got {p!r}")
         self.p = float(p)
         self.rng = make_rng(seed)
@@ -201,6 +203,9 @@ class Dropout(Module):
     def forward(self, x):
         if not self.training or self.p == 0:
             return x
+        if x.dtype.kind != "f":
+            # 1/(1-p) cannot be represented in an integer tensor: refuse, don't truncate
+            raise TypeError(f"Dropout needs a floating-point input, got {x.dtype}")
         keep = self.rng.random(x.shape) >= self.p
         return x * Tensor(keep / (1 - self.p), dtype=x.dtype)
 

@@ -40,6 +40,9 @@ from tinytorch.core.tensor import Tensor
 def _check_prediction(loss, pred):
     if not isinstance(pred, Tensor):
         raise TypeError(f"{loss}: the prediction must be a Tensor, got {type(pred).__name__}")
+    if pred.size == 0:
+        # the mean over no samples is undefined: say so rather than return NaN
+        raise ValueError(f"{loss}: empty batch (prediction shape {pred.shape})")
 
 
 def _target_like(loss, pred, target):
