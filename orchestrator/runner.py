@@ -96,11 +96,19 @@ def pytest_command(selection: list[str], basetemp: Path, pytest_args: list[str],
     return command
 
 
-def xdist_workers(last_duration: float | None, doit_workers: int, cores: int) -> int:
+XDIST_MODES = ("policy", "never", "always")
+
+
+def xdist_workers(last_duration: float | None, doit_workers: int, cores: int,
+                  mode: str = "policy") -> int:
     """The shipped xdist policy (see README): only long suites, only with spare cores.
 
     Measured on 2 cores: a pytest-xdist worker costs ~0.5 s to start, and xdist
     inside parallel doit tasks was slower than plain pytest per module."""
+    if mode == "never":
+        return 0
+    if mode == "always":
+        return max(cores, 2)
     spare = cores // max(doit_workers, 1)
     if last_duration is None or last_duration < XDIST_MIN_SECONDS or spare < 2:
         return 0

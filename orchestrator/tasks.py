@@ -11,6 +11,7 @@ Command-line variables (doit's `name=value` syntax):
   doit all strict=1              classroom order: N waits for all of 1..N-1
   doit all flaky_attempts=3      re-run failing tests up to 3 tries; pass-on-retry is FLAKY
   doit all lock=fail             refuse (rather than wait) if another run holds the checkout
+  doit all xdist=never|always    override the xdist policy (benchmarks compare the three)
 """
 from __future__ import annotations
 
@@ -46,6 +47,10 @@ class Campaign:
         self.pytest_args = shlex.split(get_var("pytest", "") or "")
         self.strict = (get_var("strict", "") or "") not in ("", "0", "false", "no")
         self.flaky_attempts = positive_int("flaky_attempts", get_var("flaky_attempts", "1"))
+        self.xdist = get_var("xdist", "policy") or "policy"
+        if self.xdist not in runner.XDIST_MODES:
+            raise InvalidDodoFile(f"xdist={self.xdist}: expected one of "
+                                  f"{', '.join(runner.XDIST_MODES)}")
         self._inputs: dict[str, dict[str, str]] = {}
         self.lock = RunLock(self.state)
         if not READ_ONLY_COMMANDS & set(argv):
@@ -135,7 +140,7 @@ class Campaign:
             keys.inputs(self.graph, module, self.pytest_args)
         previous = store.load(self.root, module_id)
         workers = runner.xdist_workers(previous.duration if previous else None,
-                                       doit_workers(), os.cpu_count() or 1)
+                                       doit_workers(), os.cpu_count() or 1, self.xdist)
         result = runner.run_module(self.graph, module, inputs, keys.digest(inputs),
                                    self.pytest_args, workers, self.flaky_attempts)
         store.save(self.root, result)

@@ -256,7 +256,10 @@ class Tensor:
         return self.data.item()
 
     def __array__(self, dtype=None, copy=None):
-        return self.data if dtype is None else self.data.astype(dtype)
+        # numpy asks for copy=True in np.array(t): honour it, or the caller's array
+        # would alias the tensor's data
+        array = self.data if dtype is None else self.data.astype(dtype, copy=False)
+        return array.copy() if copy else array
 
     def __len__(self):
         if self.ndim == 0:

@@ -139,7 +139,9 @@ class GELU(Activation):
     SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 
     def forward(self, x):
-        inner = self.SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)
+        # Beyond |x| = 10 the tanh is saturated (inner > 54), so the cube may use a
+        # clipped x: the result is unchanged and x ** 3 cannot overflow float32.
+        inner = self.SQRT_2_OVER_PI * (x + 0.044715 * x.clip(-10, 10) ** 3)
         return 0.5 * x * (1 + Tanh()(inner))
 
 # %% [markdown]
@@ -165,7 +167,10 @@ class GELU(Activation):
 #| export
 def _shifted_by_max(x, dim):
     """x minus its max along `dim`: every entry <= 0, the largest exactly 0."""
-    return x - x.max(axis=dim, keepdims=True).detach()
+    # Scores spanning more than float32's range give -inf here, which is the right
+    # answer (exp(-inf) = 0): that overflow is expected, not an error.
+    with np.errstate(over="ignore"):
+        return x - x.max(axis=dim, keepdims=True).detach()
 
 
 class Softmax(Activation):
@@ -175,6 +180,8 @@ class Softmax(Activation):
         self.dim = dim
 
     def forward(self, x):
+        if x.size == 0:               # nothing to normalise (max of an empty axis is undefined)
+            return x * 1.0
         exps = _shifted_by_max(x, self.dim).exp()
         return exps / exps.sum(axis=self.dim, keepdims=True)
 
@@ -189,6 +196,8 @@ class LogSoftmax(Activation):
         self.dim = dim
 
     def forward(self, x):
+        if x.size == 0:
+            return x * 1.0
         shifted = _shifted_by_max(x, self.dim)
         return shifted - shifted.exp().sum(axis=self.dim, keepdims=True).log()
 
