@@ -1,0 +1,313 @@
+# %% [markdown]
+# # Module 09: Spatial layers (CNNs)
+#
+# A `Linear` layer connects every input to every output: for a 32x32 RGB image
+# that is 3,072 weights per output unit, and what it learns about a cat in the top
+# left corner tells it nothing about a cat in the bottom right. A **convolution**
+# slides one small filter (say 3x3) over the whole image instead: few weights,
+# shared by every position, so a feature learned in one place is found
+# everywhere. **Pooling** then shrinks the image, keeping the strongest (or the
+# average) response in each small window.
+#
+# This module builds `Conv2d`, `MaxPool2d`, `AvgPool2d` and `Flatten` as `Module`s
+# (module 03). They need no backward rules of their own: each is written with
+# Tensor operations that module 05 already differentiates (indexing, matmul,
+# reshape, max, mean), so their gradients come for free and are exactly right.
+# (Importing this module imports module 05, which installs those rules.)
+#
+# Shapes follow PyTorch: images are **(N, C, H, W)**: batch, channels, height, width.
+
+# %%
+#| default_exp core.spatial
+
+# %%
+#| export
+"""Spatial layers: Conv2d (im2col + one matmul), MaxPool2d, AvgPool2d, Flatten.
+
+Built from Tensor operations that autograd already differentiates, so gradients
+need no rules of their own. Images are (N, C, H, W)."""
+import math
+from functools import lru_cache
+
+import numpy as np
+
+import tinytorch.core.autograd  # noqa: F401  (installs the gradient rules these layers train with)
+from tinytorch.core.layers import Module, make_rng
+from tinytorch.core.tensor import Tensor
+
+# %% [markdown]
+# ## Output size
+#
+# A window of `k` pixels moved in steps of `stride` over `size` pixels (after
+# adding `padding` zeros on each side) fits
+#
+# `out = (size + 2 * padding - k) // stride + 1`
+#
+# times. With `k = 3, padding = 1, stride = 1` the output is as large as the input
+# ("same" padding); with `k = 2, stride = 2` it is half as large (pooling).
+
+# %%
+#| export
+def _pair(value, name, minimum=1):
+    """An int or an (h, w) pair of ints, as a pair; each at least `minimum`."""
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer))
+                             or v < minimum for v in pair):
+        raise ValueError(f"{name} must be an int >= {minimum} or a pair of them, got {value!r}")
+    return tuple(int(v) for v in pair)
+
+
+def output_size(size, kernel, stride=1, padding=0):
+    """How many positions a window of `kernel` pixels takes along `size` pixels."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _check_images(layer, x, channels=None):
+    """x must be a (N, C, H, W) Tensor, with C == channels when given."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{layer} expects a Tensor, got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"{layer} expects images of shape (N, C, H, W), got shape {x.shape}")
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f"{layer} expects {channels} input channels, got shape {x.shape} "
+                         f"with {x.shape[1]}")
+
+# %% [markdown]
+# ## im2col: every window as a column
+#
+# A convolution computes, at every output position, a dot product between the
+# filter and the image window under it. If we copy each window into a column of a
+# matrix (*im2col*, "image to columns"), all those dot products become **one
+# matrix multiplication**, which numpy runs in optimized BLAS code with no Python
+# loop over pixels, positions or images.
+#
+# For one image of shape (C, H, W), the column for output position `(oh, ow)`
+# holds the `C * kh * kw` values of its window, ordered channel, window row,
+# window column: the same order as a filter of shape (C, kh, kw) flattened. So:
+#
+# `columns (C*kh*kw, Ho*Wo)`, `filters (out, C*kh*kw)`, `filters @ columns = (out, Ho*Wo)`.
+#
+# **How we build it.** `window_indices` computes, with numpy broadcasting, the
+# position in the flattened image `C*H*W` of every entry of every window; it
+# depends only on the shapes, so it is computed once per shape and cached. Then
+# the columns of a whole batch are a single fancy-indexing step,
+# `x.reshape(N, C*H*W)[:, index]`. Indexing is a Tensor operation with a backward
+# rule (module 05): the gradient of each column entry is added back to the pixel
+# it came from, and a pixel that appears in several windows collects all of them.
+#
+# **Padding** adds zeros around the image. There is no "pad" Tensor operation, so
+# window entries that fall in the padding read any pixel (the nearest one) and are
+# then multiplied by 0: `inside` is a 0/1 mask of the entries that lie inside the
+# image. Multiplying by a constant is an ordinary `mul`, and the gradient of the
+# masked entries is 0, exactly as for real zero padding. Whenever the padding is
+# smaller than the kernel, the nearest pixel lies in the same window, so a NaN or
+# inf pixel only reaches outputs whose window contains it anyway (an inf pixel
+# there gives nan rather than inf, since `inf * 0 = nan`).
+
+# %%
+#| export
+@lru_cache(maxsize=128)
+def window_indices(channels, height, width, kernel, stride, padding):
+    """Flat indices into a (C*H*W) image of every window entry, and a mask of the
+    entries inside the image (not in the zero padding); both (C*kh*kw, Ho*Wo)."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    ho, wo = output_size(height, kh, sh, ph), output_size(width, kw, sw, pw)
+    rows = np.arange(kh)[:, None] + sh * np.arange(ho) - ph     # (kh, Ho): image row
+    cols = np.arange(kw)[:, None] + sw * np.arange(wo) - pw     # (kw, Wo): image column
+    rows = rows[None, :, None, :, None]                          # (1, kh, 1, Ho, 1)
+    cols = cols[None, None, :, None, :]                          # (1, 1, kw, 1, Wo)
+    channel = np.arange(channels)[:, None, None, None, None]     # (C, 1, 1, 1, 1)
+    inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+    nearest = np.clip(rows, 0, height - 1) * width + np.clip(cols, 0, width - 1)
+    index = channel * (height * width) + nearest                 # (C, kh, kw, Ho, Wo)
+    shape = (channels * kh * kw, ho * wo)
+    inside = np.broadcast_to(inside, index.shape).reshape(shape)
+    index, inside = index.reshape(shape), inside.astype(np.float32)
+    index.flags.writeable = inside.flags.writeable = False       # cached: never modify
+    return index, inside
+
+
+def _check_fits(layer, x, kernel, padding):
+    (h, w), (kh, kw), (ph, pw) = x.shape[2:], kernel, padding
+    if kh > h + 2 * ph or kw > w + 2 * pw:
+        raise ValueError(f"{layer}: kernel {kh}x{kw} is larger than the {h}x{w} input "
+                         f"(padded to {h + 2 * ph}x{w + 2 * pw})")
+
+
+def im2col(x, kernel_size, stride=1, padding=0):
+    """(N, C, H, W) images -> (N, C*kh*kw, Ho*Wo): each window as a column."""
+    _check_images("im2col", x)
+    kernel, stride = _pair(kernel_size, "kernel_size"), _pair(stride, "stride")
+    padding = _pair(padding, "padding", minimum=0)
+    _check_fits("im2col", x, kernel, padding)
+    n, c, h, w = x.shape
+    index, inside = window_indices(c, h, w, kernel, stride, padding)
+    columns = x.reshape(n, c * h * w)[:, index]
+    return columns * inside if padding != (0, 0) else columns
+
+# %% [markdown]
+# ## Conv2d
+#
+# `out_channels` filters, each of shape `(in_channels, kh, kw)`, stored together
+# as `weight (out_channels, in_channels, kh, kw)` (PyTorch's layout), plus one
+# bias per output channel. The forward pass is the three lines of the im2col
+# idea: columns, one matmul, reshape:
+#
+# `(out, C*kh*kw) @ (N, C*kh*kw, Ho*Wo) -> (N, out, Ho*Wo) -> (N, out, Ho, Wo)`
+#
+# The matmul broadcasts the filter matrix over the batch; its backward rule sums
+# the batch back, which is exactly the filter's gradient: every image in the batch
+# and every position contributes.
+#
+# Integer images (say uint8 pixels) are converted to the weights' float dtype
+# first; they cannot require a gradient, so no graph is lost.
+#
+# **Initialisation.** Kaiming (He) uniform, `U(-b, b)` with `b = sqrt(6 / fan_in)`
+# and `fan_in = in_channels * kh * kw` (the inputs of one output value): the right
+# spread for the ReLU networks convolutions usually sit in. Biases start at zero.
+
+# %%
+#| export
+class Conv2d(Module):
+    """2-D convolution of (N, C_in, H, W) images with out_channels (C_in, kh, kw) filters."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 bias=True, seed=None):
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"Conv2d: {name} must be a positive integer, got {value!r}")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = _pair(kernel_size, "Conv2d: kernel_size")
+        self.stride = _pair(stride, "Conv2d: stride")
+        self.padding = _pair(padding, "Conv2d: padding", minimum=0)
+        fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+        bound = np.sqrt(6 / fan_in)
+        shape = (self.out_channels, self.in_channels, *self.kernel_size)
+        weight = make_rng(seed).uniform(-bound, bound, size=shape).astype(np.float32)
+        self.weight = Tensor(weight, requires_grad=True)
+        self.bias = Tensor(np.zeros(self.out_channels), requires_grad=True) if bias else None
+
+    def output_shape(self, height, width):
+        """(H_out, W_out) for an input of height x width."""
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        return output_size(height, kh, sh, ph), output_size(width, kw, sw, pw)
+
+    def forward(self, x):
+        _check_images("Conv2d", x, self.in_channels)
+        _check_fits("Conv2d", x, self.kernel_size, self.padding)
+        if x.dtype.kind != "f":      # integer pixels (e.g. uint8) are constants: no graph to keep
+            x = Tensor(x.data, dtype=self.weight.dtype)
+        n, _, h, w = x.shape
+        columns = im2col(x, self.kernel_size, self.stride, self.padding)  # (N, C*kh*kw, Ho*Wo)
+        filters = self.weight.reshape(self.out_channels, -1)               # (out, C*kh*kw)
+        out = (filters @ columns).reshape(n, self.out_channels, *self.output_shape(h, w))
+        if self.bias is None:
+            return out
+        return out + self.bias.reshape(self.out_channels, 1, 1)
+
+    def __repr__(self):
+        return (f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None})")
+
+# %% [markdown]
+# ## Pooling
+#
+# Pooling works on each channel separately: the window of channel `c` only reads
+# channel `c`. The same `window_indices`, seen as `(C, kh*kw, Ho*Wo)`, gathers
+# every window of every channel at once; then one reduction over the window axis
+# does the pooling:
+#
+# - `MaxPool2d`: `max` over the window. Its gradient goes to the largest entry of
+#   each window (if several tie, module 05 splits it between them equally;
+#   PyTorch gives it all to the first one).
+# - `AvgPool2d`: `mean` over the window; each entry gets `1 / (kh*kw)` of the gradient.
+#
+# `stride` defaults to the kernel size: windows side by side, not overlapping, so
+# `MaxPool2d(2)` halves the height and width. Windows that would stick out past
+# the bottom or right edge are dropped, as in PyTorch.
+
+# %%
+#| export
+class _Pool2d(Module):
+    """Shared by MaxPool2d and AvgPool2d: gather every window, then reduce it."""
+
+    def __init__(self, kernel_size, stride=None):
+        name = type(self).__name__
+        self.kernel_size = _pair(kernel_size, f"{name}: kernel_size")
+        self.stride = self.kernel_size if stride is None else _pair(stride, f"{name}: stride")
+
+    def windows(self, x):
+        """(N, C, kh*kw, Ho*Wo): every window of every channel, and (Ho, Wo)."""
+        name = type(self).__name__
+        _check_images(name, x)
+        _check_fits(name, x, self.kernel_size, (0, 0))
+        n, c, h, w = x.shape
+        index, _ = window_indices(c, h, w, self.kernel_size, self.stride, (0, 0))
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        index = index.reshape(c, kh * kw, -1)
+        return x.reshape(n, c * h * w)[:, index], (output_size(h, kh, sh), output_size(w, kw, sw))
+
+    def __repr__(self):
+        return f"{type(self).__name__}(kernel_size={self.kernel_size}, stride={self.stride})"
+
+
+class MaxPool2d(_Pool2d):
+    """The largest value of each kh x kw window, per channel."""
+
+    def forward(self, x):
+        windows, out_hw = self.windows(x)
+        return windows.max(axis=2).reshape(*x.shape[:2], *out_hw)
+
+
+class AvgPool2d(_Pool2d):
+    """The mean of each kh x kw window, per channel."""
+
+    def forward(self, x):
+        windows, out_hw = self.windows(x)
+        return windows.mean(axis=2).reshape(*x.shape[:2], *out_hw)
+
+# %% [markdown]
+# ## Flatten
+#
+# The bridge from convolutions to `Linear` layers: keep the batch axis, flatten
+# everything else, `(N, C, H, W) -> (N, C*H*W)`. A reshape, so its gradient is a
+# reshape back.
+
+# %%
+#| export
+class Flatten(Module):
+    """(N, d1, d2, ...) -> (N, d1*d2*...)."""
+
+    def forward(self, x):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"Flatten expects a Tensor, got {type(x).__name__}")
+        if x.ndim < 1:
+            raise ValueError("Flatten needs a batch axis, got a 0-d tensor")
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))   # not -1: N may be 0
+
+    def __repr__(self):
+        return "Flatten()"
+
+# %% [markdown]
+# ## Trying it out
+#
+# These cells run in the notebook only; they are not exported.
+
+# %%
+from tinytorch.core.activations import ReLU
+from tinytorch.core.layers import Linear, Sequential
+
+# A 3x3 filter that sums its window, on a 4x4 image of ones with "same" padding:
+# corners see 4 ones, edges 6, the inside 9.
+conv = Conv2d(1, 1, 3, padding=1, bias=False)
+conv.weight.data[...] = 1
+print(conv(Tensor(np.ones((1, 1, 4, 4)))).data[0, 0])
+
+model = Sequential(Conv2d(1, 8, 3, padding=1, seed=0), ReLU(), MaxPool2d(2), Flatten(),
+                   Linear(8 * 4 * 4, 10, seed=0))
+x = Tensor(np.random.default_rng(0).random((5, 1, 8, 8)))
+logits = model(x)
+assert logits.shape == (5, 10)
+logits.sum().backward()
+assert all(p.grad is not None and p.grad.shape == p.shape for p in model.parameters())
+print(model)
