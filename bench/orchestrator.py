@@ -1,0 +1,178 @@
+"""Benchmark the orchestrator against what a user would do instead, side by side in one run.
+
+    python bench/orchestrator.py [--repeat N] [--json bench/results/orchestrator.json]
+
+Runs on a copy of this checkout (tracked and untracked files, not ignored ones),
+each cold case from a clean state dir and no generated package. Prints a table,
+writes JSON, and ends with one `name: value` line per figure:
+
+  cold_ratio           doit -n 2 all  /  plain `pytest <every module's tests>` (one process)
+  noop_s, noop_ratio   `doit all` with nothing changed (whole command), and / plain pytest
+  incremental_ratio    after an edit to a leaf module's exported code: doit all / its own pytest
+  parallel_efficiency  cold wall / max(critical path, total work / workers), from recorded durations
+  xdist_policy         cold wall with the shipped xdist policy / the better of never and always
+Absolute times on 2 noisy cores mean little: read the ratios (medians of --repeat runs).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from orchestrator import store  # noqa: E402
+from orchestrator.graph import load  # noqa: E402
+
+WORKERS = 2
+
+
+def copy_checkout(target: Path) -> Path:
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                           cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        source = REPO / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    return target
+
+
+class Bench:
+    def __init__(self, root: Path, repeat: int):
+        self.root, self.repeat = root, repeat
+        self.graph = load(root)
+        self.env = {**os.environ, "PYTHONPATH": str(root)}
+
+    def clean(self) -> None:
+        shutil.rmtree(self.root / ".orchestrator", ignore_errors=True)
+        shutil.rmtree(self.root / self.graph.package, ignore_errors=True)
+
+    def timed(self, *command: str, check: bool = True) -> float:
+        start = time.perf_counter()
+        run = subprocess.run([sys.executable, "-m", *command], cwd=self.root, env=self.env,
+                             capture_output=True, text=True)
+        took = time.perf_counter() - start
+        if check and run.returncode != 0:
+            sys.exit(f"bench: `{' '.join(command)}` failed ({run.returncode}):\n"
+                     f"{run.stdout[-3000:]}\n{run.stderr[-2000:]}")
+        return took
+
+    def plain_pytest(self, *dirs: str) -> float:
+        dirs = dirs or tuple(m.tests.as_posix() for m in self.graph)
+        return self.timed("pytest", "-q", "-p", "no:cacheprovider", *dirs)
+
+    def median(self, measure) -> float:
+        return statistics.median(measure() for _ in range(self.repeat))
+
+    def cold(self, *extra: str) -> float:
+        def once():
+            self.clean()
+            return self.timed("doit", "-n", str(WORKERS), "all", *extra)
+        return self.median(once)
+
+    def cold_plain(self) -> float:
+        def once():
+            self.clean()
+            return self.plain_pytest()
+        return self.median(once)
+
+    def leaf(self):
+        leaves = [m for m in self.graph if not self.graph.dependents(m.id)]
+        return leaves[-1]
+
+    def incremental(self) -> tuple[float, float, str]:
+        leaf = self.leaf()
+        source = self.root / leaf.source
+        original = source.read_text(encoding="utf-8")
+        walls, owns = [], []
+        try:
+            for i in range(self.repeat):
+                source.write_text(edit_export_cell(original, i), encoding="utf-8")
+                walls.append(self.timed("doit", "-n", str(WORKERS), "all"))
+                owns.append(self.plain_pytest(leaf.tests.as_posix()))
+        finally:
+            source.write_text(original, encoding="utf-8")
+            self.timed("doit", "-n", str(WORKERS), "all")
+        return statistics.median(walls), statistics.median(owns), leaf.id
+
+    def lower_bound(self) -> tuple[float, float, float]:
+        """(critical path, total work, bound) from the durations the cold run recorded."""
+        durations = {m.id: store.load(self.root, m.id).duration for m in self.graph}
+        finish: dict[str, float] = {}
+        for m in self.graph:   # curriculum order is a topological order
+            deps = self.graph.test_deps(m.id)
+            finish[m.id] = durations[m.id] + max((finish[d] for d in deps), default=0.0)
+        critical, total = max(finish.values()), sum(durations.values())
+        return critical, total, max(critical, total / WORKERS)
+
+
+def edit_export_cell(text: str, i: int) -> str:
+    """Append a harmless statement to the last exported cell: the generated body changes."""
+    marker = "#| export\n"
+    at = text.rindex(marker)
+    end = text.find("\n# %%", at)
+    end = len(text) if end == -1 else end
+    return text[:end].rstrip("\n") + f"\n_bench_edit = {i}\n" + text[end:]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "orchestrator.json")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="orch-bench-") as tmp:
+        bench = Bench(copy_checkout(Path(tmp)), args.repeat)
+        figures, rows = measure(bench)
+    print_table(rows)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"figures": figures, "rows": rows}, indent=2) + "\n")
+    for name, value in figures.items():
+        print(f"{name}: {value}")
+
+
+def measure(bench: Bench) -> tuple[dict, list]:
+    plain = bench.cold_plain()
+    cold = bench.cold()                                   # ends warm, durations recorded
+    critical, total, bound = bench.lower_bound()
+    noop = statistics.median(bench.timed("doit", "all") for _ in range(max(5, bench.repeat)))
+    inc_wall, inc_own, leaf = bench.incremental()
+    never = bench.cold("xdist=never")
+    always = bench.cold("xdist=always")
+    policy = bench.cold()
+    figures = {
+        "cold_ratio": round(cold / plain, 3),
+        "noop_s": round(noop, 3),
+        "noop_ratio": round(noop / plain, 4),
+        "incremental_ratio": round(inc_wall / inc_own, 3),
+        "parallel_efficiency": round(cold / bound, 3),
+        "xdist_policy": round(policy / min(never, always), 3),
+    }
+    rows = [
+        ["plain pytest, all module tests, one process (cold)", f"{plain:.2f}s"],
+        [f"doit -n {WORKERS} all (cold)", f"{cold:.2f}s"],
+        ["doit all, nothing changed", f"{noop:.3f}s"],
+        [f"edit {leaf}: doit all / its own pytest", f"{inc_wall:.2f}s / {inc_own:.2f}s"],
+        ["critical path / total work (recorded)", f"{critical:.2f}s / {total:.2f}s"],
+        ["cold: xdist never / always / shipped policy",
+         f"{never:.2f}s / {always:.2f}s / {policy:.2f}s"],
+    ]
+    return figures, rows
+
+
+def print_table(rows: list) -> None:
+    width = max(len(r[0]) for r in rows)
+    for label, value in rows:
+        print(f"{label.ljust(width)}  {value}")
+
+
+if __name__ == "__main__":
+    main()
