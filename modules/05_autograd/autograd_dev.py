@@ -165,8 +165,14 @@ def _div(out, grad):
 def _pow(out, grad):
     base, exponent = out._parents
     a, n = base.data, exponent.data
-    grad_base = grad * n * a ** (n - 1)
-    grad_exponent = grad * out.data * np.log(a) if exponent.requires_grad else None
+    grad_base = grad_exponent = None
+    # d/da a^n = n a^(n-1) and d/dn a^n = a^n log a. At a = 0 both meet 0 * inf;
+    # their limits are 0 (x^0 is constant; 0^n log 0 -> 0), as PyTorch has them.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if base.requires_grad:
+            grad_base = grad * np.where(n == 0, 0, n * a ** (n - 1))
+        if exponent.requires_grad:
+            grad_exponent = grad * out.data * np.where(a == 0, 0, np.log(a))
     return grad_base, grad_exponent
 
 
