@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-REPORT_ENV = "ORCHESTRATOR_REPORT"
-PARENT_ENV = "ORCHESTRATOR_PARENT_PID"
+from .runner import PARENT_ENV, REPORT_ENV
 
 
 def pytest_configure(config):

@@ -17,8 +17,12 @@ import time
 from pathlib import Path
 
 from .graph import Module, ModuleGraph
-from .pytest_plugin import PARENT_ENV, REPORT_ENV
 from .store import Result, state_dir
+
+# How the runner talks to orchestrator.pytest_plugin inside the pytest process. (Defined
+# here, not in the plugin, so that a no-op `doit all` never imports pytest.)
+REPORT_ENV = "ORCHESTRATOR_REPORT"        # where the plugin writes its JSON report
+PARENT_ENV = "ORCHESTRATOR_PARENT_PID"    # the plugin dies with this process
 
 FAILED_OUTCOMES = ("failed", "error", "xpassed", "not run")
 XDIST_MIN_SECONDS = 10.0   # below this, xdist's ~0.5 s per worker start costs more than it saves
