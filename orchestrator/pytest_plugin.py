@@ -19,6 +19,16 @@ import pytest
 from .runner import PARENT_ENV, REPORT_ENV
 
 
+def pytest_load_initial_conftests(early_config, parser, args):
+    """Export before any conftest is imported: a conftest importing the package at its
+    top must see the current code, never a stale export."""
+    graph = _graph(early_config)
+    started_by_runner = REPORT_ENV in os.environ      # doit's export tasks already ran
+    if graph is None or started_by_runner or "PYTEST_XDIST_WORKER" in os.environ:
+        return
+    early_config.pluginmanager.register(ExportGuard(graph, export_all(graph)), "orch-export")
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "covers(module): credit this test to another module")
     graph = _graph(config)
@@ -27,11 +37,7 @@ def pytest_configure(config):
     for category, where in graph.categories.items():
         if where == "marker":
             config.addinivalue_line("markers", f"{category}: testing-plan category")
-    runner_started_us = REPORT_ENV in os.environ
-    is_xdist_worker = hasattr(config, "workerinput")
-    if not runner_started_us and not is_xdist_worker:
-        config.pluginmanager.register(ExportGuard(graph, export_all(graph)), "orch-export")
-    if runner_started_us and not is_xdist_worker:
+    if REPORT_ENV in os.environ and not hasattr(config, "workerinput"):
         die_with_parent()
         config.pluginmanager.register(ReportWriter(Path(os.environ[REPORT_ENV])), "orch-report")
 

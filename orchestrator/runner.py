@@ -31,7 +31,7 @@ MARKED_FLAKY_ATTEMPTS = 3  # tests marked flaky (marker or graph.toml) get this 
 
 def run_module(graph: ModuleGraph, module: Module, inputs: dict[str, str], key: str,
                pytest_args: list[str], xdist_workers: int = 0,
-               flaky_attempts: int = 1) -> Result:
+               flaky_attempts: int = 1, blas_threads: int = 0) -> Result:
     """Run the module's suite; re-run failing tests (see `retryable`) up to the attempts
     allowed. A test that fails and then passes is FLAKY, never silently PASSED."""
     log = state_dir(graph.root) / "logs" / f"{module.id}.log"
@@ -40,13 +40,14 @@ def run_module(graph: ModuleGraph, module: Module, inputs: dict[str, str], key: 
     result = Result(module=module.id, status="failed", reason="", key=key, inputs=inputs,
                     log=str(log.relative_to(graph.root)))
     start = time.perf_counter()
+    env = thread_limits(blas_threads)
     report, crash = attempt(graph, module, [module.tests.as_posix()], pytest_args,
-                            xdist_workers, log)
+                            xdist_workers, log, env)
     judge(result, module, report, crash, log)
     tries = 1
     while not result.passed and (ids := retryable(result, module, flaky_attempts, tries)):
         tries += 1
-        report, crash = attempt(graph, module, ids, pytest_args, 0, log)
+        report, crash = attempt(graph, module, ids, pytest_args, 0, log, env)
         if crash or not report.exists():
             break
         rerun = json.loads(report.read_text(encoding="utf-8"))["tests"]
@@ -76,8 +77,18 @@ def retryable(result: Result, module: Module, flaky_attempts: int, tries: int) -
     return ids if len(ids) == len(result.failures) else []
 
 
+def thread_limits(threads: int) -> dict[str, str]:
+    """BLAS/OpenMP threads per pytest process: with doit running several modules at once,
+    each using every core oversubscribes them (measured 5-20x slower steps under load).
+    A value the user set in the environment wins."""
+    if threads < 1:
+        return {}
+    names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    return {name: str(threads) for name in names if name not in os.environ}
+
+
 def attempt(graph: ModuleGraph, module: Module, selection: list[str], pytest_args: list[str],
-            xdist_workers: int, log: Path) -> tuple[Path, str]:
+            xdist_workers: int, log: Path, extra_env: dict[str, str]) -> tuple[Path, str]:
     """One pytest process over `selection`; (its report path, '' or why it crashed)."""
     state = state_dir(graph.root)
     report = state / "reports" / f"{module.id}.json"
@@ -87,7 +98,7 @@ def attempt(graph: ModuleGraph, module: Module, selection: list[str], pytest_arg
     shutil.rmtree(basetemp, ignore_errors=True)
     basetemp.parent.mkdir(parents=True, exist_ok=True)
     command = pytest_command(selection, basetemp, pytest_args, xdist_workers)
-    env = {**os.environ, REPORT_ENV: str(report), PARENT_ENV: str(os.getpid())}
+    env = {**os.environ, **extra_env, REPORT_ENV: str(report), PARENT_ENV: str(os.getpid())}
     return report, _run(command, graph.root, env, log, module.timeout)
 
 

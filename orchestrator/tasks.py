@@ -139,10 +139,12 @@ class Campaign:
         inputs = self._inputs.pop(module_id, None) or \
             keys.inputs(self.graph, module, self.pytest_args)
         previous = store.load(self.root, module_id)
+        cores, parallel = os.cpu_count() or 1, doit_workers()
         workers = runner.xdist_workers(previous.duration if previous else None,
-                                       doit_workers(), os.cpu_count() or 1, self.xdist)
+                                       parallel, cores, self.xdist)
+        blas = max(1, cores // (parallel * max(workers, 1)))
         result = runner.run_module(self.graph, module, inputs, keys.digest(inputs),
-                                   self.pytest_args, workers, self.flaky_attempts)
+                                   self.pytest_args, workers, self.flaky_attempts, blas)
         store.save(self.root, result)
         store.record_flaky(self.root, result.flaky)
         return True if result.passed else TaskFailed(result.reason)

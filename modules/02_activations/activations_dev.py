@@ -140,8 +140,10 @@ class GELU(Activation):
 
     def forward(self, x):
         # Beyond |x| = 10 the tanh is saturated (inner > 54), so the cube may use a
-        # clipped x: the result is unchanged and x ** 3 cannot overflow float32.
-        inner = self.SQRT_2_OVER_PI * (x + 0.044715 * x.clip(-10, 10) ** 3)
+        # clipped x: the result is unchanged and the cube cannot overflow float32.
+        # c * c * c rather than c ** 3: numpy's general pow is ~300x slower here.
+        c = x.clip(-10, 10)
+        inner = self.SQRT_2_OVER_PI * (x + 0.044715 * c * c * c)
         return 0.5 * x * (1 + Tanh()(inner))
 
 # %% [markdown]

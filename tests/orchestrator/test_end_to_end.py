@@ -157,3 +157,16 @@ def test_unknown_task_is_one_clear_line(project):
     run = project.doit("test:99_nothing")
     assert run.returncode == 3
     assert "test:99_nothing" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_plain_pytest_exports_before_any_conftest_imports_the_package(project):
+    """A conftest importing the package at its top sees the current export, not a stale one."""
+    project.write("tests/conftest.py", "from minicalc.numbers import number\n\n"
+                                       "ONE = number('1')\n")
+    run = project.run("-q", "-p", "no:cacheprovider", tool="pytest")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "4 passed" in run.stdout
+    project.write(project.source("01_numbers"), project.read(project.source("01_numbers"))
+                  .replace("return float(x)", "return float(x) + 1"))
+    run = project.run("-q", "-p", "no:cacheprovider", tool="pytest")
+    assert "FAILED tests/01_numbers/test_numbers_core.py::test_number" in run.stdout
