@@ -23,7 +23,7 @@ from pathlib import Path
 from doit import get_var
 from doit.exceptions import InvalidDodoFile, TaskFailed
 
-from . import export, keys, runner, store
+from . import export, keys, runner, schedule, store
 from .graph import GraphError, ModuleGraph, load, suggest
 from .lock import Busy, RunLock
 from .report import Reporter
@@ -96,10 +96,12 @@ class Campaign:
             }
 
     def all_task(self):
+        # doit hands free workers the ready tasks in this order: longest remaining path first
+        order = schedule.longest_path_first(self.graph, self.strict)
         return {
             "doc": "export and test every module, in dependency order",
             "actions": None,
-            "task_dep": [f"test:{m.id}" for m in self.graph],
+            "task_dep": [f"test:{m}" for m in order],
         }
 
     def graph_task(self):

@@ -1,0 +1,24 @@
+"""Longest remaining path first, from recorded durations."""
+from __future__ import annotations
+
+from orchestrator.graph import load
+from orchestrator.schedule import remaining_path
+
+
+def test_remaining_path_adds_the_longest_chain_after_each_module(project):
+    graph = load(project.root)
+    took = {"01_numbers": 1.0, "02_add": 5.0, "03_mul": 2.0, "04_power": 3.0}
+    assert remaining_path(graph, took, strict=False) == {
+        "04_power": 3.0, "03_mul": 5.0, "02_add": 8.0, "01_numbers": 9.0}
+    # strict: 03 also waits for 02, so 02's chain runs through 03 and 04
+    assert remaining_path(graph, took, strict=True) == {
+        "04_power": 3.0, "03_mul": 5.0, "02_add": 10.0, "01_numbers": 11.0}
+
+
+def test_all_lists_the_longest_path_first(project):
+    project.write(project.test_file("03_mul"), project.read(project.test_file("03_mul")) +
+                  "\n\ndef test_slow():\n    import time\n    time.sleep(1.5)\n")
+    assert project.doit("all").returncode == 0
+    info = project.doit("info", "all").stdout
+    deps = info.split("task_dep")[1]
+    assert deps.index("test:03_mul") < deps.index("test:02_add")
