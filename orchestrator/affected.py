@@ -4,6 +4,7 @@ The same inputs as the cache key (keys.py), read from `git diff REF`:
   a module source whose exported cells changed -> the module and its dependents
   a file under tests/NN (or an input declared for NN) -> NN
   a conftest.py                                -> every module whose tests sit below it
+  a shared test helper under tests/support/    -> every module
   a module's graph.toml entry                  -> that module; project settings -> all
   pytest's configuration in pyproject.toml     -> all
 """
@@ -56,6 +57,8 @@ def _targets_of(graph: ModuleGraph, since: str, path: PurePosixPath) -> set[str]
         return _graph_changes(graph, since)
     if path.name == "pyproject.toml" and path.parent == PurePosixPath("."):
         return everything if _pytest_config_changed(graph, since) else set()
+    if PurePosixPath(graph.tests_dir, "support") in path.parents:
+        return everything
     hit = set()
     for module in graph:
         tests = PurePosixPath(module.tests.as_posix())

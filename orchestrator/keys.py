@@ -4,6 +4,7 @@ A key is a flat dict {input name: digest}. Names say what the input is, so a
 diff of two keys is the explanation of a cache miss:
   test:tests/03_layers/test_layers_core.py   a file under the module's tests dir
   conftest:tests/conftest.py                 a conftest above the tests dir
+  support:tests/support/recorded_graph.py    a shared test helper (tests/support)
   input:data/digits/digits.npz               an extra input declared in graph.toml
   export:tinytorch/core/tensor.py            a generated file of the dependency closure
   graph:03_layers                            the module's graph.toml entry (+ project settings)
@@ -36,6 +37,8 @@ def inputs(graph: ModuleGraph, module: Module, pytest_args: list[str],
         key[f"test:{_rel(path, root)}"] = file_digest(path)
     for path in conftests(graph, module):
         key[f"conftest:{_rel(path, root)}"] = file_digest(path)
+    for path in _files_under(support_dir(graph)):
+        key[f"support:{_rel(path, root)}"] = file_digest(path)
     for extra in module.entry.get("inputs", []):
         for path in _files_under(root / extra) or [root / extra]:
             key[f"input:{_rel(path, root)}"] = file_digest(path) if path.exists() else MISSING
@@ -82,6 +85,11 @@ def conftests(graph: ModuleGraph, module: Module) -> list[Path]:
         if directory == graph.root or graph.root not in directory.parents:
             return found
         directory = directory.parent
+
+
+def support_dir(graph: ModuleGraph) -> Path:
+    """tests/support: helpers any module's tests may import (layering.py allows it)."""
+    return graph.root / graph.tests_dir / "support"
 
 
 def _files_under(directory: Path) -> list[Path]:

@@ -36,9 +36,13 @@ def check(graph: ModuleGraph) -> list[Violation]:
     third_party = declared_packages(graph.root)
     owner = {m.export: m.id for m in graph}
     found = []
+    shared_test_helpers = f"{graph.tests_dir}.support"   # keys.support_dir: keyed for all
     for module in graph:
         allowed = {graph[m].export for m in graph.closure(module.id)} | {module.export}
         for path, line, name in imports_of(graph, module):
+            if path.startswith(f"{graph.tests_dir}/") and \
+                    (name == shared_test_helpers or name.startswith(shared_test_helpers + ".")):
+                continue   # tests/support imports nothing from the package (see its __init__)
             problem = judge(name, graph.package, allowed, owner, third_party, module)
             if problem:
                 found.append(Violation(path, line, name, problem))

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from tinytorch.core.activations import GELU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from tests.support.recorded_graph import graph_of
 from tinytorch.core.tensor import Tensor
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,24 +20,13 @@ ALL_ACTIVATIONS = [ReLU(), Sigmoid(), Tanh(), GELU(), Softmax(), Softmax(dim=0),
                    LogSoftmax(dim=0)]
 
 
-def graph_nodes(output):
-    """Every tensor reachable from `output` through recorded parents (by identity)."""
-    seen, stack = {}, [output]
-    while stack:
-        node = stack.pop()
-        if id(node) not in seen:
-            seen[id(node)] = node
-            stack.extend(node._parents)
-    return list(seen.values())
-
-
 def recorded_ops(output):
-    return {node._op for node in graph_nodes(output) if node._op is not None}
+    return {node._op for node in graph_of(output) if node._op is not None}
 
 
 def only_leaf_is(output, leaf):
     """True when `leaf` is the one tensor requiring grad that `output` was computed from."""
-    leaves = [node for node in graph_nodes(output) if node.is_leaf and node.requires_grad]
+    leaves = [node for node in graph_of(output) if node.is_leaf and node.requires_grad]
     return len(leaves) == 1 and leaves[0] is leaf
 
 
@@ -73,7 +63,7 @@ def test_every_activation_keeps_requires_grad_and_reaches_its_input(activation):
     x = Tensor([[0.5, -1.0, 2.0], [0.0, 1.5, -0.5]], requires_grad=True)
     y = activation(x)
     assert y.requires_grad and y.grad is None
-    assert any(node is x for node in graph_nodes(y))
+    assert any(node is x for node in graph_of(y))
 
 
 @pytest.mark.parametrize("activation", ALL_ACTIVATIONS, ids=repr)

@@ -10,18 +10,8 @@ import pytest
 
 from tinytorch.core.activations import ReLU, Tanh
 from tinytorch.core.layers import Dropout, Linear, Module, Sequential
+from tests.support.recorded_graph import graph_of
 from tinytorch.core.tensor import Tensor
-
-
-def graph_of(output):
-    """Every tensor reachable from `output` through `_parents` (output included)."""
-    seen, stack = {}, [output]
-    while stack:
-        node = stack.pop()
-        if id(node) not in seen:
-            seen[id(node)] = node
-            stack.extend(node._parents)
-    return list(seen.values())
 
 
 def reaches(output, tensor):

@@ -10,18 +10,8 @@ import pytest
 from tinytorch.core.activations import Tanh
 from tinytorch.core.layers import Linear, Sequential
 from tinytorch.core.losses import BinaryCrossEntropyLoss, CrossEntropyLoss, MSELoss
+from tests.support.recorded_graph import graph_of
 from tinytorch.core.tensor import Tensor
-
-
-def graph_of(output):
-    """Every tensor reachable from `output` through `_parents` (output included)."""
-    seen, stack = {}, [output]
-    while stack:
-        node = stack.pop()
-        if id(node) not in seen:
-            seen[id(node)] = node
-            stack.extend(node._parents)
-    return list(seen.values())
 
 
 def trainable_leaves(output):

@@ -65,3 +65,13 @@ def test_header_only_change_of_an_export_keeps_the_key(project):
     project.append(project.source("01_numbers"), "# a note in the demo cell\n")
     after = key_of(project, "01_numbers")
     assert before == after
+
+
+def test_shared_test_helpers_are_keyed_for_every_module(project):
+    project.write("tests/support/__init__.py", "")
+    project.write("tests/support/helpers.py", "X = 1\n")
+    before = key_of(project, "02_add")
+    assert "support:tests/support/helpers.py" in before
+    project.write("tests/support/helpers.py", "X = 2\n")
+    assert keys.changes(before, key_of(project, "02_add")) == [
+        ("support:tests/support/helpers.py", "changed")]
