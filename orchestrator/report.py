@@ -5,7 +5,8 @@ One line per test target as it finishes:
   (cached) PASSED 01_tensor (31 tests)
   FAILED 04_losses: 2 of 31 failed            (then the failing test ids)
   BLOCKED 05_autograd (by 04_losses)
-and a summary: `Executed k out of N test targets: p passed, f failed, b blocked, c cached`.
+and a summary: `Executed k out of N test targets: p passed, f failed, b blocked, c cached`,
+then the exit code doit returns and what it means.
 Every line comes from the stored result of the target, never from assumption.
 """
 from __future__ import annotations
@@ -13,11 +14,13 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from doit.exceptions import UnmetDependency
+from doit.exceptions import TaskFailed, UnmetDependency
 
 from . import status, store
 
 MAX_FAILURES_SHOWN = 10
+EXIT_MEANINGS = {0: "every requested target passed", 1: "a target failed",
+                 2: "a target was blocked by a failure, or an error occurred"}
 
 
 def target_of(task) -> str | None:
@@ -38,6 +41,7 @@ class Reporter:
         self.blocked_by: dict[str, list[str]] = {}
         self.errors: list[str] = []
         self.flaky = 0
+        self.kinds: set[str] = set()                 # "failed" (TaskFailed) / "error" (the rest)
 
     def write(self, text: str) -> None:
         with self.lock:
@@ -92,6 +96,7 @@ class Reporter:
 
     def add_failure(self, task, fail):
         target = target_of(task)
+        self.kinds.add("failed" if isinstance(fail, TaskFailed) else "error")
         if isinstance(fail, UnmetDependency):
             return self._blocked(task, target, fail)
         if target is None:
@@ -113,6 +118,7 @@ class Reporter:
         self.write(exception.get_msg())
 
     def runtime_error(self, msg):
+        self.kinds.add("error")
         self.errors.append(msg)
         self.write(f"ERROR: {msg}\n")
 
@@ -130,6 +136,12 @@ class Reporter:
                    f"{counts['passed']} passed, {counts['failed']} failed, "
                    f"{counts['blocked']} blocked, {counts['cached']} cached"
                    + (f" ({self.flaky} of the passed flaky)" if self.flaky else "") + "\n")
+        self.write(f"exit code {self.exit_code()}: {EXIT_MEANINGS[self.exit_code()]}\n")
+
+    def exit_code(self) -> int:
+        """What doit will return, by its own rule: any task error (a blocked target is
+        one) gives 2, else any failed task 1, else 0."""
+        return 2 if "error" in self.kinds else 1 if "failed" in self.kinds else 0
 
     # --- helpers ------------------------------------------------------------------
     def _blocked(self, task, target, fail):

@@ -147,7 +147,11 @@ class Project:
 
     def env(self) -> dict[str, str]:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        env.pop("ORCHESTRATOR_REPORT", None)
+        # this test may itself run under the orchestrator or in an xdist worker: the
+        # commands it starts must not inherit either role
+        for name in ("ORCHESTRATOR_REPORT", "ORCHESTRATOR_PARENT_PID", "PYTEST_XDIST_WORKER",
+                     "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+            env.pop(name, None)
         return env
 
     def run(self, *args: str, tool: str = "doit", timeout: int = 300) -> DoitRun:

@@ -25,6 +25,7 @@ def test_cold_run_passes_everything_in_dependency_order(project):
     assert order.index("01_numbers") < order.index("02_add") < order.index("04_power")
     assert order.index("03_mul") < order.index("04_power")
     assert run.summary == "Executed 4 out of 4 test targets: 4 passed, 0 failed, 0 blocked, 0 cached"
+    assert run.stdout.splitlines()[-1] == "exit code 0: every requested target passed"
     assert re.search(r"^PASSED 02_add \(1 tests\) in \d+\.\ds$", run.stdout, re.M)
     result = json.loads(project.read(".orchestrator/results/02_add.json"))
     assert result["status"] == "passed" and result["counts"] == {"passed": 1}
@@ -59,6 +60,9 @@ def test_failure_blocks_dependents_only(warm):
             in run.stdout)
     assert "BLOCKED 04_power (by 02_add)" in run.stdout
     assert run.summary == "Executed 1 out of 4 test targets: 0 passed, 1 failed, 1 blocked, 2 cached"
+    assert run.returncode == 2
+    assert run.stdout.splitlines()[-1] == ("exit code 2: a target was blocked by a failure, "
+                                           "or an error occurred")
     again = warm.doit("all")  # a failed run is never cached
     assert again.statuses["02_add"] == "FAILED"
 
@@ -129,7 +133,8 @@ def test_hand_edited_export_fails_the_export_and_blocks(warm):
 def test_empty_tests_dir_is_a_failure(project):
     (project.root / project.test_file("03_mul")).unlink()
     run = project.doit("test:03_mul")
-    assert run.returncode != 0
+    assert run.returncode == 1
+    assert run.stdout.splitlines()[-1] == "exit code 1: a target failed"
     assert "FAILED 03_mul: no tests collected for 03_mul" in run.stdout
 
 
