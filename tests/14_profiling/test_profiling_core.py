@@ -346,3 +346,9 @@ def test_profile_rows_are_dicts_with_fixed_keys():
     assert list(profile.rows[0]) == ["name", "type", "output_shape", "params", "flops",
                                      "latency", "activation_bytes", "output_bytes"]
     assert str(profile) == profile.table()
+
+
+def test_format_seconds_rounds_up_into_the_next_unit():
+    assert format_seconds(0.0009999999) == "1.0 ms"
+    assert format_seconds(0.99996) == "1.0 s"
+    assert format_seconds(0.00099949) == "999.5 us"
