@@ -459,8 +459,9 @@ def measure_latency(fn, warmup=3, repeats=20, number=1, timer=time.perf_counter)
 def format_seconds(seconds):
     """1.5e-05 -> '15.0 us', 0.25 -> '250.0 ms'."""
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        # compare after rounding to the one decimal shown: 0.0009999999 is "1.0 ms"
-        if round(abs(seconds) / scale, 1) >= 1:
+        # also take this unit when the next smaller one would show 1000.0 after
+        # rounding to the one decimal shown: 0.0009999999 s is "1.0 ms", not "1000.0 us"
+        if abs(seconds) >= scale or round(abs(seconds) / scale * 1000, 1) >= 1000:
             return f"{seconds / scale:.1f} {unit}"
     return f"{seconds / 1e-9:.1f} ns"
 
