@@ -27,14 +27,16 @@ def rng():
 
 @pytest.fixture
 def loaded_modules():
-    """loaded_modules('tinytorch.core.layers') -> the tinytorch modules a fresh
-    interpreter holds after importing it (checks the package imports nothing extra)."""
+    """loaded_modules('tinytorch.core.layers') -> the tinytorch modules (not packages: their
+    `__init__` files import nothing) a fresh interpreter holds after importing it, which
+    checks that the package imports nothing beyond the module's closure."""
     def run(module: str) -> set[str]:
         code = (f"import sys, {module}; "
-                "print(' '.join(m for m in sys.modules if m.startswith('tinytorch.')))")
+                "print(' '.join(name for name, m in sys.modules.items() "
+                "if name.startswith('tinytorch.') and not hasattr(m, '__path__')))")
         out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                              text=True, check=True).stdout
-        return {m for m in out.split() if m.count(".") >= 2}
+        return set(out.split())
     return run
 
 

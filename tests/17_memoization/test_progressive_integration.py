@@ -16,7 +16,7 @@ def test_importing_memoization_loads_exactly_the_transformers_closure(loaded_mod
     assert loaded_modules("tinytorch.memoization") == {
         "tinytorch.core.tensor", "tinytorch.core.activations", "tinytorch.core.layers",
         "tinytorch.core.losses", "tinytorch.core.autograd", "tinytorch.text.embeddings",
-        "tinytorch.models.attention", "tinytorch.models.transformer"}
+        "tinytorch.models.attention", "tinytorch.models.transformer", "tinytorch.memoization"}
 
 
 def test_one_query_against_cached_keys_matches_module_12s_causal_attention(make_gpt, rng):
