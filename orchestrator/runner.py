@@ -56,6 +56,7 @@ def run_module(graph: ModuleGraph, module: Module, inputs: dict[str, str], key: 
                 result.tests[nodeid].update(outcome="passed", flaky=True)
         judge_outcomes(result, module)
     result.duration = round(time.perf_counter() - start, 3)
+    result.finished = time.time()
     result.flaky = sorted(n for n, t in result.tests.items() if t.get("flaky"))
     return result
 

@@ -34,6 +34,3 @@ def remaining_path(graph: ModuleGraph, took: dict[str, float], strict: bool) -> 
     return path
 
 
-def longest_path_first(graph: ModuleGraph, strict: bool = False) -> list[str]:
-    path = remaining_path(graph, durations(graph), strict)
-    return sorted(graph.modules, key=lambda m: (-path[m], graph[m].index))

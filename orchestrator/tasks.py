@@ -52,6 +52,7 @@ class Campaign:
             raise InvalidDodoFile(f"xdist={self.xdist}: expected one of "
                                   f"{', '.join(runner.XDIST_MODES)}")
         self._inputs: dict[str, dict[str, str]] = {}
+        self._priorities: dict[str, float] | None = None
         self.lock = RunLock(self.state)
         if not READ_ONLY_COMMANDS & set(argv):
             self._claim(wait=(get_var("lock", "wait") or "wait") != "fail")
@@ -75,8 +76,10 @@ class Campaign:
         }
 
     def export_tasks(self):
+        priority = self.priorities()
         for module in self.graph:
             yield {
+                "meta": {"priority": priority[module.id]},
                 "name": module.id,
                 "doc": f"export {module.source} -> {module.export}",
                 "actions": [(self.export, [module.id])],
@@ -84,9 +87,11 @@ class Campaign:
             }
 
     def test_tasks(self):
+        priority = self.priorities()
         for module in self.graph:
             deps = self.graph.test_deps(module.id, strict=self.strict)
             yield {
+                "meta": {"priority": priority[module.id]},   # see doit_run.py
                 "name": module.id,
                 "doc": f"test {module.title} ({module.tests}) after its deps' tests pass",
                 "actions": [(self.test, [module.id])],
@@ -95,9 +100,17 @@ class Campaign:
                 "verbosity": 0,
             }
 
+    def priorities(self) -> dict[str, float]:
+        """Each module's remaining critical path (seconds, from recorded durations)."""
+        if self._priorities is None:
+            took = schedule.durations(self.graph)
+            self._priorities = schedule.remaining_path(self.graph, took, self.strict)
+        return self._priorities
+
     def all_task(self):
-        # doit hands free workers the ready tasks in this order: longest remaining path first
-        order = schedule.longest_path_first(self.graph, self.strict)
+        # longest remaining path first, also for doit's plain `run` (see doit_run.py)
+        order = sorted(self.graph.modules, key=lambda m: (-self.priorities()[m],
+                                                          self.graph[m].index))
         return {
             "doc": "export and test every module, in dependency order",
             "actions": None,

@@ -8,9 +8,7 @@ from tinytorch.core.autograd import gradcheck, no_grad
 from tinytorch.core.layers import Linear, Module, Sequential
 from tinytorch.core.losses import CrossEntropyLoss, MSELoss
 from tinytorch.core.tensor import Tensor
-from tinytorch.models.attention import (MultiHeadAttention, causal_mask, masked_softmax,
-                                        padding_mask)
-from tinytorch.text.embeddings import Embedding, SinusoidalPositionalEncoding
+from tinytorch.models.attention import MultiHeadAttention, causal_mask, masked_softmax
 
 
 class TinyLM(Module):
@@ -101,20 +99,3 @@ def test_inference_under_no_grad_matches_training_forward(rng):
         plain = mha(x, is_causal=True)
     np.testing.assert_array_equal(plain.data, recorded.data)
     assert recorded.requires_grad and not plain.requires_grad
-
-
-def test_attention_over_module_11_embeddings_with_padding(rng):
-    embed = Embedding(12, 8, padding_idx=0, seed=0)
-    positions = SinusoidalPositionalEncoding(16, 8)
-    mha = MultiHeadAttention(8, 2, seed=1)
-    ids = np.array([[5, 3, 9, 0, 0], [7, 0, 0, 0, 0]])              # 0 = padding
-    x = positions(embed(ids))                                       # (B, T, C)
-    y, weights = mha(x, mask=padding_mask(ids, pad_id=0), return_weights=True)
-    assert y.shape == (2, 5, 8)
-    assert np.all(weights.data[0, :, :, 3:] == 0) and np.all(weights.data[1, :, :, 1:] == 0)
-    # the real tokens' outputs are those of the unpadded sequence
-    alone = mha(positions(embed(ids[:1, :3])))
-    np.testing.assert_allclose(y.data[0, :3], alone.data[0], rtol=1e-5, atol=1e-6)
-    y.sum().backward()
-    assert np.all(embed.weight.grad.data[0] == 0)                   # padding row: no gradient
-    assert np.abs(embed.weight.grad.data[[3, 5, 7, 9]]).min(axis=1).max() > 0

@@ -8,8 +8,9 @@ from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Linear
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.tensor import Tensor
-from tinytorch.models.attention import length_mask
+from tinytorch.models.attention import MultiHeadAttention, length_mask, padding_mask
 from tinytorch.models.transformer import GPT, TransformerBlock
+from tinytorch.text.embeddings import Embedding, SinusoidalPositionalEncoding
 
 
 def test_gpt_memorises_a_sequence_and_generates_it_back(tiny_config, adam):
@@ -88,3 +89,19 @@ def test_evaluation_under_no_grad_matches_the_training_forward(tiny_config, rng)
         eval_logits, eval_loss = model(Tensor(idx), Tensor(targets))
     np.testing.assert_array_equal(eval_logits.data, logits.data)
     assert eval_loss.item() == loss.item() and not eval_loss.requires_grad
+
+def test_attention_over_module_11_embeddings_with_padding(rng):
+    embed = Embedding(12, 8, padding_idx=0, seed=0)
+    positions = SinusoidalPositionalEncoding(16, 8)
+    mha = MultiHeadAttention(8, 2, seed=1)
+    ids = np.array([[5, 3, 9, 0, 0], [7, 0, 0, 0, 0]])              # 0 = padding
+    x = positions(embed(ids))                                       # (B, T, C)
+    y, weights = mha(x, mask=padding_mask(ids, pad_id=0), return_weights=True)
+    assert y.shape == (2, 5, 8)
+    assert np.all(weights.data[0, :, :, 3:] == 0) and np.all(weights.data[1, :, :, 1:] == 0)
+    # the real tokens' outputs are those of the unpadded sequence
+    alone = mha(positions(embed(ids[:1, :3])))
+    np.testing.assert_allclose(y.data[0, :3], alone.data[0], rtol=1e-5, atol=1e-6)
+    y.sum().backward()
+    assert np.all(embed.weight.grad.data[0] == 0)                   # padding row: no gradient
+    assert np.abs(embed.weight.grad.data[[3, 5, 7, 9]]).min(axis=1).max() > 0

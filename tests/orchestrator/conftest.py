@@ -63,6 +63,9 @@ addopts = ["--import-mode=importlib", "-p", "orchestrator.pytest_plugin"]
 [tool.doit]
 backend = "sqlite3"
 dep_file = ".orchestrator/doit.sqlite3"
+
+[tool.doit.plugins.command]
+run = "orchestrator.doit_run:Run"
 """
 
 SOURCES = {
