@@ -408,6 +408,11 @@ def test_import_has_no_output_and_no_demo_code(run_python):
     assert "print(" not in text
 
 
+def own_rules():
+    """The ops module 05 registers rules for (later modules, like 09's conv2d, add their own)."""
+    return {op for op, fn in BACKWARD_RULES.items() if fn.__module__ == autograd.__name__}
+
+
 @pytest.mark.api_consistency
 def test_every_recorded_op_has_a_rule_and_every_rule_an_op():
     # Read modules 01-04 for the op names they record (with parents), and compare.
@@ -416,7 +421,7 @@ def test_every_recorded_op_has_a_rule_and_every_rule_an_op():
     recorded |= set(re.findall(r'_binary\(\w+,\s*"(\w+)"', source))
     recorded |= set(re.findall(r'_reduce\("(\w+)"', source))
     assert len(recorded) == 24
-    assert recorded == set(BACKWARD_RULES)
+    assert recorded == own_rules()
 
 
 @pytest.mark.api_consistency
@@ -426,7 +431,7 @@ def test_every_rule_returns_one_gradient_per_parent():
                a.max(), a.min(), a.reshape(2), a.T, a[0], a.exp(), a.log(), a.sqrt(), a.abs(),
                a.clip(0, 1), ReLU()(a), Sigmoid()(a), Tanh()(a),
                binary_cross_entropy_with_logits(a, leaf([[1.0, 0.0]]))]
-    assert {out._op for out in outputs} == set(BACKWARD_RULES)
+    assert {out._op for out in outputs} == own_rules()
     for out in outputs:
         grads = BACKWARD_RULES[out._op](out, np.ones(out.shape))
         assert len(grads) == len(out._parents), out._op

@@ -87,6 +87,15 @@ def test_empty_batch_and_single_image():
     assert conv(Tensor(np.ones((1, 2, 1, 1)))).shape == (1, 3, 1, 1)
 
 
+def test_empty_batch_backward_gives_zero_filter_gradients():
+    conv = Conv2d(2, 3, 3, stride=2, padding=1, seed=0)
+    x = Tensor(np.zeros((0, 2, 5, 5), dtype=np.float32), requires_grad=True)
+    conv(x).sum().backward()
+    assert x.grad.shape == (0, 2, 5, 5)
+    assert np.array_equal(conv.weight.grad.data, np.zeros((3, 2, 3, 3)))
+    assert conv.bias.grad.data.tolist() == [0.0] * 3
+
+
 def test_non_square_images_and_kernels(reference, rng):
     conv = Conv2d(1, 2, (1, 3), stride=(2, 1), padding=(0, 1), seed=0)
     x = rng.standard_normal((1, 1, 5, 9)).astype(np.float32)

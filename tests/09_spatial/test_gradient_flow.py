@@ -33,9 +33,65 @@ def test_conv2d_gradcheck_weight_and_bias(rng, case):
     assert gradcheck(lambda *params: conv(x), conv.parameters()) < 1e-5
 
 
-def test_im2col_gradcheck_with_overlapping_windows_and_padding(rng):
-    x = Tensor(rng.standard_normal((1, 2, 4, 4)), requires_grad=True)
-    assert gradcheck(lambda t: im2col(t, 3, stride=1, padding=2), [x]) < 1e-6
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv2d_gradcheck_all_inputs_with_stride_and_padding(rng, bias):
+    # Image, filters and bias at once, in float64, with unequal strides and paddings
+    # (stride 2 skips pixels, padding 2 is as wide as the kernel's reach).
+    conv = Conv2d(3, 2, (3, 2), stride=(2, 3), padding=(2, 1), bias=bias, seed=0)
+    conv.weight.data = rng.standard_normal(conv.weight.shape)
+    if bias:
+        conv.bias.data = rng.standard_normal(2)
+    x = Tensor(rng.standard_normal((2, 3, 7, 8)), requires_grad=True)
+    assert conv(x).dtype == np.float64
+    assert gradcheck(lambda *ts: conv(x), [x, *conv.parameters()]) < 1e-6
+
+
+@pytest.mark.parametrize("stride, padding", [(1, 2), (2, 1), ((2, 1), (0, 2))])
+def test_im2col_gradcheck_with_overlapping_windows_and_padding(rng, stride, padding):
+    x = Tensor(rng.standard_normal((1, 2, 5, 4)), requires_grad=True)
+    assert gradcheck(lambda t: im2col(t, 3, stride=stride, padding=padding), [x]) < 1e-6
+
+
+def test_backward_twice_through_the_same_graph_adds_the_same_gradients(rng):
+    # conv2d's rule keeps its columns and uses a shared work array only inside the
+    # rule: another layer's backward in between must not change the second pass.
+    conv = random_conv(rng, 2, 3, 3, stride=2, padding=1)
+    other = random_conv(rng, 4, 5, 3, padding=1)
+    x = Tensor(rng.standard_normal((3, 2, 9, 9)), requires_grad=True)
+    out = conv(x)
+    upstream = rng.standard_normal(out.shape)
+    out.backward(upstream)
+    first = [t.grad.data.copy() for t in (x, conv.weight, conv.bias)]
+    other(Tensor(rng.standard_normal((6, 4, 12, 12)), requires_grad=True)).sum().backward()
+    out.backward(upstream)
+    for t, grad in zip((x, conv.weight, conv.bias), first):
+        assert np.allclose(t.grad.data, 2 * grad, rtol=1e-6, atol=1e-6)
+
+
+def test_only_the_parents_that_require_grad_get_a_gradient(torch, rng):
+    conv = random_conv(rng, 2, 3, 3, padding=1)
+    conv.weight.requires_grad = False                         # frozen filters
+    x_np = rng.standard_normal((2, 2, 5, 5)).astype(np.float32)
+    x = Tensor(x_np, requires_grad=True)
+    conv(x).sum().backward()
+    assert conv.weight.grad is None and conv.bias.grad.data.tolist() == [50.0] * 3
+    tx = torch.tensor(x_np, requires_grad=True)
+    torch.nn.functional.conv2d(tx, torch.tensor(conv.weight.data), padding=1).sum().backward()
+    assert np.allclose(x.grad.data, tx.grad.numpy(), rtol=1e-5, atol=1e-5)
+    conv.weight.requires_grad = True
+    images = Tensor(x_np)                                     # a first layer's input: no grad
+    conv(images).sum().backward()
+    assert images.grad is None and conv.weight.grad.shape == (3, 2, 3, 3)
+
+
+def test_mixed_float_dtypes_compute_in_the_widest_and_keep_each_grad_dtype(rng):
+    conv = random_conv(rng, 2, 3, 3)                          # float32 parameters
+    x = Tensor(rng.standard_normal((2, 2, 5, 5)), dtype=np.float64, requires_grad=True)
+    out = conv(x)
+    assert out.dtype == np.float64
+    out.sum().backward()
+    assert x.grad.dtype == np.float64
+    assert conv.weight.grad.dtype == conv.bias.grad.dtype == np.float32
 
 
 @pytest.mark.parametrize("pool", [MaxPool2d, AvgPool2d])

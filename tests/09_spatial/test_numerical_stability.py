@@ -65,3 +65,16 @@ def test_nan_stays_in_the_windows_that_read_it(torch):
     assert np.array_equal(ours, theirs) and ours.sum() == 4    # outputs (0..1, 0..1)
     pooled = np.isnan(MaxPool2d(2)(Tensor(x)).data)
     assert pooled.sum() == 1 and pooled[0, 0, 0, 0]
+
+
+def test_inf_next_to_the_zero_padding_matches_pytorch(torch):
+    # The padding is real zeros, so an inf pixel on the border gives +-inf (not
+    # nan) wherever PyTorch does.
+    x = np.zeros((1, 1, 5, 5), dtype=np.float32)
+    x[0, 0, 0, 2] = np.inf
+    conv = Conv2d(1, 1, 3, padding=1, bias=False)
+    conv.weight.data[...] = 1.0
+    ours = conv(Tensor(x)).data
+    theirs = torch.nn.functional.conv2d(torch.tensor(x), torch.ones(1, 1, 3, 3), padding=1).numpy()
+    assert np.array_equal(np.isposinf(ours), np.isposinf(theirs)) and np.isposinf(ours).sum() == 6
+    assert not np.isnan(ours).any()
