@@ -9,6 +9,7 @@ from tinytorch.core.layers import Linear, Module, make_rng
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.tensor import Tensor
 from tinytorch.models.attention import MultiHeadAttention, padding_mask
+from tests.support.adam import Adam
 
 VALUES = 8                 # tokens 0..7 are values; 8..15 the same values, marked
 QUERY = 2 * VALUES         # the token at the end that asks "which value was marked?"
@@ -45,32 +46,9 @@ class Retriever(Module):
         return self.head(y[:, -1]), weights                       # logits at the query
 
 
-class Adam:
-    """Adam (Kingma & Ba, 2015), written out here so the test needs no optimizer module."""
-
-    def __init__(self, params, lr=1e-2, betas=(0.9, 0.999), eps=1e-8):
-        self.params, self.lr, self.betas, self.eps = params, lr, betas, eps
-        self.m = [np.zeros_like(p.data) for p in params]
-        self.v = [np.zeros_like(p.data) for p in params]
-        self.t = 0
-
-    def step(self):
-        self.t += 1
-        b1, b2 = self.betas
-        for p, m, v in zip(self.params, self.m, self.v):
-            if p.grad is None:
-                continue
-            g = p.grad.data
-            m *= b1
-            m += (1 - b1) * g
-            v *= b2
-            v += (1 - b2) * g * g
-            m_hat, v_hat = m / (1 - b1 ** self.t), v / (1 - b2 ** self.t)
-            p.data -= (self.lr * m_hat / (np.sqrt(v_hat) + self.eps)).astype(p.dtype)
-
-
 def train(model, rng, steps, pad=False, batch=64):
-    optimizer, loss_fn, losses = Adam(model.parameters(), lr=1e-2), CrossEntropyLoss(), []
+    optimizer = Adam(model.parameters(), lr=1e-2, betas=(0.9, 0.999))
+    loss_fn, losses = CrossEntropyLoss(), []
     for _ in range(steps):
         ids, targets, _ = make_batch(rng, batch, pad)
         mask = padding_mask(ids, PAD) if pad else None

@@ -3,6 +3,7 @@ Adam (so these tests need no optimizer module) and a PyTorch re-implementation o
 GPT's forward pass that reads our weights (the oracle for values and gradients)."""
 import numpy as np
 import pytest
+from tests.support.adam import Adam
 
 # No tinytorch import at the top of a conftest: pytest loads it before the orchestrator's
 # plugin exports the modules, so a top-level import would test a stale export.
@@ -32,30 +33,6 @@ def _as_float64(module, rng=None, scale=None):
 @pytest.fixture
 def float64():
     return _as_float64
-
-
-class Adam:
-    """Adam (Kingma & Ba, 2015), written out so the tests need no optimizer module."""
-
-    def __init__(self, params, lr=3e-3, betas=(0.9, 0.99), eps=1e-8):
-        self.params, self.lr, self.betas, self.eps = list(params), lr, betas, eps
-        self.m = [np.zeros_like(p.data) for p in self.params]
-        self.v = [np.zeros_like(p.data) for p in self.params]
-        self.t = 0
-
-    def step(self):
-        self.t += 1
-        b1, b2 = self.betas
-        for p, m, v in zip(self.params, self.m, self.v):
-            if p.grad is None:
-                continue
-            g = p.grad.data
-            m *= b1
-            m += (1 - b1) * g
-            v *= b2
-            v += (1 - b2) * g * g
-            update = self.lr * (m / (1 - b1 ** self.t)) / (np.sqrt(v / (1 - b2 ** self.t)) + self.eps)
-            p.data -= update.astype(p.dtype)
 
 
 @pytest.fixture(scope="session")

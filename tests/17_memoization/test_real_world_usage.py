@@ -14,32 +14,11 @@ from tinytorch.core.autograd import no_grad
 from tinytorch.memoization import KVCache, cached_forward, generate_cached
 from tinytorch.models.transformer import GPT, GPTConfig
 from tinytorch.text.tokenization import CharTokenizer
+from tests.support.adam import Adam
 
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus" / "python_reference.txt"
 TRAIN_CHARS = 200_000
 BLOCK, BATCH, STEPS = 64, 16, 200
-
-
-class Adam:
-    """Adam (Kingma & Ba, 2015), written out so this test needs no optimizer module."""
-
-    def __init__(self, params, lr=3e-3, betas=(0.9, 0.99), eps=1e-8):
-        self.params, self.lr, self.betas, self.eps = list(params), lr, betas, eps
-        self.m = [np.zeros_like(p.data) for p in self.params]
-        self.v = [np.zeros_like(p.data) for p in self.params]
-        self.t = 0
-
-    def step(self):
-        self.t += 1
-        b1, b2 = self.betas
-        for p, m, v in zip(self.params, self.m, self.v):
-            g = p.grad.data
-            m *= b1
-            m += (1 - b1) * g
-            v *= b2
-            v += (1 - b2) * g * g
-            update = self.lr * (m / (1 - b1 ** self.t)) / (np.sqrt(v / (1 - b2 ** self.t)) + self.eps)
-            p.data -= update.astype(p.dtype)
 
 
 @pytest.fixture(scope="module")
