@@ -37,6 +37,8 @@
 """Post-training int8 quantization: quantization parameters (symmetric/asymmetric,
 per-tensor/per-channel), quantize/dequantize, calibration observers, Linear and Conv2d
 layers that compute in integers, whole-model conversion and its measured size."""
+from abc import ABC, abstractmethod
+
 import numpy as np
 
 from tinytorch.core.autograd import no_grad
@@ -188,14 +190,16 @@ def choose_qparams(x, symmetric=False, axis=None):
 
 # %%
 #| export
-class Observer:
+class Observer(ABC):
     """Watches values (observe) and proposes a range (range) and its qparams."""
 
+    @abstractmethod
     def observe(self, x):
-        raise NotImplementedError
+        """Take in one batch of values."""
 
+    @abstractmethod
     def range(self):
-        raise NotImplementedError
+        """(low, high) to quantize to, from everything observed."""
 
     def qparams(self, symmetric=False):
         return qparams(*self.range(), symmetric=symmetric)

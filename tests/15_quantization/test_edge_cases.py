@@ -119,3 +119,9 @@ def test_a_layer_too_wide_for_the_int32_accumulator_is_refused():
     QuantizedLinear.from_float(Linear(66_311, 1, seed=0), (0.1, 0))     # the largest that fits
     with pytest.raises(ValueError, match="overflow the int32 accumulator"):
         QuantizedLinear.from_float(Linear(66_312, 1, seed=0), (0.1, 0))
+
+
+def test_an_observer_must_define_observe_and_range():
+    from tinytorch.quantization import Observer
+    with pytest.raises(TypeError, match="abstract"):
+        Observer()
