@@ -39,7 +39,6 @@ class Reporter:
         self.selected: list[str] = []
         self.status: dict[str, str] = {}           # target -> passed/failed/blocked/cached
         self.blocked_by: dict[str, list[str]] = {}
-        self.errors: list[str] = []
         self.flaky = 0
         self.kinds: set[str] = set()                 # "failed" (TaskFailed) / "error" (the rest)
 
@@ -100,7 +99,6 @@ class Reporter:
         if isinstance(fail, UnmetDependency):
             return self._blocked(task, target, fail)
         if target is None:
-            self.errors.append(task.name)
             return self.write(f"FAILED {task.name}: {fail.message.strip() or fail.get_name()}\n")
         self.status[target] = "failed"
         result = store.load(self.root, target)
@@ -119,7 +117,6 @@ class Reporter:
 
     def runtime_error(self, msg):
         self.kinds.add("error")
-        self.errors.append(msg)
         self.write(f"ERROR: {msg}\n")
 
     def teardown_task(self, task):
