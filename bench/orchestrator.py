@@ -11,6 +11,7 @@ writes JSON, and ends with one `name: value` line per figure:
   incremental_ratio    after an edit to a leaf module's exported code: doit all / its own pytest
   parallel_efficiency  cold wall / max(critical path, total work / workers), from recorded durations
   xdist_policy         cold wall with the shipped xdist policy / the better of never and always
+  launcher_ratio       cold wall with the warm launcher (shipped) / with a new process per module
 Absolute times on 2 noisy cores mean little: read the ratios (medians of --repeat runs).
 """
 from __future__ import annotations
@@ -145,6 +146,7 @@ def measure(bench: Bench) -> tuple[dict, list]:
     critical, total, bound = bench.lower_bound()
     noop = statistics.median(bench.timed("doit", "all") for _ in range(max(5, bench.repeat)))
     inc_wall, inc_own, leaf = bench.incremental()
+    cold_launcher = bench.cold("launcher=cold")
     never = bench.cold("xdist=never")
     always = bench.cold("xdist=always")
     policy = bench.cold()
@@ -155,6 +157,7 @@ def measure(bench: Bench) -> tuple[dict, list]:
         "incremental_ratio": round(inc_wall / inc_own, 3),
         "parallel_efficiency": round(cold / bound, 3),
         "xdist_policy": round(policy / min(never, always), 3),
+        "launcher_ratio": round(cold / cold_launcher, 3),
     }
     rows = [
         ["plain pytest, all module tests, one process (cold)", f"{plain:.2f}s"],
@@ -162,6 +165,8 @@ def measure(bench: Bench) -> tuple[dict, list]:
         ["doit all, nothing changed", f"{noop:.3f}s"],
         [f"edit {leaf}: doit all / its own pytest", f"{inc_wall:.2f}s / {inc_own:.2f}s"],
         ["critical path / total work (recorded)", f"{critical:.2f}s / {total:.2f}s"],
+        ["cold: warm launcher (shipped) / new process per module",
+         f"{cold:.2f}s / {cold_launcher:.2f}s"],
         ["cold: xdist never / always / shipped policy",
          f"{never:.2f}s / {always:.2f}s / {policy:.2f}s"],
     ]

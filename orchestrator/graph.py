@@ -14,7 +14,7 @@ import networkx as nx
 
 GRAPH_FILE = "graph.toml"
 SIZE_TIMEOUTS = {"small": 60, "medium": 300, "large": 900}  # seconds, like Bazel's size
-PROJECT_KEYS = {"package", "modules_dir", "tests_dir", "progressive"}
+PROJECT_KEYS = {"package", "modules_dir", "tests_dir", "progressive", "preload"}
 MODULE_KEYS = {"title", "export", "deps", "api", "requires", "not_applicable", "size",
                "source", "flaky", "inputs"}
 REQUIRED_MODULE_KEYS = {"title", "export", "deps"}
@@ -59,6 +59,7 @@ class ModuleGraph:
     modules_dir: str
     tests_dir: str
     progressive: str
+    preload: list[str]           # imported once by the warm pytest server (launch.py)
     categories: dict[str, str]
     modules: dict[str, Module]   # in curriculum order
     dag: nx.DiGraph              # edge dep -> module
@@ -133,6 +134,13 @@ def _build(root: Path, path: Path, text: str, raw: dict) -> ModuleGraph:
     progressive = project.get("progressive", "declared")
     if progressive not in ("declared", "strict"):
         fail(None, f"[project] progressive must be 'declared' or 'strict', not '{progressive}'")
+    preload = project.get("preload", [])
+    if not isinstance(preload, list) or not all(isinstance(p, str) and p for p in preload):
+        fail(None, "[project] preload must be a list of module names")
+    for name in preload:
+        if name.split(".")[0] == project["package"]:
+            fail(None, f"[project] preload '{name}': the project's own package is imported "
+                       "fresh for every test run, never preloaded")
     categories = raw.get("categories", {})
     if not categories:
         fail(None, "[categories] is missing or empty")
@@ -144,7 +152,7 @@ def _build(root: Path, path: Path, text: str, raw: dict) -> ModuleGraph:
         root=root, path=path, package=project["package"],
         modules_dir=project.get("modules_dir", "modules"),
         tests_dir=project.get("tests_dir", "tests"), progressive=progressive,
-        categories=dict(categories), modules={}, dag=nx.DiGraph())
+        preload=list(preload), categories=dict(categories), modules={}, dag=nx.DiGraph())
     for index, (mid, entry) in enumerate(modules_raw.items()):
         graph.modules[mid] = _module(graph, fail, index, mid, entry)
     _check_edges(graph, fail)

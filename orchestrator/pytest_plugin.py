@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from .runner import PARENT_ENV, REPORT_ENV
+from .launch import PARENT_ENV
+from .runner import REPORT_ENV
 
 
 def pytest_load_initial_conftests(early_config, parser, args):

@@ -10,19 +10,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from .graph import Module, ModuleGraph
+from .launch import ColdLauncher
 from .store import Result, state_dir
 
 # How the runner talks to orchestrator.pytest_plugin inside the pytest process. (Defined
 # here, not in the plugin, so that a no-op `doit all` never imports pytest.)
 REPORT_ENV = "ORCHESTRATOR_REPORT"        # where the plugin writes its JSON report
-PARENT_ENV = "ORCHESTRATOR_PARENT_PID"    # the plugin dies with this process
 
 FAILED_OUTCOMES = ("failed", "error", "xpassed", "not run")
 XDIST_MIN_SECONDS = 10.0   # below this, xdist's ~0.5 s per worker start costs more than it saves
@@ -31,7 +28,7 @@ MARKED_FLAKY_ATTEMPTS = 3  # tests marked flaky (marker or graph.toml) get this 
 
 def run_module(graph: ModuleGraph, module: Module, inputs: dict[str, str], key: str,
                pytest_args: list[str], xdist_workers: int = 0,
-               flaky_attempts: int = 1, blas_threads: int = 0) -> Result:
+               flaky_attempts: int = 1, blas_threads: int = 0, launcher=None) -> Result:
     """Run the module's suite; re-run failing tests (see `retryable`) up to the attempts
     allowed. A test that fails and then passes is FLAKY, never silently PASSED."""
     log = state_dir(graph.root) / "logs" / f"{module.id}.log"
@@ -41,13 +38,14 @@ def run_module(graph: ModuleGraph, module: Module, inputs: dict[str, str], key: 
                     log=str(log.relative_to(graph.root)))
     start = time.perf_counter()
     env = thread_limits(blas_threads)
+    launcher = launcher or ColdLauncher()
     report, crash = attempt(graph, module, [module.tests.as_posix()], pytest_args,
-                            xdist_workers, log, env)
+                            xdist_workers, log, env, launcher)
     judge(result, module, report, crash, log)
     tries = 1
     while not result.passed and (ids := retryable(result, module, flaky_attempts, tries)):
         tries += 1
-        report, crash = attempt(graph, module, ids, pytest_args, 0, log, env)
+        report, crash = attempt(graph, module, ids, pytest_args, 0, log, env, launcher)
         if crash or not report.exists():
             break
         rerun = json.loads(report.read_text(encoding="utf-8"))["tests"]
@@ -89,8 +87,9 @@ def thread_limits(threads: int) -> dict[str, str]:
 
 
 def attempt(graph: ModuleGraph, module: Module, selection: list[str], pytest_args: list[str],
-            xdist_workers: int, log: Path, extra_env: dict[str, str]) -> tuple[Path, str]:
-    """One pytest process over `selection`; (its report path, '' or why it crashed)."""
+            xdist_workers: int, log: Path, extra_env: dict[str, str],
+            launcher) -> tuple[Path, str]:
+    """One pytest run over `selection`; (its report path, '' or why it crashed)."""
     state = state_dir(graph.root)
     report = state / "reports" / f"{module.id}.json"
     basetemp = state / "tmp" / module.id
@@ -98,18 +97,17 @@ def attempt(graph: ModuleGraph, module: Module, selection: list[str], pytest_arg
     report.unlink(missing_ok=True)
     shutil.rmtree(basetemp, ignore_errors=True)
     basetemp.parent.mkdir(parents=True, exist_ok=True)
-    command = pytest_command(selection, basetemp, pytest_args, xdist_workers)
-    env = {**os.environ, **extra_env, REPORT_ENV: str(report), PARENT_ENV: str(os.getpid())}
-    return report, _run(command, graph.root, env, log, module.timeout)
+    args = pytest_args_for(selection, basetemp, pytest_args, xdist_workers)
+    env = {**os.environ, **extra_env, REPORT_ENV: str(report)}
+    return report, launcher.run(args, graph.root, env, log, module.timeout)
 
 
-def pytest_command(selection: list[str], basetemp: Path, pytest_args: list[str],
-                   xdist_workers: int) -> list[str]:
-    command = [sys.executable, "-m", "pytest", *selection, "-q",
-               "-p", "no:cacheprovider", f"--basetemp={basetemp}", *pytest_args]
+def pytest_args_for(selection: list[str], basetemp: Path, pytest_args: list[str],
+                    xdist_workers: int) -> list[str]:
+    args = [*selection, "-q", "-p", "no:cacheprovider", f"--basetemp={basetemp}", *pytest_args]
     if xdist_workers > 1:
-        command += ["-n", str(xdist_workers)]
-    return command
+        args += ["-n", str(xdist_workers)]
+    return args
 
 
 XDIST_MODES = ("policy", "never", "always")
@@ -129,27 +127,6 @@ def xdist_workers(last_duration: float | None, doit_workers: int, cores: int,
     if last_duration is None or last_duration < XDIST_MIN_SECONDS or spare < 2:
         return 0
     return spare
-
-
-def _run(command, cwd: Path, env, log: Path, timeout: int) -> str:
-    """Run pytest; return '' or why the process itself went wrong."""
-    with open(log, "a", encoding="utf-8") as out:
-        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            code = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            return f"timed out after {timeout}s"
-        except BaseException:
-            # Ctrl-C or an error in the orchestrator: never leave pytest running.
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            raise
-    if code < 0:
-        return f"crashed: pytest was killed by {signal.Signals(-code).name}"
-    return ""
 
 
 def judge(result: Result, module: Module, report: Path, crash: str, log: Path) -> Result:

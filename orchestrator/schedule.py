@@ -10,15 +10,23 @@ from __future__ import annotations
 from . import store
 from .graph import ModuleGraph
 
-UNKNOWN_DURATION = 1.0   # never run: assume a small module
 
 
 def durations(graph: ModuleGraph) -> dict[str, float]:
+    """Recorded durations; a module never run is guessed from its declared size."""
     found = {}
     for module in graph:
         result = store.load(graph.root, module.id)
-        found[module.id] = result.duration if result else UNKNOWN_DURATION
+        found[module.id] = result.duration if result else guess(module)
     return found
+
+
+def guess(module) -> float:
+    """A module never run: its size class, scaled like the timeouts (small 1, medium 5,
+    large 15). Only the order of the guesses matters, and a fresh clone has nothing
+    better: without them every module looks alike and ties go to curriculum order,
+    which starts short side branches before the long chain."""
+    return module.timeout / 60
 
 
 def remaining_path(graph: ModuleGraph, took: dict[str, float], strict: bool) -> dict[str, float]:

@@ -12,18 +12,22 @@ Command-line variables (doit's `name=value` syntax):
   doit all flaky_attempts=3      re-run failing tests up to 3 tries; pass-on-retry is FLAKY
   doit all lock=fail             refuse (rather than wait) if another run holds the checkout
   doit all xdist=never|always    override the xdist policy (benchmarks compare the three)
+  doit all launcher=cold         a new pytest process per module instead of a child forked
+                                 from the warm server (launch.py; benchmarks compare both)
 """
 from __future__ import annotations
 
+import atexit
 import os
 import shlex
 import sys
+import threading
 from pathlib import Path
 
 from doit import get_var
 from doit.exceptions import InvalidDodoFile, TaskFailed
 
-from . import export, keys, runner, schedule, store
+from . import export, keys, launch, runner, schedule, store
 from .graph import GraphError, ModuleGraph, load, suggest
 from .lock import Busy, RunLock
 from .report import Reporter
@@ -51,6 +55,12 @@ class Campaign:
         if self.xdist not in runner.XDIST_MODES:
             raise InvalidDodoFile(f"xdist={self.xdist}: expected one of "
                                   f"{', '.join(runner.XDIST_MODES)}")
+        self.launcher_kind = get_var("launcher", "warm") or "warm"
+        if self.launcher_kind not in launch.LAUNCHERS:
+            raise InvalidDodoFile(f"launcher={self.launcher_kind}: expected one of "
+                                  f"{', '.join(launch.LAUNCHERS)}")
+        self._launcher = None
+        self._launcher_lock = threading.Lock()
         self._inputs: dict[str, dict[str, str]] = {}
         self._priorities: dict[str, float] | None = None
         self.lock = RunLock(self.state)
@@ -159,10 +169,25 @@ class Campaign:
                                        parallel, cores, self.xdist)
         blas = max(1, cores // (parallel * max(workers, 1)))
         result = runner.run_module(self.graph, module, inputs, keys.digest(inputs),
-                                   self.pytest_args, workers, self.flaky_attempts, blas)
+                                   self.pytest_args, workers, self.flaky_attempts, blas,
+                                   self.launcher(blas_threads=max(1, cores // parallel)))
         store.save(self.root, result)
         store.record_flaky(self.root, result.flaky)
         return True if result.passed else TaskFailed(result.reason)
+
+
+    def launcher(self, blas_threads: int):
+        """The run's pytest launcher, started on first use (a no-op run starts none)."""
+        with self._launcher_lock:
+            if self._launcher is None:
+                if self.launcher_kind == "warm" and launch.WarmLauncher.available():
+                    # thread limits must be in the server's environment before numpy loads
+                    env = {**os.environ, **runner.thread_limits(blas_threads)}
+                    self._launcher = launch.WarmLauncher(self.root, env, self.graph.preload)
+                else:
+                    self._launcher = launch.ColdLauncher()
+                atexit.register(self._launcher.close)
+            return self._launcher
 
 
 def check_task_names(graph: ModuleGraph, argv: list[str]) -> None:

@@ -95,6 +95,14 @@ def test_unknown_project_key(project):
     assert message == "graph.toml: unknown key 'packages' in [project]"
 
 
+def test_preload_is_a_list_of_names_and_never_the_package(project):
+    assert broken(project, 'package = "minicalc"', 'package = "minicalc"\npreload = "numpy"') \
+        == "graph.toml: [project] preload must be a list of module names"
+    assert broken(project, 'preload = "numpy"', 'preload = ["numpy", "minicalc.numbers"]') == (
+        "graph.toml: [project] preload 'minicalc.numbers': the project's own package is "
+        "imported fresh for every test run, never preloaded")
+
+
 def test_bad_size_and_export_outside_package(project):
     assert "size 'huge' is not one of small, medium, large" in broken(
         project, 'title = "Power"', 'title = "Power"\nsize = "huge"')

@@ -151,3 +151,19 @@ def test_unknown_task_suggests_the_closest(project):
     bad = project.doit("all", "flaky_attempts=zero")
     assert bad.returncode == 3
     assert bad.stderr.strip() == "ERROR: flaky_attempts=zero: expected a whole number >= 1"
+
+
+def test_both_launchers_give_the_same_results(project):
+    """The launcher is how pytest starts, not what it tests: not part of the cache key."""
+    bad = project.doit("all", "launcher=lukewarm")
+    assert bad.returncode == 3
+    assert bad.stderr.strip() == "ERROR: launcher=lukewarm: expected one of warm, cold"
+    cold = project.doit("-n", "2", "all", "launcher=cold")
+    assert set(cold.statuses.values()) == {"PASSED"} and len(cold.statuses) == 4
+    warm = project.doit("-n", "2", "all", "launcher=warm")
+    assert set(warm.statuses.values()) == {"(cached) PASSED"}
+    project.append(project.test_file("02_add"), "\n\ndef test_broken():\n    assert 1 == 2\n")
+    for launcher in ("warm", "cold"):
+        run = project.doit("all", f"launcher={launcher}")
+        assert run.statuses["02_add"] == "FAILED" and run.statuses["04_power"] == "BLOCKED"
+        assert "tests/02_add/test_add_core.py::test_broken" in run.stdout

@@ -1,54 +1,79 @@
-"""The runner fails closed: no report, nothing collected, a crash or a timeout is a failure."""
+"""The runner fails closed: no report, nothing collected, a crash or a timeout is a failure.
+
+Every case runs under both launchers: a new pytest process, and a child forked from
+the warm server (one server for this whole file, as one serves a whole doit run).
+"""
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import pytest
 
 from orchestrator import graph as graph_mod
 from orchestrator import keys, runner
 from orchestrator.graph import load
+from orchestrator.launch import ColdLauncher, WarmLauncher
 from orchestrator.pytest_plugin import export_all
 
-
-def run(project, module_id: str, body: str | None = None, args=()):
-    if body is not None:
-        project.write(project.test_file(module_id), body)
-    graph = load(project.root)
-    assert export_all(graph) == {}
-    module = graph[module_id]
-    inputs = keys.inputs(graph, module, list(args))
-    return runner.run_module(graph, module, inputs, keys.digest(inputs), list(args))
+REPO = Path(__file__).resolve().parents[2]
 
 
-def test_passing_module(project):
+@pytest.fixture(scope="module")
+def warm_server():
+    server = WarmLauncher(REPO, dict(os.environ), preload=[])
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["cold", "warm"])
+def launcher(request, warm_server):
+    return ColdLauncher() if request.param == "cold" else warm_server
+
+
+@pytest.fixture
+def run(launcher):
+    def run(project, module_id: str, body: str | None = None, args=()):
+        if body is not None:
+            project.write(project.test_file(module_id), body)
+        graph = load(project.root)
+        assert export_all(graph) == {}
+        module = graph[module_id]
+        inputs = keys.inputs(graph, module, list(args))
+        return runner.run_module(graph, module, inputs, keys.digest(inputs), list(args),
+                                 launcher=launcher)
+    return run
+
+
+def test_passing_module(project, run):
     result = run(project, "01_numbers")
     assert result.passed and result.reason == ""
     assert result.counts == {"passed": 1}
     assert list(result.tests) == ["tests/01_numbers/test_numbers_core.py::test_number"]
 
 
-def test_nothing_collected(project):
+def test_nothing_collected(project, run):
     result = run(project, "03_mul", "# no tests here\n")
     assert not result.passed
     assert result.reason == "no tests collected for 03_mul"
 
 
-def test_everything_skipped_is_not_a_pass(project):
+def test_everything_skipped_is_not_a_pass(project, run):
     result = run(project, "03_mul", "import pytest\n\n\n@pytest.mark.skip(reason='later')\n"
                                     "def test_later():\n    pass\n")
     assert not result.passed
     assert result.reason == "no test of 03_mul ran (all 1 skipped)"
 
 
-def test_some_skipped_still_passes(project):
+def test_some_skipped_still_passes(project, run):
     result = run(project, "03_mul", "import pytest\n\n\n@pytest.mark.skip(reason='no torch')\n"
                                     "def test_oracle():\n    pass\n\n\n"
                                     "def test_real():\n    assert 2 * 3 == 6\n")
     assert result.passed and result.counts == {"passed": 1, "skipped": 1}
 
 
-def test_import_error_is_a_collection_failure(project):
+def test_import_error_is_a_collection_failure(project, run):
     result = run(project, "03_mul", "from minicalc.ops.mul import nothing\n\n\n"
                                     "def test_x():\n    pass\n")
     assert not result.passed
@@ -56,7 +81,7 @@ def test_import_error_is_a_collection_failure(project):
     assert "ImportError" in result.failures[0]["message"]
 
 
-def test_os_exit_inside_a_test(project):
+def test_os_exit_inside_a_test(project, run):
     result = run(project, "03_mul", "import os\n\n\ndef test_exit():\n    os._exit(0)\n")
     assert not result.passed
     assert result.reason.startswith("pytest ended without a report (a test may have called "
@@ -64,14 +89,14 @@ def test_os_exit_inside_a_test(project):
     assert result.reason.endswith(": no output") or "test_mul_core.py" in result.reason
 
 
-def test_segfault_inside_a_test(project):
+def test_segfault_inside_a_test(project, run):
     result = run(project, "03_mul", "import os, signal\n\n\ndef test_crash():\n"
                                     "    os.kill(os.getpid(), signal.SIGSEGV)\n")
     assert not result.passed
     assert result.reason == "crashed: pytest was killed by SIGSEGV"
 
 
-def test_hanging_test_times_out_by_size_class(project, monkeypatch):
+def test_hanging_test_times_out_by_size_class(project, run, monkeypatch):
     monkeypatch.setitem(graph_mod.SIZE_TIMEOUTS, "small", 3)
     start = time.perf_counter()
     result = run(project, "03_mul", "import time\n\n\ndef test_hang():\n    time.sleep(600)\n")
@@ -80,7 +105,7 @@ def test_hanging_test_times_out_by_size_class(project, monkeypatch):
     assert result.reason == "timed out after 3s (size small)"
 
 
-def test_failures_carry_ids_and_messages(project):
+def test_failures_carry_ids_and_messages(project, run):
     result = run(project, "03_mul", "def test_a():\n    assert 6 == 7, 'six is not seven'\n\n\n"
                                     "def test_b():\n    pass\n")
     assert result.reason == "1 of 2 failed"

@@ -1,0 +1,167 @@
+"""How a pytest run is started: a new `python -m pytest` process (ColdLauncher), or a
+child forked from a warm process that has pytest and the tests' heavy libraries
+already imported (WarmLauncher, served by forkserver.py).
+
+Both have one method, run(args, cwd, env, log, timeout) -> '' or why the process
+itself went wrong ('timed out after Ns', 'crashed: ...'). How the tests went is read
+from the plugin's report, never from here. Both put pytest in its own process group,
+so that a timeout or Ctrl-C kills it whole (xdist workers and test subprocesses too).
+
+Why a warm launcher: measured on the shipped curriculum (2 cores), a module's own
+pytest process spent ~1 s starting Python and pytest and ~1 s importing torch for its
+oracle tests: 20 s of a 69 s sequential run, more than the critical path could hide.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+PARENT_ENV = "ORCHESTRATOR_PARENT_PID"    # the pytest plugin dies with this process
+LAUNCHERS = ("warm", "cold")
+
+
+class ColdLauncher:
+    """A new Python process per run."""
+
+    def run(self, args: list[str], cwd: Path, env: dict[str, str], log: Path,
+            timeout: float) -> str:
+        env = {**env, PARENT_ENV: str(os.getpid())}
+        with open(log, "a", encoding="utf-8") as out:
+            process = subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=cwd,
+                                       env=env, stdout=out, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+            try:
+                code = process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                kill_group(process.pid)
+                process.wait()
+                return f"timed out after {timeout}s"
+            except BaseException:
+                # Ctrl-C or an error in the orchestrator: never leave pytest running.
+                kill_group(process.pid)
+                process.wait()
+                raise
+        return crash_reason(code)
+
+    def close(self) -> None:
+        pass
+
+
+class Job:
+    def __init__(self):
+        self.pid: int | None = None
+        self.status: int | None = None
+        self.started, self.done = threading.Event(), threading.Event()
+
+
+class WarmLauncher:
+    """Forks each run from one warm server process; safe to call from doit's threads."""
+
+    def __init__(self, cwd: Path, env: dict[str, str], preload: list[str]):
+        self.server = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator.forkserver", *preload], cwd=cwd, env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
+        self.jobs: dict[int, Job] = {}
+        self.lock = threading.Lock()
+        self.next_job = 0
+        self.gone = False
+        self.reader = threading.Thread(target=self._read, name="forkserver-reader", daemon=True)
+        self.reader.start()
+
+    @staticmethod
+    def available() -> bool:
+        return hasattr(os, "fork") and hasattr(os, "pidfd_open")
+
+    def run(self, args: list[str], cwd: Path, env: dict[str, str], log: Path,
+            timeout: float) -> str:
+        if self.gone:   # the server could not start or died: say so, and run cold
+            with open(log, "a", encoding="utf-8") as out:
+                out.write("orchestrator: the warm pytest server is gone; starting pytest cold\n")
+            return ColdLauncher().run(args, cwd, env, log, timeout)
+        job = self._submit({"args": args, "cwd": str(cwd), "log": str(log),
+                            "env": {**env, PARENT_ENV: str(self.server.pid)}})
+        try:
+            finished = job.done.wait(timeout)
+        except BaseException:
+            self._kill(job)
+            raise
+        if not finished:
+            self._kill(job)
+            return f"timed out after {timeout}s"
+        if job.status is None:
+            return "crashed: the warm pytest server ended before this run did"
+        return crash_reason(job.status)
+
+    def _submit(self, request: dict) -> Job:
+        job = Job()
+        with self.lock:
+            if self.gone:
+                job.started.set(), job.done.set()
+                return job
+            self.next_job += 1
+            self.jobs[self.next_job] = job
+            line = json.dumps({"job": self.next_job, **request}) + "\n"
+            try:
+                self.server.stdin.write(line.encode())
+                self.server.stdin.flush()
+            except (BrokenPipeError, OSError):
+                job.started.set(), job.done.set()
+        return job
+
+    def _read(self) -> None:
+        for line in self.server.stdout:
+            message = json.loads(line)
+            job = self.jobs.get(message.get("job"))
+            if job is None:
+                continue        # the ready line
+            if "pid" in message:
+                job.pid = message["pid"]
+                job.started.set()
+            else:
+                job.status = message["status"]
+                job.done.set()
+        with self.lock:         # the server is gone: nothing pending will ever finish
+            self.gone = True
+            for job in self.jobs.values():
+                job.started.set(), job.done.set()
+
+    def _kill(self, job: Job) -> None:
+        job.started.wait(10)
+        if job.pid is not None:
+            kill_group(job.pid)
+        job.done.wait(10)
+
+    def close(self) -> None:
+        """Closing stdin tells the server to kill what still runs and exit."""
+        try:
+            self.server.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.server.wait(10)
+        except subprocess.TimeoutExpired:
+            self.server.kill()
+            self.server.wait()
+        self.reader.join(10)
+        self.server.stdout.close()
+
+
+def crash_reason(code: int) -> str:
+    if code < 0:
+        return f"crashed: pytest was killed by {signal.Signals(-code).name}"
+    return ""
+
+
+def kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:      # not yet its own group leader (just forked)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

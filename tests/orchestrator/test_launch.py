@@ -1,0 +1,142 @@
+"""The warm launcher: children forked from a server that preloaded libraries, never the
+project's code; a dead server is a clear failure, then a cold fallback. (The fail-closed
+cases, crash, os._exit, timeout, run under both launchers in test_runner.py.)"""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.launch import WarmLauncher
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def pytest_run(launcher, project, tmp_path, test_body: str, name="probe", timeout=60):
+    """Run one test file of the project through `launcher`; (crash reason, log text)."""
+    project.write(f"tests/01_numbers/test_{name}.py", test_body)
+    log = tmp_path / f"{name}.log"
+    env = {**project.env(), "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
+    crash = launcher.run([f"tests/01_numbers/test_{name}.py", "-q", "-p", "no:cacheprovider"],
+                         project.root, env, log, timeout)
+    return crash, log.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def heavy_server(tmp_path):
+    """A server that preloads `heavy_lib`, a module that remembers which process imported it."""
+    (tmp_path / "heavy_lib.py").write_text("import os\nIMPORTED_BY = os.getpid()\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
+    server = WarmLauncher(REPO, env, preload=["heavy_lib"])
+    yield server
+    server.close()
+
+
+def test_a_child_inherits_the_preloaded_library_from_its_server(heavy_server, project, tmp_path):
+    crash, log = pytest_run(heavy_server, project, tmp_path, (
+        "import os\nimport heavy_lib\n\n\ndef test_preloaded():\n"
+        "    assert heavy_lib.IMPORTED_BY == os.getppid() != os.getpid()\n"))
+    assert crash == ""
+    assert "1 passed" in log
+
+
+def test_each_child_imports_the_project_fresh(heavy_server, project, tmp_path):
+    """The server never imports the project's package: an edit between two runs of one
+    server is seen by the second (a stale module would be a lie)."""
+    from orchestrator.graph import load
+    from orchestrator.pytest_plugin import export_all
+    probe = ("from minicalc.numbers import number\n\n\n"
+             "def test_number():\n    assert number('2') == 2.0\n")
+    assert export_all(load(project.root)) == {}
+    assert pytest_run(heavy_server, project, tmp_path, probe)[0] == ""
+    source = project.source("01_numbers")
+    project.write(source, project.read(source).replace("return float(x)", "return float(x) + 1"))
+    assert export_all(load(project.root)) == {}
+    crash, log = pytest_run(heavy_server, project, tmp_path, probe)
+    assert crash == ""
+    assert "assert 3.0 == 2.0" in log and "1 failed" in log
+
+
+def test_a_child_gets_the_environment_of_its_request(heavy_server, project, tmp_path):
+    project.write("marker.txt", "")
+    env = {**project.env(), "PYTHONPATH": str(REPO), "PROBE": "on"}
+    project.write("tests/01_numbers/test_env.py",
+                  "import os, sys\n\n\ndef test_env():\n"
+                  "    assert os.environ['PROBE'] == 'on'\n"
+                  "    assert os.path.exists('marker.txt')   # the request's working directory\n"
+                  "    assert sys.path[0] == os.getcwd()\n")
+    log = tmp_path / "env.log"
+    assert heavy_server.run(["tests/01_numbers/test_env.py", "-q", "-p", "no:cacheprovider"],
+                            project.root, env, log, 60) == ""
+    assert "1 passed" in log.read_text()
+
+
+def test_a_dead_server_fails_the_running_test_then_runs_cold(heavy_server, project, tmp_path):
+    pidfile = tmp_path / "child.pid"
+    outcome = {}
+
+    def hang():
+        outcome["crash"], _ = pytest_run(heavy_server, project, tmp_path, (
+            "import os, time\n\n\ndef test_hang():\n"
+            f"    open({str(pidfile)!r}, 'w').write(str(os.getpid()))\n"
+            "    time.sleep(600)\n"), name="hang")
+
+    runner = threading.Thread(target=hang)
+    runner.start()
+    children = wait_for_pid(pidfile)
+    os.kill(heavy_server.server.pid, signal.SIGKILL)
+    runner.join(30)
+    assert outcome["crash"] == "crashed: the warm pytest server ended before this run did"
+    assert gone(children), "the child outlived its server"
+
+    crash, log = pytest_run(heavy_server, project, tmp_path,
+                            "def test_ok():\n    assert 1 + 1 == 2\n", name="after")
+    assert crash == ""
+    assert log.startswith("orchestrator: the warm pytest server is gone; starting pytest cold")
+    assert "1 passed" in log
+
+
+def test_closing_the_launcher_kills_what_still_runs(heavy_server, project, tmp_path):
+    pidfile = tmp_path / "child.pid"
+    thread = threading.Thread(target=pytest_run, args=(heavy_server, project, tmp_path, (
+        "import os, subprocess, sys, time\n\n\ndef test_hang():\n"
+        "    grandchild = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        f"    open({str(pidfile)!r}, 'w').write(f'{{os.getpid()}} {{grandchild.pid}}')\n"
+        "    time.sleep(600)\n")), kwargs={"name": "hang"})
+    thread.start()
+    pids = wait_for_pid(pidfile)
+    heavy_server.close()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert gone(pids), "a test process outlived the launcher"
+
+
+def wait_for_pid(pidfile: Path) -> list[int]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        text = pidfile.read_text() if pidfile.exists() else ""
+        if text.strip():
+            return [int(p) for p in text.split()]
+        time.sleep(0.05)
+    raise AssertionError(f"the test never wrote {pidfile}")
+
+
+def gone(pids: list[int], within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not any(alive(p) for p in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"     # a zombie is dead, only not yet reaped
