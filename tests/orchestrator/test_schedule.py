@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from orchestrator.graph import load
-from orchestrator.schedule import remaining_path
+from orchestrator.schedule import durations, remaining_path
 
 
 def test_remaining_path_adds_the_longest_chain_after_each_module(project):
@@ -22,3 +22,15 @@ def test_all_lists_the_longest_path_first(project):
     info = project.doit("info", "all").stdout
     deps = info.split("task_dep")[1]
     assert deps.index("test:03_mul") < deps.index("test:02_add")
+
+
+def test_a_module_never_run_is_guessed_from_its_size(project):
+    """A fresh clone has no history: the declared size class orders the chains."""
+    project.write("graph.toml", project.read("graph.toml").replace(
+        'title = "Multiplication"', 'title = "Multiplication"\nsize = "large"'))
+    graph = load(project.root)
+    assert durations(graph) == {"01_numbers": 1.0, "02_add": 1.0, "03_mul": 15.0,
+                                "04_power": 1.0}
+    assert project.doit("all").returncode == 0
+    recorded = durations(graph)
+    assert 0 < recorded["03_mul"] < 15.0     # measured now, no longer guessed
