@@ -34,40 +34,53 @@ def preload(names: list[str]) -> None:
             pass   # an optional library: the tests that need it say so (skip with a reason)
 
 
-def serve() -> None:
-    selector = selectors.DefaultSelector()
-    selector.register(0, selectors.EVENT_READ, None)
-    children: dict[int, tuple[int, int]] = {}    # pidfd -> (job, pid)
-    buffer = b""
-    while True:
-        for key, _ in selector.select():
-            if key.data is not None:              # a child ended
-                job, pid = key.data
-                _, status = os.waitpid(pid, 0)
-                selector.unregister(key.fd)
-                os.close(key.fd)
-                del children[key.fd]
-                say(job=job, status=os.waitstatus_to_exitcode(status))
-                continue
-            chunk = os.read(0, 1 << 16)
-            if not chunk:                         # the orchestrator is gone
-                for _, pid in children.values():
-                    kill_group(pid)
-                return
-            buffer += chunk
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                request = json.loads(line)
-                server = os.getpid()
-                pid = os.fork()
-                if pid == 0:
-                    for fd in [selector.fileno(), *children]:
-                        os.close(fd)
-                    run_child(request, server)    # never returns
-                pidfd = os.pidfd_open(pid)
-                children[pidfd] = (request["job"], pid)
-                selector.register(pidfd, selectors.EVENT_READ, (request["job"], pid))
-                say(job=request["job"], pid=pid)
+class Server:
+    """The loop: requests arrive on stdin, ends of children on their pidfds."""
+
+    def __init__(self):
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(0, selectors.EVENT_READ, None)
+        self.children: dict[int, tuple[int, int]] = {}    # pidfd -> (job, pid)
+        self.buffer = b""
+
+    def serve(self) -> None:
+        while True:
+            for key, _ in self.selector.select():
+                if key.data is not None:
+                    self.reap(key.fd, *key.data)
+                elif not self.read_requests():
+                    return
+
+    def read_requests(self) -> bool:
+        chunk = os.read(0, 1 << 16)
+        if not chunk:                  # the orchestrator is gone: so is everything it asked for
+            for _, pid in self.children.values():
+                kill_group(pid)
+            return False
+        self.buffer += chunk
+        while b"\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            self.fork(json.loads(line))
+        return True
+
+    def fork(self, request: dict) -> None:
+        server = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            for fd in [self.selector.fileno(), CHANNEL, *self.children]:
+                os.close(fd)
+            run_child(request, server)    # never returns
+        pidfd = os.pidfd_open(pid)
+        self.children[pidfd] = (request["job"], pid)
+        self.selector.register(pidfd, selectors.EVENT_READ, (request["job"], pid))
+        say(job=request["job"], pid=pid)
+
+    def reap(self, pidfd: int, job: int, pid: int) -> None:
+        _, status = os.waitpid(pid, 0)
+        self.selector.unregister(pidfd)
+        os.close(pidfd)
+        del self.children[pidfd]
+        say(job=job, status=os.waitstatus_to_exitcode(status))
 
 
 def run_child(request: dict, server: int) -> None:
@@ -122,14 +135,20 @@ def kill_group(pid: int) -> None:
         pass
 
 
+CHANNEL = 1   # where answers go; main() moves it off stdout, which imports may print to
+
+
 def say(**message) -> None:
-    os.write(1, (json.dumps(message) + "\n").encode())
+    os.write(CHANNEL, (json.dumps(message) + "\n").encode())
 
 
 def main() -> None:
+    global CHANNEL
+    CHANNEL = os.dup(1)
+    os.dup2(2, 1)             # a library printing at import must not garble the answers
     preload(sys.argv[1:])
     say(ready=os.getpid())
-    serve()
+    Server().serve()
 
 
 if __name__ == "__main__":

@@ -115,7 +115,10 @@ class WarmLauncher:
 
     def _read(self) -> None:
         for line in self.server.stdout:
-            message = json.loads(line)
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
             job = self.jobs.get(message.get("job"))
             if job is None:
                 continue        # the ready line

@@ -28,8 +28,11 @@ def pytest_run(launcher, project, tmp_path, test_body: str, name="probe", timeou
 
 @pytest.fixture
 def heavy_server(tmp_path):
-    """A server that preloads `heavy_lib`, a module that remembers which process imported it."""
-    (tmp_path / "heavy_lib.py").write_text("import os\nIMPORTED_BY = os.getpid()\n")
+    """A server that preloads `heavy_lib`, a module that remembers which process imported
+    it, and prints at import what looks like an answer of the server: it must not be one."""
+    (tmp_path / "heavy_lib.py").write_text(
+        "import os\nIMPORTED_BY = os.getpid()\n"
+        "print('{\"job\": 1, \"status\": 0}')\nprint('{\"job\": 1, \"pid\": 1}')\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
     server = WarmLauncher(REPO, env, preload=["heavy_lib"])
     yield server
