@@ -4,7 +4,12 @@ a fresh child for each test run.  `python -m orchestrator.forkserver [module ...
 Started and spoken to by launch.WarmLauncher. It never imports the project's package
 or its tests: each child imports them fresh, after the fork, so a child sees the code
 exactly as a new `python -m pytest` would. What a child inherits is only what was
-imported here: pytest, its plugins and the modules named on the command line.
+imported here: pytest, and the modules named on the command line.
+
+Those are imported when the server is idle, one at a time, not before the first fork:
+a run of one module whose tests never import torch must not wait for it. A child
+forked before a library was preloaded imports it itself if it needs it; the result
+is the same, only slower. {"preloaded": [names]} says when all are in.
 
 Protocol, JSON lines. In on stdin:  {"job": n, "args": [...], "cwd": dir, "env": {...},
 "log": file}. Out on stdout: {"job": n, "pid": p} once forked, then {"job": n,
@@ -24,20 +29,23 @@ import sys
 import traceback
 
 
-def preload(names: list[str]) -> None:
-    # Not pytest plugins (xdist, ours): pytest rewrites their asserts as it imports them
-    # and warns (an error under -W error) when they already are.
-    for name in ["pytest", "orchestrator.graph", *names]:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass   # an optional library: the tests that need it say so (skip with a reason)
+# Every child needs these. Not pytest plugins (xdist, ours): pytest rewrites their
+# asserts as it imports them, and warns (an error under -W error) when they already are.
+ALWAYS = ["pytest", "orchestrator.graph"]
+
+
+def preload(name: str) -> None:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        pass   # an optional library: the tests that need it say so (skip with a reason)
 
 
 class Server:
     """The loop: requests arrive on stdin, ends of children on their pidfds."""
 
-    def __init__(self):
+    def __init__(self, later: list[str]):
+        self.later = list(later)       # to preload when idle
         self.selector = selectors.DefaultSelector()
         self.selector.register(0, selectors.EVENT_READ, None)
         self.children: dict[int, tuple[int, int]] = {}    # pidfd -> (job, pid)
@@ -45,7 +53,12 @@ class Server:
 
     def serve(self) -> None:
         while True:
-            for key, _ in self.selector.select():
+            events = self.selector.select(timeout=0 if self.later else None)
+            if not events:
+                preload(self.later.pop(0))
+                if not self.later:
+                    say(preloaded=[name for name in sys.argv[1:] if name in sys.modules])
+            for key, _ in events:
                 if key.data is not None:
                     self.reap(key.fd, *key.data)
                 elif not self.read_requests():
@@ -146,9 +159,12 @@ def main() -> None:
     global CHANNEL
     CHANNEL = os.dup(1)
     os.dup2(2, 1)             # a library printing at import must not garble the answers
-    preload(sys.argv[1:])
+    for name in ALWAYS:
+        preload(name)
     say(ready=os.getpid())
-    Server().serve()
+    if not sys.argv[1:]:
+        say(preloaded=[])
+    Server(later=sys.argv[1:]).serve()
 
 
 if __name__ == "__main__":

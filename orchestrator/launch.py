@@ -70,6 +70,7 @@ class WarmLauncher:
         self.lock = threading.Lock()
         self.next_job = 0
         self.gone = False
+        self.preloaded = threading.Event()
         self.reader = threading.Thread(target=self._read, name="forkserver-reader", daemon=True)
         self.reader.start()
 
@@ -119,9 +120,11 @@ class WarmLauncher:
                 message = json.loads(line)
             except ValueError:
                 continue
+            if "preloaded" in message:
+                self.preloaded.set()
             job = self.jobs.get(message.get("job"))
             if job is None:
-                continue        # the ready line
+                continue        # the ready or preloaded line
             if "pid" in message:
                 job.pid = message["pid"]
                 job.started.set()

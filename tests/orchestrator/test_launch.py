@@ -35,6 +35,7 @@ def heavy_server(tmp_path):
         "print('{\"job\": 1, \"status\": 0}')\nprint('{\"job\": 1, \"pid\": 1}')\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
     server = WarmLauncher(REPO, env, preload=["heavy_lib"])
+    assert server.preloaded.wait(30), "the server never said it had preloaded heavy_lib"
     yield server
     server.close()
 
@@ -45,6 +46,26 @@ def test_a_child_inherits_the_preloaded_library_from_its_server(heavy_server, pr
         "    assert heavy_lib.IMPORTED_BY == os.getppid() != os.getpid()\n"))
     assert crash == ""
     assert "1 passed" in log
+
+
+def test_the_first_run_does_not_wait_for_the_preload(project, tmp_path):
+    """Preloading happens when the server is idle: a run asked for as the server starts
+    is forked before the preload (it would import what it needs itself)."""
+    (tmp_path / "slow_lib.py").write_text("import os, time\ntime.sleep(3)\nIMPORTED_BY = os.getpid()\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
+    server = WarmLauncher(REPO, env, preload=["slow_lib"])
+    try:
+        crash, log = pytest_run(server, project, tmp_path, (
+            "import sys\n\n\ndef test_forked_before_the_preload():\n"
+            "    assert 'slow_lib' not in sys.modules\n"))
+        assert crash == "" and "1 passed" in log
+        assert server.preloaded.wait(30)
+        crash, log = pytest_run(server, project, tmp_path, (
+            "import os\nimport slow_lib\n\n\ndef test_preloaded():\n"
+            "    assert slow_lib.IMPORTED_BY == os.getppid()\n"), name="second")
+        assert crash == "" and "1 passed" in log
+    finally:
+        server.close()
 
 
 def test_each_child_imports_the_project_fresh(heavy_server, project, tmp_path):
