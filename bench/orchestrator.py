@@ -3,8 +3,9 @@
     python bench/orchestrator.py [--repeat N] [--json bench/results/orchestrator.json]
 
 Runs on a copy of this checkout (tracked and untracked files, not ignored ones),
-each cold case from a clean state dir and no generated package. Prints a table,
-writes JSON, and ends with one `name: value` line per figure:
+each cold case from a clean state dir and no generated package, the cold cases in
+turn within each repeat. Prints a table, writes JSON, and ends with one
+`name: value` line per figure:
 
   cold_ratio           doit -n 2 all  /  plain `pytest <every module's tests>` (one process)
   noop_s, noop_ratio   `doit all` with nothing changed (whole command), and / plain pytest
@@ -71,20 +72,18 @@ class Bench:
         dirs = dirs or tuple(m.tests.as_posix() for m in self.graph)
         return self.timed("pytest", "-q", "-p", "no:cacheprovider", *dirs)
 
-    def median(self, measure) -> float:
-        return statistics.median(measure() for _ in range(self.repeat))
-
-    def cold(self, *extra: str) -> float:
-        def once():
-            self.clean()
-            return self.timed("doit", "-n", str(WORKERS), "all", *extra)
-        return self.median(once)
-
-    def cold_plain(self) -> float:
-        def once():
-            self.clean()
-            return self.plain_pytest()
-        return self.median(once)
+    def cold_cases(self, cases: dict[str, tuple[str, ...]]) -> dict[str, float]:
+        """Median cold wall of each case, the cases taken in turn within each repeat so
+        that a slow minute of the machine falls on all of them alike. A case is doit's
+        extra arguments, or None for plain pytest. The last case of a round leaves its
+        state behind (recorded durations, a warm cache)."""
+        walls: dict[str, list[float]] = {name: [] for name in cases}
+        for _ in range(self.repeat):
+            for name, extra in cases.items():
+                self.clean()
+                walls[name].append(self.plain_pytest() if extra is None else
+                                   self.timed("doit", "-n", str(WORKERS), "all", *extra))
+        return {name: statistics.median(w) for name, w in walls.items()}
 
     def leaf(self):
         leaves = [m for m in self.graph if not self.graph.dependents(m.id)]
@@ -141,15 +140,14 @@ def main() -> None:
 
 
 def measure(bench: Bench) -> tuple[dict, list]:
-    plain = bench.cold_plain()
-    cold = bench.cold()                                   # ends warm, durations recorded
+    walls = bench.cold_cases({"plain": None, "cold_launcher": ("launcher=cold",),
+                              "never": ("xdist=never",), "always": ("xdist=always",),
+                              "shipped": ()})       # last: its durations and cache stay
+    plain, cold, cold_launcher = walls["plain"], walls["shipped"], walls["cold_launcher"]
+    never, always, policy = walls["never"], walls["always"], walls["shipped"]
     critical, total, bound = bench.lower_bound()
     noop = statistics.median(bench.timed("doit", "all") for _ in range(max(5, bench.repeat)))
     inc_wall, inc_own, leaf = bench.incremental()
-    cold_launcher = bench.cold("launcher=cold")
-    never = bench.cold("xdist=never")
-    always = bench.cold("xdist=always")
-    policy = bench.cold()
     figures = {
         "cold_ratio": round(cold / plain, 3),
         "noop_s": round(noop, 3),
