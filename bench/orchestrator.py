@@ -104,6 +104,14 @@ class Bench:
             self.timed("doit", "-n", str(WORKERS), "all")
         return statistics.median(walls), statistics.median(owns), leaf.id
 
+    def xdist_chosen(self) -> int:
+        """How many modules the shipped xdist policy would run with workers next time
+        (from the durations just recorded, with this run's worker count)."""
+        from orchestrator.runner import xdist_workers
+        cores = os.cpu_count() or 1
+        return sum(xdist_workers(store.load(self.root, m.id).duration, WORKERS, cores) > 1
+                   for m in self.graph)
+
     def lower_bound(self) -> tuple[float, float, float]:
         """(critical path, total work, bound) from the durations the cold run recorded."""
         durations = {m.id: store.load(self.root, m.id).duration for m in self.graph}
@@ -147,6 +155,7 @@ def measure(bench: Bench) -> tuple[dict, list]:
     never, always, policy = walls["never"], walls["always"], walls["shipped"]
     critical, total, bound = bench.lower_bound()
     noop = statistics.median(bench.timed("doit", "all") for _ in range(max(5, bench.repeat)))
+    with_xdist = bench.xdist_chosen()
     inc_wall, inc_own, leaf = bench.incremental()
     figures = {
         "cold_ratio": round(cold / plain, 3),
@@ -167,6 +176,8 @@ def measure(bench: Bench) -> tuple[dict, list]:
          f"{cold:.2f}s / {cold_launcher:.2f}s"],
         ["cold: xdist never / always / shipped policy",
          f"{never:.2f}s / {always:.2f}s / {policy:.2f}s"],
+        ["modules the shipped policy now gives xdist workers",
+         f"{with_xdist} of {len(bench.graph.modules)}"],
     ]
     return figures, rows
 
