@@ -104,17 +104,19 @@ class Bench:
             self.timed("doit", "-n", str(WORKERS), "all")
         return statistics.median(walls), statistics.median(owns), leaf.id
 
-    def xdist_chosen(self) -> int:
+    def recorded(self) -> dict[str, float]:
+        """Each module's duration as the last cold run recorded it."""
+        return {m.id: store.load(self.root, m.id).duration for m in self.graph}
+
+    def xdist_chosen(self, durations: dict[str, float]) -> int:
         """How many modules the shipped xdist policy would run with workers next time
-        (from the durations just recorded, with this run's worker count)."""
+        (from the recorded durations, with this benchmark's worker count)."""
         from orchestrator.runner import xdist_workers
         cores = os.cpu_count() or 1
-        return sum(xdist_workers(store.load(self.root, m.id).duration, WORKERS, cores) > 1
-                   for m in self.graph)
+        return sum(xdist_workers(took, WORKERS, cores) > 1 for took in durations.values())
 
-    def lower_bound(self) -> tuple[float, float, float]:
-        """(critical path, total work, bound) from the durations the cold run recorded."""
-        durations = {m.id: store.load(self.root, m.id).duration for m in self.graph}
+    def lower_bound(self, durations: dict[str, float]) -> tuple[float, float, float]:
+        """(critical path, total work, bound) from the recorded durations."""
         finish: dict[str, float] = {}
         for m in self.graph:   # curriculum order is a topological order
             deps = self.graph.test_deps(m.id)
@@ -153,9 +155,10 @@ def measure(bench: Bench) -> tuple[dict, list]:
                               "shipped": ()})       # last: its durations and cache stay
     plain, cold, cold_launcher = walls["plain"], walls["shipped"], walls["cold_launcher"]
     never, always, policy = walls["never"], walls["always"], walls["shipped"]
-    critical, total, bound = bench.lower_bound()
+    recorded = bench.recorded()
+    critical, total, bound = bench.lower_bound(recorded)
+    with_xdist = bench.xdist_chosen(recorded)
     noop = statistics.median(bench.timed("doit", "all") for _ in range(max(5, bench.repeat)))
-    with_xdist = bench.xdist_chosen()
     inc_wall, inc_own, leaf = bench.incremental()
     figures = {
         "cold_ratio": round(cold / plain, 3),

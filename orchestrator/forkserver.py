@@ -24,9 +24,10 @@ import importlib
 import json
 import os
 import selectors
-import signal
 import sys
 import traceback
+
+from orchestrator.launch import die_with, kill_group
 
 
 # Every child needs these. Not pytest plugins (xdist, ours): pytest rewrites their
@@ -101,7 +102,7 @@ def run_child(request: dict, server: int) -> None:
     code = 70
     try:
         os.setsid()                      # its own process group: a timeout kills it whole
-        die_with(server)
+        die_with(server)                 # the server's death is this child's
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
@@ -129,23 +130,6 @@ def redirect_output(log: str) -> None:
     os.dup2(out, 2)
     os.close(out)
     os.close(devnull)
-
-
-def die_with(server: int) -> None:
-    """Linux kills this child with the server; the check covers a server gone before."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != server:
-        os._exit(70)
-
-
-def kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 CHANNEL = 1   # where answers go; main() moves it off stdout, which imports may print to

@@ -163,6 +163,18 @@ def crash_reason(code: int) -> str:
     return ""
 
 
+def die_with(parent: int) -> None:
+    """Ask Linux to kill this process (SIGKILL) when its parent dies, even by SIGKILL;
+    the check covers a parent gone before we asked. Used by the pytest plugin (parent:
+    the orchestrator or the warm server) and by the warm server's children."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if parent and os.getppid() != parent:
+        os._exit(70)
+
+
 def kill_group(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)

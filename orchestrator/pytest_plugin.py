@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-from .launch import PARENT_ENV
+from .launch import PARENT_ENV, die_with
 from .runner import REPORT_ENV
 
 
@@ -47,14 +46,7 @@ def die_with_parent() -> None:
     """If the orchestrator is killed (even SIGKILL), this pytest must not live on and
     write a report nobody reads, or hold a test hanging forever: ask Linux to kill us
     with our parent, and check we were not orphaned before asking."""
-    parent = int(os.environ.get(PARENT_ENV, "0"))
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if parent and os.getppid() != parent:
-        os._exit(70)
+    die_with(int(os.environ.get(PARENT_ENV, "0")))
 
 
 def _graph(config):

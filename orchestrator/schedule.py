@@ -11,7 +11,6 @@ from . import store
 from .graph import ModuleGraph
 
 
-
 def durations(graph: ModuleGraph) -> dict[str, float]:
     """Recorded durations; a module never run is guessed from its declared size."""
     found = {}

@@ -175,7 +175,6 @@ class Campaign:
         store.record_flaky(self.root, result.flaky)
         return True if result.passed else TaskFailed(result.reason)
 
-
     def launcher(self, blas_threads: int):
         """The run's pytest launcher, started on first use (a no-op run starts none)."""
         with self._launcher_lock:

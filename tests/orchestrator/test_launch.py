@@ -16,25 +16,33 @@ from orchestrator.launch import WarmLauncher
 REPO = Path(__file__).resolve().parents[2]
 
 
-def pytest_run(launcher, project, tmp_path, test_body: str, name="probe", timeout=60):
-    """Run one test file of the project through `launcher`; (crash reason, log text)."""
+def pytest_run(launcher, project, tmp_path, test_body: str, name="probe", timeout=60,
+               **env):
+    """Run one new test file of the project through `launcher` (with `env` added to the
+    environment); (crash reason, the run's log)."""
     project.write(f"tests/01_numbers/test_{name}.py", test_body)
     log = tmp_path / f"{name}.log"
-    env = {**project.env(), "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
+    log.unlink(missing_ok=True)
+    env = {**project.env(), "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)]), **env}
     crash = launcher.run([f"tests/01_numbers/test_{name}.py", "-q", "-p", "no:cacheprovider"],
                          project.root, env, log, timeout)
     return crash, log.read_text(encoding="utf-8")
+
+
+def server_preloading(tmp_path, name: str, source: str) -> WarmLauncher:
+    """A warm server that preloads the library `name`, written to tmp_path."""
+    (tmp_path / f"{name}.py").write_text(source)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
+    return WarmLauncher(REPO, env, preload=[name])
 
 
 @pytest.fixture
 def heavy_server(tmp_path):
     """A server that preloads `heavy_lib`, a module that remembers which process imported
     it, and prints at import what looks like an answer of the server: it must not be one."""
-    (tmp_path / "heavy_lib.py").write_text(
+    server = server_preloading(tmp_path, "heavy_lib", (
         "import os\nIMPORTED_BY = os.getpid()\n"
-        "print('{\"job\": 1, \"status\": 0}')\nprint('{\"job\": 1, \"pid\": 1}')\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
-    server = WarmLauncher(REPO, env, preload=["heavy_lib"])
+        "print('{\"job\": 1, \"status\": 0}')\nprint('{\"job\": 1, \"pid\": 1}')\n"))
     assert server.preloaded.wait(30), "the server never said it had preloaded heavy_lib"
     yield server
     server.close()
@@ -51,9 +59,8 @@ def test_a_child_inherits_the_preloaded_library_from_its_server(heavy_server, pr
 def test_the_first_run_does_not_wait_for_the_preload(project, tmp_path):
     """Preloading happens when the server is idle: a run asked for as the server starts
     is forked before the preload (it would import what it needs itself)."""
-    (tmp_path / "slow_lib.py").write_text("import os, time\ntime.sleep(3)\nIMPORTED_BY = os.getpid()\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
-    server = WarmLauncher(REPO, env, preload=["slow_lib"])
+    server = server_preloading(tmp_path, "slow_lib",
+                               "import os, time\ntime.sleep(3)\nIMPORTED_BY = os.getpid()\n")
     try:
         crash, log = pytest_run(server, project, tmp_path, (
             "import sys\n\n\ndef test_forked_before_the_preload():\n"
@@ -87,16 +94,12 @@ def test_each_child_imports_the_project_fresh(heavy_server, project, tmp_path):
 
 def test_a_child_gets_the_environment_of_its_request(heavy_server, project, tmp_path):
     project.write("marker.txt", "")
-    env = {**project.env(), "PYTHONPATH": str(REPO), "PROBE": "on"}
-    project.write("tests/01_numbers/test_env.py",
-                  "import os, sys\n\n\ndef test_env():\n"
-                  "    assert os.environ['PROBE'] == 'on'\n"
-                  "    assert os.path.exists('marker.txt')   # the request's working directory\n"
-                  "    assert sys.path[0] == os.getcwd()\n")
-    log = tmp_path / "env.log"
-    assert heavy_server.run(["tests/01_numbers/test_env.py", "-q", "-p", "no:cacheprovider"],
-                            project.root, env, log, 60) == ""
-    assert "1 passed" in log.read_text()
+    crash, log = pytest_run(heavy_server, project, tmp_path, (
+        "import os, sys\n\n\ndef test_env():\n"
+        "    assert os.environ['PROBE'] == 'on'\n"
+        "    assert os.path.exists('marker.txt')   # the request's working directory\n"
+        "    assert sys.path[0] == os.getcwd()\n"), name="env", PROBE="on")
+    assert crash == "" and "1 passed" in log
 
 
 def test_a_dead_server_fails_the_running_test_then_runs_cold(heavy_server, project, tmp_path):
