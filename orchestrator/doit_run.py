@@ -1,11 +1,16 @@
-"""doit's `run` command with one change: ready tasks go to free workers by priority.
+"""doit's `run` command, with ready tasks dispatched by priority and an honest ending.
 
 doit hands out ready tasks first come, first served. On a curriculum graph that
 starts short side branches before the long chain that decides the wall time (a
 measured 8 s of idle critical path in a 42 s cold run). Here each task may carry
 `meta = {"priority": seconds}` (tasks.py sets the remaining critical path from
 recorded durations) and the highest priority ready task is dispatched first; tasks
-without a priority keep doit's order. Registered per project in pyproject.toml:
+without a priority keep doit's order. 
+The command also starts and ends the campaign's run (the state dir must be writable,
+one run per checkout: never when dodo.py is merely loaded), turns Ctrl-C into an
+INTERRUPTED summary and exit 130, and returns the exit code the reporter decided
+from what happened (run_context.Exit) rather than doit's own.
+Registered per project in pyproject.toml:
 
     [tool.doit.plugins.command]
     run = "orchestrator.doit_run:Run"
@@ -14,13 +19,18 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import signal
 import sys
+import threading
 
 from doit import cmd_run
 from doit.control import TaskControl, TaskDispatcher
 from doit.exceptions import InvalidCommand
 from doit.runner import MThreadRunner, Runner
 from doit.task import Stream
+
+from . import run_context, tasks
+from .run_context import Exit
 
 
 class PriorityReady:
@@ -64,6 +74,21 @@ class Run(cmd_run.Run):
             return super()._execute(outfile, verbosity, always, continue_, reporter,
                                     num_process, par_type, single, auto_delayed_regex,
                                     force_verbosity, failure_verbosity, pdb)
+        context = run_context.begin(num_process or 1)
+        campaign = tasks.ACTIVE
+        if campaign is not None:
+            campaign.begin_run()
+        try:
+            with interrupts_noted(context):
+                return self._run(context, outfile, verbosity, always, continue_, reporter,
+                                 num_process, par_type, auto_delayed_regex, force_verbosity,
+                                 failure_verbosity)
+        finally:
+            if campaign is not None:
+                campaign.end_run()
+
+    def _run(self, context, outfile, verbosity, always, continue_, reporter, num_process,
+             par_type, auto_delayed_regex, force_verbosity, failure_verbosity):
         self.control = PriorityControl(self.task_list, auto_delayed_regex=auto_delayed_regex)
         self.control.process(self.sel_tasks)
         reporter_cls = self.reporters[reporter] if isinstance(reporter, str) else reporter
@@ -84,7 +109,38 @@ class Run(cmd_run.Run):
                     sys.stderr.write("note: running the process-parallel request with threads\n")
                 runner_cls = MThreadRunner
                 run_args.append(num_process)
-            return runner_cls(*run_args).run_all(self.control.task_dispatcher())
+            try:
+                code = runner_cls(*run_args).run_all(self.control.task_dispatcher())
+            except KeyboardInterrupt:
+                context.interrupt()          # kill what still runs; nothing of it is stored
+                code = Exit.INTERRUPTED
+            decide = getattr(reporter_obj, "exit_code", None)
+            return int(decide()) if decide else code
         finally:
             if isinstance(outfile, str):
                 stream.close()
+
+
+class interrupts_noted:
+    """While a run is on: Ctrl-C (SIGINT) and SIGTERM mark the run interrupted before
+    Python raises KeyboardInterrupt, so the summary, written while the exception unwinds
+    doit's runner, already knows."""
+
+    def __init__(self, context):
+        self.context = context
+        self.previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.context.interrupted.set()
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        return False

@@ -129,6 +129,16 @@ def read_generated(path: Path) -> tuple[dict[str, str], str] | None:
     return fields, lines[HEADER_LINES]
 
 
+def body_digest(path: Path) -> str:
+    """What a generated file contributes to cache keys: the sha256 of its body only (the
+    header carries the source hash, and a markdown edit of the source must not re-run
+    anyone's tests); a file without a valid header counts whole."""
+    parsed = read_generated(path)
+    if parsed is None:
+        return sha256(path.read_bytes())
+    return sha256(parsed[1])
+
+
 def hand_edited(path: Path) -> bool:
     """True if `path` exists and is not an untouched generated file."""
     if not path.exists():

@@ -1,57 +1,121 @@
 """Content keys: everything a test target's result depends on, and what changed.
 
 A key is a flat dict {input name: digest}. Names say what the input is, so a
-diff of two keys is the explanation of a cache miss:
+diff of two keys is the explanation of a cache miss. Declared inputs, known
+before the run:
   test:tests/03_layers/test_layers_core.py   a file under the module's tests dir
   conftest:tests/conftest.py                 a conftest above the tests dir
   support:tests/support/recorded_graph.py    a shared test helper (tests/support)
   input:data/digits/digits.npz               an extra input declared in graph.toml
   export:tinytorch/core/tensor.py            a generated file of the dependency closure
   graph:03_layers                            the module's graph.toml entry (+ project settings)
-  pytest:args / pytest:config                arguments and ini options
+  pytest:args / pytest:config                arguments; every config file pytest could read
   env:python / env:numpy / env:pytest        the environment
+Observed inputs, recorded by the run itself (observe.py) and stored with its result:
+  observed:tests/fixtures/answers.py         a file the run read or imported
+  listed:data/probe                          a directory the run listed
+  dist:torch                                 a third-party distribution it imported
+  absent:fancylib                            an import it attempted that was not found
+A result is reused when the digest of declared ∪ its observed inputs, computed now,
+equals its key. Digests go through a stat cache (digests.py): a no-op reads nothing.
 """
 from __future__ import annotations
 
+import configparser
 import hashlib
+import importlib.util
 import json
+import os
+import re
 import sys
+import tomllib
 from importlib import metadata
 from pathlib import Path
 
-from .export import read_generated
+from . import export
+from .digests import MISSING, StatCache, cache_for
 from .graph import Module, ModuleGraph
-from .files import file_digest
+from .state import StateDir
 
 ENV_PACKAGES = ("numpy", "pytest", "pytest-xdist")
-MISSING = "missing"
+OBSERVED_KINDS = ("observed", "listed", "dist", "absent")
+CONFIG_FILES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
+NEVER_OBSERVED = (".git", "__pycache__", ".pytest_cache")
 
 
 def inputs(graph: ModuleGraph, module: Module, pytest_args: list[str],
-           prospective: bool = False) -> dict[str, str]:
-    """The key of `module`'s test target. `prospective` keys the generated files as
-    the next export would write them (for `why` and `status`, which do not export)."""
+           prospective: bool = False, observed: list[str] = ()) -> dict[str, str]:
+    """The key of `module`'s test target: its declared inputs, and the `observed` input
+    names of a stored result valued now. `prospective` keys the generated files as the
+    next export would write them (for `why` and `status`, which do not export)."""
+    key = declared(graph, module, pytest_args, prospective)
+    key.update(current(graph, observed))
+    return key
+
+
+def declared(graph: ModuleGraph, module: Module, pytest_args: list[str],
+             prospective: bool = False) -> dict[str, str]:
+    cache = stat_cache(graph)
     key: dict[str, str] = {}
     root = graph.root
     for path in _files_under(root / module.tests):
-        key[f"test:{_rel(path, root)}"] = file_digest(path)
+        key[f"test:{_rel(path, root)}"] = cache.digest(path)
     for path in conftests(graph, module):
-        key[f"conftest:{_rel(path, root)}"] = file_digest(path)
+        key[f"conftest:{_rel(path, root)}"] = cache.digest(path)
     for path in _files_under(support_dir(graph)):
-        key[f"support:{_rel(path, root)}"] = file_digest(path)
+        key[f"support:{_rel(path, root)}"] = cache.digest(path)
     for extra in module.entry.get("inputs", []):
         for path in _files_under(root / extra) or [root / extra]:
-            key[f"input:{_rel(path, root)}"] = file_digest(path) if path.exists() else MISSING
+            key[f"input:{_rel(path, root)}"] = cache.digest(path)
     for mid in graph.closure(module.id) + [module.id]:
         path = graph[mid].export_file(root)
         key[f"export:{_rel(path, root)}"] = (
-            _next_export_digest(graph, graph[mid]) if prospective else _export_digest(path))
+            _next_export_digest(graph, graph[mid]) if prospective else
+            cache.digest(path, "body", export.body_digest))
     key[f"graph:{module.id}"] = _digest_json({
         "entry": module.entry, "package": graph.package, "categories": graph.categories})
     key["pytest:args"] = json.dumps(pytest_args)
-    key["pytest:config"] = _pytest_config_digest(root)
+    key["pytest:config"] = pytest_config_digest(root / module.tests, cache)
     key.update(environment())
     return key
+
+
+def current(graph: ModuleGraph, names) -> dict[str, str]:
+    """The observed inputs `names` (as a stored result lists them), valued now."""
+    cache, dists = stat_cache(graph), None
+    values = {}
+    for name in names:
+        kind, _, what = name.partition(":")
+        if kind == "observed":
+            values[name] = cache.digest(graph.root / what)
+        elif kind == "listed":
+            values[name] = _listing_digest(graph.root / what)
+        elif kind == "dist":
+            dists = installed_distributions() if dists is None else dists
+            values[name] = dists.get(_normalize(what), MISSING)
+        elif kind == "absent":
+            values[name] = "found" if _importable(what) else "absent"
+    return values
+
+
+def observed_inputs(graph: ModuleGraph, module: Module, seen: dict,
+                    declared_key: dict[str, str]) -> dict[str, str]:
+    """A run's observations (observe.read_observations) as key entries, valued now: the
+    files and directories under the root that no declared input already covers."""
+    covered = {name.split(":", 1)[1] for name in declared_key if ":" in name}
+    skip = [*_generated_roots(graph), StateDir(graph.root).path.name,
+            *_under_root(graph, sys.prefix)]
+    names = []
+    for kind, paths in (("observed", seen.get("read", ())), ("listed", seen.get("listed", ()))):
+        for rel in paths:
+            if rel.startswith("..") or rel in covered or _skipped(rel, skip):
+                continue
+            if kind == "observed" and not (graph.root / rel).is_file():
+                continue
+            names.append(f"{kind}:{rel}")
+    names += [f"dist:{d}" for d in seen.get("dists", {})]
+    names += [f"absent:{n}" for n in seen.get("absent", ())]
+    return current(graph, names)
 
 
 def digest(key: dict[str, str]) -> str:
@@ -67,12 +131,14 @@ def changes(old: dict[str, str], new: dict[str, str]) -> list[tuple[str, str]]:
 
 def environment() -> dict[str, str]:
     env = {"env:python": sys.version.split()[0]}
+    dists = installed_distributions()
     for package in ENV_PACKAGES:
-        try:
-            env[f"env:{package}"] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            env[f"env:{package}"] = MISSING
+        env[f"env:{package}"] = dists.get(_normalize(package), MISSING)
     return env
+
+
+def stat_cache(graph: ModuleGraph) -> StatCache:
+    return cache_for(StateDir(graph.root).path)
 
 
 def conftests(graph: ModuleGraph, module: Module) -> list[Path]:
@@ -92,6 +158,91 @@ def support_dir(graph: ModuleGraph) -> Path:
     return graph.root / graph.tests_dir / "support"
 
 
+def installed_distributions() -> dict[str, str]:
+    """{normalized name: version} from the *.dist-info / *.egg-info names on sys.path: one
+    directory listing per entry, instead of importlib.metadata's reading of every file."""
+    found: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            match = re.fullmatch(r"(.+?)-([^-]+?)\.(dist-info|egg-info)", name)
+            if match:
+                found.setdefault(_normalize(match.group(1)), match.group(2))
+    return found
+
+
+def pytest_config_digest(tests_dir: Path, cache: StatCache) -> str:
+    """Every file pytest could take its configuration from, from the tests dir up to the
+    file system's root, by the part pytest reads: a new pytest.ini anywhere above the tests
+    changes the key; an edit of pyproject.toml outside [tool.pytest] does not."""
+    found = {}
+    for directory in [tests_dir, *tests_dir.parents]:
+        for name in CONFIG_FILES:
+            path = directory / name
+            value = cache.digest(path, "pytest-config", _pytest_section)
+            if value != MISSING:
+                found[str(path)] = value
+    return _digest_json(found)
+
+
+def _pytest_section(path: Path) -> str:
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    if path.name in ("pytest.ini", ".pytest.ini"):
+        return hashlib.sha256(text.encode()).hexdigest()
+    if path.name == "pyproject.toml":
+        try:
+            section = tomllib.loads(text).get("tool", {}).get("pytest", None)
+        except tomllib.TOMLDecodeError:
+            return hashlib.sha256(text.encode()).hexdigest()
+        return _digest_json(section)
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(text)
+    except configparser.Error:
+        return hashlib.sha256(text.encode()).hexdigest()
+    section = "pytest" if path.name == "tox.ini" else "tool:pytest"
+    return _digest_json(dict(parser[section]) if parser.has_section(section) else None)
+
+
+def _listing_digest(directory: Path) -> str:
+    try:
+        return _digest_json(sorted(os.listdir(directory)))
+    except OSError:
+        return MISSING
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def _generated_roots(graph: ModuleGraph) -> list[str]:
+    package = graph.package.replace(".", "/")
+    return [package, f"{package}.py"]
+
+
+def _under_root(graph: ModuleGraph, path: str) -> list[str]:
+    try:
+        return [Path(path).resolve().relative_to(graph.root).as_posix()]
+    except ValueError:
+        return []
+
+
+def _skipped(rel: str, skip: list[str]) -> bool:
+    parts = rel.split("/")
+    return any(p in NEVER_OBSERVED for p in parts) or \
+        any(rel == s or rel.startswith(s + "/") for s in skip)
+
+
 def _files_under(directory: Path) -> list[Path]:
     if not directory.is_dir():
         return []
@@ -99,36 +250,15 @@ def _files_under(directory: Path) -> list[Path]:
                   if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
 
 
-def _export_digest(path: Path) -> str:
-    # The body only: the header carries the source hash, and a change to a
-    # markdown cell of the source must not re-run anyone's tests.
-    parsed = read_generated(path)
-    if parsed is None:
-        return file_digest(path) if path.exists() else MISSING
-    return hashlib.sha256(parsed[1].encode()).hexdigest()
-
-
 def _next_export_digest(graph: ModuleGraph, module: Module) -> str:
-    from . import export
     if export.is_current(module, graph):
-        return _export_digest(module.export_file(graph.root))
+        return stat_cache(graph).digest(module.export_file(graph.root), "body",
+                                        export.body_digest)
     try:
         text = export.render(module, graph)
     except export.ExportError as e:
         return f"export fails: {e}"
     return hashlib.sha256(text.split("\n", export.HEADER_LINES)[-1].encode()).hexdigest()
-
-
-def _pytest_config_digest(root: Path) -> str:
-    import tomllib
-    pyproject = root / "pyproject.toml"
-    if not pyproject.is_file():
-        return MISSING
-    try:
-        config = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError:
-        return file_digest(pyproject)
-    return _digest_json(config.get("tool", {}).get("pytest", {}))
 
 
 def _digest_json(value) -> str:

@@ -4,8 +4,11 @@
   module, so tests never import a stale or missing generated package.
 - It registers the graph's marker categories and `covers(module)`.
 - When the orchestrator's runner starts pytest (ORCHESTRATOR_REPORT is set), it
-  writes a JSON report of every test: outcome, duration, markers, covers. The runner
+  writes a JSON report of every selected test: outcome, duration, markers, covers,
+  where a failure happened; how many tests were collected and selected. The runner
   trusts only that report, never pytest's exit code alone.
+- When ORCHESTRATOR_OBSERVE is set, it records what the run read (observe.py), in
+  this process and in each xdist worker.
 """
 from __future__ import annotations
 
@@ -16,7 +19,11 @@ from pathlib import Path
 import pytest
 
 from .launch import PARENT_ENV, die_with
+from .observe import start_from_environment
 from .runner import REPORT_ENV
+
+# Started at import, before any conftest or test module is imported or reads a file.
+OBSERVER = start_from_environment()
 
 
 def pytest_load_initial_conftests(early_config, parser, args):
@@ -40,6 +47,12 @@ def pytest_configure(config):
     if REPORT_ENV in os.environ and not hasattr(config, "workerinput"):
         die_with_parent()
         config.pluginmanager.register(ReportWriter(Path(os.environ[REPORT_ENV])), "orch-report")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    if OBSERVER is not None:
+        OBSERVER.write()
 
 
 def die_with_parent() -> None:
@@ -90,17 +103,22 @@ class ExportGuard:
 
 
 class ReportWriter:
-    """Collects each test's outcome and writes them as one JSON file at the end."""
+    """Collects each selected test's outcome and writes them as one JSON file at the end."""
 
     def __init__(self, path: Path):
         self.path = path
         self.tests: dict[str, dict] = {}
         self.errors: list[dict] = []
-        self.collected = 0
+        self.deselected = 0
+        self.selected: int | None = None
 
-    def pytest_collection_modifyitems(self, items):
-        self.collected = len(items)
-        for item in items:
+    def pytest_deselected(self, items):
+        self.deselected += len(items)
+
+    def pytest_collection_finish(self, session):
+        # after -k/-m/--deselect: a deselected test is not part of this run at all
+        self.selected = len(session.items)
+        for item in session.items:
             covers = [m.args[0] for m in item.iter_markers("covers") if m.args]
             markers = sorted({m.name for m in item.iter_markers()} - {"covers", "parametrize"})
             self.tests[item.nodeid] = {"outcome": "not run", "duration": 0.0,
@@ -108,7 +126,8 @@ class ReportWriter:
 
     def pytest_collectreport(self, report):
         if report.failed:
-            self.errors.append({"nodeid": report.nodeid, "message": _message(report)})
+            self.errors.append({"nodeid": report.nodeid, "message": _message(report),
+                                **_location(report)})
 
     def pytest_runtest_logreport(self, report):
         test = self.tests.setdefault(report.nodeid, {"markers": [], "covers": [],
@@ -121,10 +140,13 @@ class ReportWriter:
             test["outcome"] = outcome
         if report.failed:
             test["message"] = _message(report)
+            test.update(_location(report))
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session, exitstatus):
-        data = {"exitstatus": int(exitstatus), "collected": self.collected,
+        selected = self.selected
+        data = {"exitstatus": int(exitstatus), "selected": selected,
+                "collected": None if selected is None else selected + self.deselected,
                 "collection_errors": self.errors, "tests": self.tests}
         tmp = self.path.with_suffix(".tmp")
         tmp.parent.mkdir(parents=True, exist_ok=True)
@@ -145,6 +167,23 @@ def _outcome(report) -> str | None:
 
 
 def _message(report) -> str:
+    """The exception line: `AssertionError: ...`, `ModuleNotFoundError: No module named 'x'`."""
     text = str(report.longrepr) if report.longrepr else ""
     crash = getattr(getattr(report.longrepr, "reprcrash", None), "message", None)
-    return (crash or (text.strip().splitlines() or ["failed"])[-1])[:2000]
+    if crash:
+        return crash[:2000]
+    lines = text.strip().splitlines() or ["failed"]
+    errors = [l[1:].strip() for l in lines if l.startswith("E ")]
+    return (errors[-1] if errors else lines[-1])[:2000]
+
+
+def _location(report) -> dict:
+    """{"path", "line"} of where a failure was raised in the project's test code, if known."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is None or not getattr(crash, "path", None):
+        return {}
+    try:
+        path = Path(crash.path).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return {}
+    return {"path": path, "line": int(crash.lineno)}

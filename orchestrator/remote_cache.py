@@ -1,63 +1,71 @@
 """A result cache shared across machines: a plain directory of passing results, keyed by content.
 
-`export` copies every passing result to DIR/<key>.json; `import` installs, for each
-module, the result stored under the module's *current* key, and only after checking
-that the file is a passing result of that module whose inputs digest to that key.
-A result whose key does not match is never used. Any shared directory (or CI cache,
-e.g. actions/cache on the directory) moves the files between machines.
+`export` copies every stored passing result to DIR/<key>.json; `import` installs, for
+each module, the entries whose inputs, valued now on this checkout, digest to their
+key, after checking each file against the result schema (store.Result.from_dict: types,
+and a passing status that agrees with its counts) and that its key is the digest of
+its own inputs. Anything else is rejected with its reason and never used. Any shared
+directory (or CI cache, e.g. actions/cache on the directory) moves the files.
 """
 from __future__ import annotations
 
 import json
-import shutil
-from dataclasses import asdict
+import sys
 from pathlib import Path
 
-from . import keys, store
+from . import keys
 from .files import atomic_write
 from .graph import ModuleGraph
+from .store import InvalidResult, Result, Store
+
+MAX_ENTRY_BYTES = 16 << 20     # a result is kilobytes; refuse to parse anything huge
 
 
 def export_results(graph: ModuleGraph, directory: Path) -> list[str]:
     directory.mkdir(parents=True, exist_ok=True)
-    exported = []
+    store, exported = Store(graph.root), []
     for module in graph:
-        result = store.load(graph.root, module.id)
-        if result is not None and result.passed:
-            atomic_write(directory / f"{result.key}.json", json.dumps(asdict(result)))
+        passing = [r for r in store.results(module.id) if r.passed]
+        for result in passing:
+            atomic_write(directory / f"{result.key}.json", result.to_json())
+        if passing:
             exported.append(module.id)
     return exported
 
 
 def import_results(graph: ModuleGraph, directory: Path, pytest_args=()) -> dict[str, str]:
     """{module: 'imported' | 'no entry' | 'rejected: why'}."""
-    outcome = {}
-    for module in graph:
-        current = keys.digest(keys.inputs(graph, module, list(pytest_args), prospective=True))
-        path = directory / f"{current}.json"
-        if not path.is_file():
-            outcome[module.id] = "no entry"
+    outcome = {m.id: "no entry" for m in graph}
+    declared = {m.id: keys.declared(graph, m, list(pytest_args), prospective=True)
+                for m in graph}
+    store = Store(graph.root)
+    for path in sorted(directory.glob("*.json")):
+        result, problem = read_entry(path)
+        if result is None or result.module not in outcome:
+            if result is None:
+                print(f"warning: {path.name} rejected: {problem}", file=sys.stderr)
             continue
-        problem = _problem(path, module.id, current)
         if problem:
-            outcome[module.id] = f"rejected: {problem}"
+            outcome[result.module] = f"rejected: {problem}"
             continue
-        local = store.result_path(graph.root, module.id)
-        local.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, local)
-        outcome[module.id] = "imported"
+        now = {**declared[result.module], **keys.current(graph, result.observed)}
+        if keys.digest(now) == result.key and outcome[result.module] != "imported":
+            store.save(result)
+            outcome[result.module] = "imported"
     return outcome
 
 
-def _problem(path: Path, module_id: str, key: str) -> str:
+def read_entry(path: Path) -> tuple[Result | None, str]:
+    """(the entry, '' or why it must not be used)."""
     try:
-        result = store.Result(**json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, TypeError) as e:
-        return f"unreadable ({type(e).__name__})"
-    if result.module != module_id:
-        return f"it is a result of {result.module}"
+        if path.stat().st_size > MAX_ENTRY_BYTES:
+            return None, f"larger than {MAX_ENTRY_BYTES} bytes"
+        result = Result.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        why = str(e) if isinstance(e, InvalidResult) else type(e).__name__
+        return None, f"unreadable ({why})"
     if not result.passed:
-        return "not a passing result"
-    if result.key != key or keys.digest(result.inputs) != key:
-        return "its inputs do not match its key"
-    return ""
+        return result, "not a passing result"
+    if result.key != path.stem or keys.digest(result.inputs) != result.key:
+        return result, "its inputs do not match its key"
+    return result, ""

@@ -2,25 +2,35 @@
 
 One line per test target as it finishes:
   PASSED 03_layers (48 tests) in 1.2s
+  PASSED 01_tensor (22 of 199 selected) in 0.4s       (a -k/-m run: only what it selected)
   (cached) PASSED 01_tensor (31 tests)
   FAILED 04_losses: 2 of 31 failed            (then the failing test ids)
   BLOCKED 05_autograd (by 04_losses)
 and a summary: `Executed k out of N test targets: p passed, f failed, b blocked, c cached`,
-then the exit code doit returns and what it means.
+then the exit code and what it means (run_context.Exit). An interrupted run ends with
+`INTERRUPTED after k of N test targets; finished results kept`; bad input (pytest's
+arguments, an unwritable state dir) with one line naming it.
 Every line comes from the stored result of the target, never from assumption.
 """
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from pathlib import Path
 
 from doit.exceptions import TaskFailed, UnmetDependency
 
-from . import status, store
+from . import run_context, status
+from .run_context import Exit
+from .store import Store
 
 MAX_FAILURES_SHOWN = 10
-EXIT_MEANINGS = {0: "every requested target passed", 1: "a target failed",
-                 2: "a target was blocked by a failure, or an error occurred"}
+EXIT_MEANINGS = {Exit.OK: "every requested target passed",
+                 Exit.FAILED: "a target failed, or was blocked by a failure",
+                 Exit.ERROR: "the orchestrator could not run a target (see above)",
+                 Exit.BAD_INPUT: "bad input (see above); nothing was recorded for it",
+                 Exit.INTERRUPTED: "interrupted"}
 
 
 def target_of(task) -> str | None:
@@ -35,17 +45,34 @@ class Reporter:
     def __init__(self, outstream, options):
         self.out = outstream
         self.root = Path.cwd()
+        self.store = Store(self.root)
         self.lock = threading.Lock()
+        self.closed = False
         self.selected: list[str] = []
         self.status: dict[str, str] = {}           # target -> passed/failed/blocked/cached
         self.blocked_by: dict[str, list[str]] = {}
         self.flaky = 0
-        self.kinds: set[str] = set()                 # "failed" (TaskFailed) / "error" (the rest)
+        self.kinds: set[str] = set()         # "failed" (TaskFailed), "error", "bad input"
+        self.said_bad_input = False
 
     def write(self, text: str) -> None:
         with self.lock:
-            self.out.write(text)
-            self.out.flush()
+            if self.closed:
+                return
+            try:
+                self.out.write(text)
+                self.out.flush()
+            except BrokenPipeError:
+                # `doit all | head`: the reader is gone. Stop writing, quietly, and point
+                # stdout at /dev/null so the interpreter's final flush cannot complain.
+                self.closed = True
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+
+    @property
+    def context(self):
+        return run_context.CURRENT
 
     # --- doit's reporter interface -------------------------------------------------
     def initialize(self, tasks, selected_tasks):
@@ -68,9 +95,10 @@ class Reporter:
         target = target_of(task)
         if target:
             self.status[target] = "cached"
-            result = store.load(self.root, target)
-            tests = f" ({result.counts.get('passed', 0)} tests)" if result else ""
-            self.write(f"(cached) PASSED {target}{tests}\n")
+            from . import tasks
+            hit = (tasks.ACTIVE.hits.get(target) if tasks.ACTIVE else None) or \
+                self.store.latest(target)
+            self.write(f"(cached) {self.passed_line(target, hit)}\n")
 
     def skip_ignore(self, task):
         target = target_of(task)
@@ -80,33 +108,55 @@ class Reporter:
 
     def add_success(self, task):
         target = target_of(task)
-        if target:
+        if target and not self.context.interrupted.is_set():
             self.status[target] = "passed"
-            result = store.load(self.root, target)
-            took = f"in {result.duration:.1f}s"
+            result = self.store.latest(target)
             if result.flaky:
                 self.flaky += 1
-                self.write(f"FLAKY {target} ({len(result.flaky)} of {len(result.tests)} tests "
-                           f"passed only on a retry) {took}\n")
-                for nodeid in result.flaky:
-                    self.write(f"    flaky: {nodeid}\n")
-            else:
-                self.write(f"PASSED {target} ({result.counts.get('passed', 0)} tests) {took}\n")
+            self.write(f"{self.passed_line(target, result)} in {result.duration:.1f}s"
+                       f"{leftovers(result)}\n")
+            for nodeid in result.flaky:
+                self.write(f"    flaky: {nodeid}\n")
+
+    @staticmethod
+    def passed_line(target: str, result) -> str:
+        if result is None:
+            return f"PASSED {target}"
+        if result.flaky:
+            return (f"FLAKY {target} ({len(result.flaky)} of {len(result.tests)} tests "
+                    "passed only on a retry)")
+        if result.narrowed:
+            return f"PASSED {target} ({result.selected} of {result.collected} selected)"
+        return f"PASSED {target} ({result.counts.get('passed', 0)} tests)"
 
     def add_failure(self, task, fail):
         target = target_of(task)
-        self.kinds.add("failed" if isinstance(fail, TaskFailed) else "error")
+        context = self.context
+        if context.interrupted.is_set():
+            return                        # the INTERRUPTED line says it all
+        if context.bad_input and fail.message == context.bad_input:
+            self.kinds.add("bad input")
+            if target:
+                self.status[target] = "refused"
+            if not self.said_bad_input:
+                self.said_bad_input = True
+                self.write(f"{context.bad_input}\n")
+            return
         if isinstance(fail, UnmetDependency):
             return self._blocked(task, target, fail)
+        self.kinds.add("failed" if isinstance(fail, TaskFailed) else "error")
         if target is None:
             return self.write(f"FAILED {task.name}: {fail.message.strip() or fail.get_name()}\n")
         self.status[target] = "failed"
-        result = store.load(self.root, target)
+        result = self.store.latest(target)
         if result is None or result.passed:  # the action itself crashed
+            self.kinds.add("error")
             return self.write(f"FAILED {target}: {fail.get_msg().strip()}\n")
-        lines = [f"FAILED {target}: {result.reason} in {result.duration:.1f}s"]
+        lines = [f"FAILED {target}: {result.reason} in {result.duration:.1f}s{leftovers(result)}"]
         for failure in result.failures[:MAX_FAILURES_SHOWN]:
-            lines.append(f"    {failure['nodeid']}: {failure['message'].splitlines()[0][:200]}")
+            where = f" ({failure['path']}:{failure['line']})" if "path" in failure else ""
+            first = (failure["message"].splitlines() or [""])[0][:200]
+            lines.append(f"    {failure['nodeid']}{where}: {first}")
         if len(result.failures) > MAX_FAILURES_SHOWN:
             lines.append(f"    ... and {len(result.failures) - MAX_FAILURES_SHOWN} more")
         lines.append(f"    log: {result.log}")
@@ -125,20 +175,37 @@ class Reporter:
     def complete_run(self):
         if not self.selected:
             return
-        status.record_run(self.root, {t: s for t, s in self.status.items() if s != "ignored"})
+        statuses = {t: s for t, s in self.status.items() if s not in ("ignored", "refused")}
+        try:
+            status.record_run(self.root, statuses)
+        except OSError:
+            pass     # the summary still says what happened; `status` may show older state
         counts = {s: sum(1 for v in self.status.values() if v == s)
                   for s in ("passed", "failed", "blocked", "cached")}
+        if self.context.interrupted.is_set():
+            done = sum(counts.values())
+            self.write(f"INTERRUPTED after {done} of {len(self.selected)} test targets; "
+                       "finished results kept\n")
+            return
         executed = counts["passed"] + counts["failed"]
         self.write(f"Executed {executed} out of {len(self.selected)} test targets: "
                    f"{counts['passed']} passed, {counts['failed']} failed, "
                    f"{counts['blocked']} blocked, {counts['cached']} cached"
                    + (f" ({self.flaky} of the passed flaky)" if self.flaky else "") + "\n")
-        self.write(f"exit code {self.exit_code()}: {EXIT_MEANINGS[self.exit_code()]}\n")
+        code = self.exit_code()
+        self.write(f"exit code {int(code)}: {EXIT_MEANINGS[code]}\n")
 
-    def exit_code(self) -> int:
-        """What doit will return, by its own rule: any task error (a blocked target is
-        one) gives 2, else any failed task 1, else 0."""
-        return 2 if "error" in self.kinds else 1 if "failed" in self.kinds else 0
+    def exit_code(self) -> Exit:
+        """The one place doit's exit code is decided (the run command returns it)."""
+        if self.context.interrupted.is_set():
+            return Exit.INTERRUPTED
+        if "bad input" in self.kinds or self.context.bad_input:
+            return Exit.BAD_INPUT
+        if "error" in self.kinds:
+            return Exit.ERROR
+        if "failed" in self.kinds or "blocked" in self.status.values():
+            return Exit.FAILED
+        return Exit.OK
 
     # --- helpers ------------------------------------------------------------------
     def _blocked(self, task, target, fail):
@@ -152,3 +219,10 @@ class Reporter:
         self.status[target] = "blocked"
         self.blocked_by[target] = causes
         self.write(f"BLOCKED {target} (by {', '.join(causes)})\n")
+
+
+def leftovers(result) -> str:
+    n = len(result.leftovers)
+    if not n:
+        return ""
+    return f"; killed {n} process{'es' if n > 1 else ''} left running by the tests"

@@ -9,35 +9,43 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
 
+from . import keys
 from .graph import Module, ModuleGraph
 from .launch import ColdLauncher
-from .store import Result, state_dir
+from .observe import OBSERVE_ENV, read_observations
+from .state import StateDir
+from .store import FAILED_OUTCOMES, Cause, Result, Status
 
 # How the runner talks to orchestrator.pytest_plugin inside the pytest process. (Defined
 # here, not in the plugin, so that a no-op `doit all` never imports pytest.)
 REPORT_ENV = "ORCHESTRATOR_REPORT"        # where the plugin writes its JSON report
 
-FAILED_OUTCOMES = ("failed", "error", "xpassed", "not run")
 XDIST_MIN_SECONDS = 10.0   # below this, xdist's ~0.5 s per worker start costs more than it saves
 MARKED_FLAKY_ATTEMPTS = 3  # tests marked flaky (marker or graph.toml) get this many tries
+USAGE_ERROR = 4            # pytest's exit status for bad command-line arguments
 
 
-def run_module(graph: ModuleGraph, module: Module, inputs: dict[str, str], key: str,
+def run_module(graph: ModuleGraph, module: Module, declared: dict[str, str],
                pytest_args: list[str], xdist_workers: int = 0,
                flaky_attempts: int = 1, blas_threads: int = 0, launcher=None) -> Result:
     """Run the module's suite; re-run failing tests (see `retryable`) up to the attempts
-    allowed. A test that fails and then passes is FLAKY, never silently PASSED."""
-    log = state_dir(graph.root) / "logs" / f"{module.id}.log"
+    allowed. A test that fails and then passes is FLAKY, never silently PASSED. The result's
+    key covers the declared inputs and what the run was observed to read."""
+    state = StateDir(graph.root)
+    log = state.log(module.id)
     log.parent.mkdir(parents=True, exist_ok=True)
     log.unlink(missing_ok=True)
-    result = Result(module=module.id, status="failed", reason="", key=key, inputs=inputs,
-                    log=str(log.relative_to(graph.root)))
+    observed = state.report(module.id).with_suffix(".observed")
+    shutil.rmtree(observed, ignore_errors=True)
+    result = Result(module=module.id, status=Status.FAILED, cause=Cause.NO_REPORT, reason="",
+                    key="", inputs=declared, log=state.rel(log))
     start = time.perf_counter()
-    env = thread_limits(blas_threads)
+    env = {**thread_limits(blas_threads), OBSERVE_ENV: str(observed)}
     launcher = launcher or ColdLauncher()
     report, crash = attempt(graph, module, [module.tests.as_posix()], pytest_args,
                             xdist_workers, log, env, launcher)
@@ -56,14 +64,16 @@ def run_module(graph: ModuleGraph, module: Module, inputs: dict[str, str], key: 
     result.duration = round(time.perf_counter() - start, 3)
     result.finished = time.time()
     result.flaky = sorted(n for n, t in result.tests.items() if t.get("flaky"))
+    seen = read_observations(observed)
+    result.inputs = {**declared, **keys.observed_inputs(graph, module, seen, declared)}
+    result.key = keys.digest(result.inputs)
     return result
 
 
 def retryable(result: Result, module: Module, flaky_attempts: int, tries: int) -> list[str]:
     """Failing test ids that may run once more: every failure while tries < --flaky-attempts;
     tests marked flaky (pytest marker or graph.toml `flaky`) up to MARKED_FLAKY_ATTEMPTS."""
-    if result.reason.startswith(("crashed", "timed out", "pytest ended", "no test")) or \
-            not result.tests:
+    if not result.cause.retryable or not result.tests:
         return []
     ids = []
     for failure in result.failures:
@@ -90,9 +100,8 @@ def attempt(graph: ModuleGraph, module: Module, selection: list[str], pytest_arg
             xdist_workers: int, log: Path, extra_env: dict[str, str],
             launcher) -> tuple[Path, str]:
     """One pytest run over `selection`; (its report path, '' or why it crashed)."""
-    state = state_dir(graph.root)
-    report = state / "reports" / f"{module.id}.json"
-    basetemp = state / "tmp" / module.id
+    state = StateDir(graph.root)
+    report, basetemp = state.report(module.id), state.tmp(module.id)
     report.parent.mkdir(parents=True, exist_ok=True)
     report.unlink(missing_ok=True)
     shutil.rmtree(basetemp, ignore_errors=True)
@@ -130,45 +139,80 @@ def xdist_workers(last_duration: float | None, doit_workers: int, cores: int,
 
 
 def judge(result: Result, module: Module, report: Path, crash: str, log: Path) -> Result:
-    def fail(reason: str) -> Result:
-        result.reason = reason
+    def fail(cause: Cause, reason: str) -> Result:
+        result.cause, result.reason = cause, reason
         return result
 
     if crash:
-        return fail(f"{crash} (size {module.size})" if "timed out" in crash else crash)
+        if "timed out" in crash:
+            return fail(Cause.TIMED_OUT, f"{crash} (size {module.size})")
+        return fail(Cause.CRASHED, crash)
     try:
         data = json.loads(report.read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError):
-        return fail("pytest ended without a report (a test may have called os._exit, "
-                    f"or pytest could not start): {last_line(log)}")
+        usage = usage_error(log)
+        if usage:
+            return fail(Cause.BAD_ARGUMENTS, f"bad pytest arguments: {usage}")
+        return fail(Cause.NO_REPORT, "pytest ended without a report (a test may have called "
+                                     f"os._exit, or pytest could not start): {last_line(log)}")
     result.tests = data["tests"]
-    result.collection_errors = [{"nodeid": e["nodeid"] or module.tests.as_posix(),
-                                 "message": e["message"]} for e in data["collection_errors"]]
+    result.collection_errors = [{**e, "nodeid": e["nodeid"] or module.tests.as_posix()}
+                                for e in data["collection_errors"]]
     result.exitstatus = data["exitstatus"]
+    result.collected, result.selected = data.get("collected"), data.get("selected")
+    result.leftovers = data.get("leftovers", [])
+    if result.exitstatus == USAGE_ERROR:
+        return fail(Cause.BAD_ARGUMENTS, f"bad pytest arguments: {usage_error(log) or last_line(log)}")
     return judge_outcomes(result, module)
 
 
 def judge_outcomes(result: Result, module: Module) -> Result:
-    """Status and reason from the per-test outcomes (after the first run or a retry)."""
+    """Status, cause and reason from the per-test outcomes (after the first run or a retry).
+    A collection error comes first: the tests it kept from running are not failures of
+    their own, and its exception line is the reason."""
     tests = result.tests
     result.counts = count(tests)
-    result.failures = [{"nodeid": n, "message": t.get("message", t["outcome"])}
-                       for n, t in tests.items() if t["outcome"] in FAILED_OUTCOMES]
-    result.failures += result.collection_errors
     ran = result.counts.get("passed", 0) + result.counts.get("xfailed", 0)
+    result.status = Status.FAILED
     if result.collection_errors:
-        result.reason = f"{len(result.collection_errors)} error(s) while collecting {module.id}"
-    elif result.exitstatus == 5 or not tests:
-        result.reason = f"no tests collected for {module.id}"
+        result.failures = list(result.collection_errors)
+        first = result.collection_errors[0]
+        more = len(result.collection_errors) - 1
+        result.cause = Cause.COLLECTION_ERROR
+        result.reason = (f"{first['message'].splitlines()[0][:300]} while collecting "
+                         f"{first['nodeid']}" + (f" (and {more} more)" if more else ""))
+        return result
+    result.failures = [{"nodeid": n, "message": t.get("message", t["outcome"]),
+                        **{k: t[k] for k in ("path", "line") if k in t}}
+                       for n, t in tests.items() if t["outcome"] in FAILED_OUTCOMES]
+    if result.exitstatus == 5 or not tests:
+        result.cause, result.reason = Cause.NO_TESTS, f"no tests collected for {module.id}"
     elif result.failures:
+        result.cause = Cause.TESTS_FAILED
         result.reason = f"{len(result.failures)} of {len(tests)} failed"
     elif result.exitstatus != 0 and not any(t.get("flaky") for t in tests.values()):
+        result.cause = Cause.PYTEST_EXIT
         result.reason = f"pytest exited with code {result.exitstatus}; see {result.log}"
     elif ran == 0:
+        result.cause = Cause.ALL_SKIPPED
         result.reason = f"no test of {module.id} ran (all {len(tests)} skipped)"
     else:
-        result.status, result.reason = "passed", ""
+        result.status, result.cause, result.reason = Status.PASSED, Cause.NONE, ""
     return result
+
+
+def usage_error(log: Path) -> str:
+    """pytest's own message when it refused its command line (`error: unrecognized
+    arguments: --bogus-flag`), or ''."""
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return ""
+    for line in lines:    # argparse's "prog: error: ...", or pytest's own "ERROR: ..."
+        match = re.match(r"^(?:.*?: error: |ERROR: (?!usage: ))(.+)$", line.strip())
+        if match:
+            return match.group(1).strip()
+    return ""
 
 
 def last_line(log: Path) -> str:

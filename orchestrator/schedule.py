@@ -7,7 +7,7 @@ worker with short independent branches keeps the run close to its critical path.
 """
 from __future__ import annotations
 
-from . import store
+from .store import Store
 from .graph import ModuleGraph
 
 
@@ -15,7 +15,7 @@ def durations(graph: ModuleGraph) -> dict[str, float]:
     """Recorded durations; a module never run is guessed from its declared size."""
     found = {}
     for module in graph:
-        result = store.load(graph.root, module.id)
+        result = Store(graph.root, repair=False).latest(module.id)
         found[module.id] = result.duration if result else guess(module)
     return found
 

@@ -14,9 +14,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import keys, store
+from . import keys
 from .files import atomic_write
 from .graph import ModuleGraph
+from .state import StateDir
+from .store import Result, Store
 
 STATES = ("passed", "cached", "failed", "blocked", "never run", "stale")
 
@@ -25,8 +27,9 @@ STATES = ("passed", "cached", "failed", "blocked", "never run", "stale")
 class TargetState:
     module: str
     state: str
-    result: store.Result | None
-    changes: list[tuple[str, str]] = field(default_factory=list)  # vs the reference result
+    result: Result | None            # the result the next run reuses, else the latest
+    changes: list[tuple[str, str]] = field(default_factory=list)  # since the last pass
+    ever_passed: bool = False
 
     @property
     def reusable(self) -> bool:
@@ -34,7 +37,7 @@ class TargetState:
 
 
 def last_run_path(root: Path) -> Path:
-    return store.state_dir(root) / "last_run.json"
+    return StateDir(root).last_run
 
 
 def record_run(root: Path, statuses: dict[str, str]) -> None:
@@ -53,23 +56,29 @@ def load_last_run(root: Path) -> dict[str, str]:
 
 def target_state(graph: ModuleGraph, module_id: str, pytest_args=(),
                  last_run: dict[str, str] | None = None) -> TargetState:
+    """What the next run with `pytest_args` will do with the target, and why."""
     last_run = load_last_run(graph.root) if last_run is None else last_run
-    result = store.load(graph.root, module_id)
+    results = Store(graph.root, repair=False).results(module_id)
     ran_as = last_run.get(module_id)
-    current = keys.inputs(graph, graph[module_id], list(pytest_args), prospective=True)
-    if result is None:
+    if not results:
         return TargetState(module_id, "blocked" if ran_as == "blocked" else "never run", None)
-    reference = result.inputs if result.passed else (result.last_pass_inputs or result.inputs)
-    changes = keys.changes(reference, current)
+    declared = keys.declared(graph, graph[module_id], list(pytest_args), prospective=True)
+
+    def now(result: Result) -> dict[str, str]:
+        return {**declared, **keys.current(graph, result.observed)}
+
+    hit = next((r for r in results if r.passed and keys.digest(now(r)) == r.key), None)
+    last_pass = hit or next((r for r in results if r.passed), None)
+    changes = keys.changes(last_pass.inputs, now(last_pass)) if last_pass else []
     if ran_as == "blocked":
         state = "blocked"
-    elif not result.passed:
-        state = "failed"
-    elif changes:
-        state = "stale"
-    else:
+    elif hit is not None:
         state = "cached" if ran_as == "cached" else "passed"
-    return TargetState(module_id, state, result, changes)
+    elif not results[0].passed:
+        state = "failed"
+    else:
+        state = "stale"
+    return TargetState(module_id, state, hit or results[0], changes, last_pass is not None)
 
 
 def all_states(graph: ModuleGraph, pytest_args=()) -> dict[str, TargetState]:

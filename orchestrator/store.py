@@ -1,117 +1,275 @@
-"""The results store: one JSON file per test target under the state dir.
+"""The results store: results addressed by their content key, several per module.
 
-Each file is written atomically as soon as its target finishes, so an
-interrupted run keeps what it finished. A result is trusted as a cache hit only
-when it says "passed" and its key equals the current key; failed results are
-kept for status and graph colours, never reused.
+    .orchestrator/results/03_layers/<key>.json
+
+A result is written atomically as soon as its target finishes, so an interrupted
+run keeps what it finished. Several results per module (the last MAX_PER_MODULE
+used) mean that switching pytest arguments back and forth hits both ways, as
+Bazel's action cache does. Every file is checked against one schema when it is
+read (here and by `cache import`); one that does not fit is set aside with one
+line and its module runs again. Failed results are kept for status and graph
+colours, never reused.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
 from pathlib import Path
+from typing import Callable
 
 from .files import atomic_write
+from .state import StateDir
 
-STATE_DIR = ".orchestrator"
+MAX_PER_MODULE = 8
+
+
+class Status(str, Enum):
+    PASSED = "passed"
+    FAILED = "failed"
+
+
+class Cause(str, Enum):
+    """Why a run failed (NONE when it passed): decided once by the runner, read by all."""
+    NONE = "none"
+    TESTS_FAILED = "tests failed"
+    COLLECTION_ERROR = "collection error"
+    NO_TESTS = "no tests"
+    ALL_SKIPPED = "all skipped"
+    CRASHED = "crashed"
+    TIMED_OUT = "timed out"
+    NO_REPORT = "no report"
+    PYTEST_EXIT = "pytest exit status"
+    BAD_ARGUMENTS = "bad pytest arguments"
+
+    @property
+    def retryable(self) -> bool:
+        return self is Cause.TESTS_FAILED
+
+
+class InvalidResult(ValueError):
+    """A stored result that does not fit the schema."""
 
 
 @dataclass
 class Result:
     module: str
-    status: str                      # "passed" | "failed"
+    status: Status
+    cause: Cause
     reason: str                      # one line: why it failed ("" when passed)
     key: str                         # digest of `inputs`
-    inputs: dict[str, str]           # see keys.py
+    inputs: dict[str, str]           # declared and observed inputs, see keys.py
     counts: dict[str, int] = field(default_factory=dict)
     duration: float = 0.0
-    failures: list[dict] = field(default_factory=list)  # [{nodeid, message}]
+    failures: list[dict] = field(default_factory=list)  # [{nodeid, message, ...}]
     tests: dict[str, dict] = field(default_factory=dict)
     finished: float = field(default_factory=time.time)
     log: str = ""
-    last_pass_inputs: dict[str, str] | None = None      # for `why` after a failure
     flaky: list[str] = field(default_factory=list)      # failed, then passed on a retry
     collection_errors: list[dict] = field(default_factory=list)
     exitstatus: int | None = None
+    collected: int | None = None     # tests pytest collected ...
+    selected: int | None = None      # ... and how many the arguments selected
+    leftovers: list[str] = field(default_factory=list)  # processes the tests left, killed
 
     @property
     def passed(self) -> bool:
-        return self.status == "passed"
+        return self.status is Status.PASSED
+
+    @property
+    def narrowed(self) -> bool:
+        """Only part of the suite ran (-k, -m, node ids): a pass of what was selected."""
+        return self.selected is not None and self.collected is not None and \
+            self.selected < self.collected
+
+    @property
+    def observed(self) -> list[str]:
+        from .keys import OBSERVED_KINDS
+        return [name for name in self.inputs if name.split(":", 1)[0] in OBSERVED_KINDS]
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["status"], data["cause"] = self.status.value, self.cause.value
+        return json.dumps(data, indent=1)
+
+    @classmethod
+    def from_dict(cls, data) -> "Result":
+        """The one schema of a stored result; raises InvalidResult naming the first misfit."""
+        if not isinstance(data, dict):
+            raise InvalidResult("not a JSON object")
+        known = {f.name for f in fields(cls)}
+        for name in data:
+            if name not in known:
+                raise InvalidResult(f"unknown field '{name}'")
+        for name, check in SCHEMA.items():
+            if name not in data:
+                if name in REQUIRED:
+                    raise InvalidResult(f"missing field '{name}'")
+                continue
+            if not check(data[name]):
+                raise InvalidResult(f"field '{name}' has the wrong type or value")
+        result = cls(**{**data, "status": Status(data["status"]), "cause": Cause(data["cause"])})
+        problem = consistency(result)
+        if problem:
+            raise InvalidResult(problem)
+        return result
 
 
-def state_dir(root: Path) -> Path:
-    return Path(root) / STATE_DIR
+def _str(v) -> bool:
+    return isinstance(v, str)
 
 
-def result_path(root: Path, module_id: str) -> Path:
-    return state_dir(root) / "results" / f"{module_id}.json"
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _number(v) -> bool:
+    return (_int(v) or isinstance(v, float)) and math.isfinite(v) and v >= 0
+
+
+def _dict_of(check) -> Callable:
+    return lambda v: isinstance(v, dict) and all(_str(k) and check(x) for k, x in v.items())
+
+
+def _list_of(check) -> Callable:
+    return lambda v: isinstance(v, list) and all(check(x) for x in v)
+
+
+def _failure(v) -> bool:
+    return isinstance(v, dict) and _str(v.get("nodeid")) and _str(v.get("message"))
+
+
+SCHEMA: dict[str, Callable] = {
+    "module": _str, "status": lambda v: v in {s.value for s in Status},
+    "cause": lambda v: v in {c.value for c in Cause}, "reason": _str,
+    "key": lambda v: _str(v) and len(v) == 64, "inputs": _dict_of(_str),
+    "counts": _dict_of(lambda n: _int(n) and n >= 0), "duration": _number,
+    "failures": _list_of(_failure), "tests": _dict_of(lambda t: isinstance(t, dict)
+                                                      and _str(t.get("outcome"))),
+    "finished": _number, "log": _str, "flaky": _list_of(_str),
+    "collection_errors": _list_of(_failure), "exitstatus": lambda v: v is None or _int(v),
+    "collected": lambda v: v is None or (_int(v) and v >= 0),
+    "selected": lambda v: v is None or (_int(v) and v >= 0), "leftovers": _list_of(_str),
+}
+REQUIRED = {"module", "status", "cause", "reason", "key", "inputs"}
+FAILED_OUTCOMES = ("failed", "error", "xpassed", "not run")
+
+
+def consistency(result: Result) -> str:
+    """A passing result must show tests that ran and none that failed: '' or the problem."""
+    if result.passed:
+        if result.cause is not Cause.NONE:
+            return f"status passed with cause '{result.cause.value}'"
+        if any(result.counts.get(o, 0) for o in FAILED_OUTCOMES) or result.failures:
+            return "status passed but its counts show failures"
+        if result.counts.get("passed", 0) + result.counts.get("xfailed", 0) == 0:
+            return "status passed but no test ran"
+    elif result.cause is Cause.NONE:
+        return "status failed without a cause"
+    return ""
+
+
+class Store:
+    """The results of one project, by module and key."""
+
+    def __init__(self, project: Path, repair: bool = True):
+        self.state = StateDir(Path(project))
+        self.repair = repair        # set unreadable files aside (False: only skip them)
+
+    def save(self, result: Result) -> Path:
+        path = self.state.result(result.module, result.key)
+        atomic_write(path, result.to_json())
+        self._bound(result.module)
+        return path
+
+    def results(self, module_id: str) -> list[Result]:
+        """Every readable result of the module, newest first."""
+        directory = self.state.results(module_id)
+        try:
+            paths = list(directory.glob("*.json"))
+        except OSError:
+            return []
+        found = [r for r in (self._read(p, module_id) for p in paths) if r is not None]
+        return sorted(found, key=lambda r: r.finished, reverse=True)
+
+    def latest(self, module_id: str) -> Result | None:
+        found = self.results(module_id)
+        return found[0] if found else None
+
+    def last_pass(self, module_id: str) -> Result | None:
+        return next((r for r in self.results(module_id) if r.passed), None)
+
+    def lookup(self, module_id: str, current: Callable[[Result], bool]) -> Result | None:
+        """The newest passing result for which `current(result)` holds (its inputs are
+        unchanged); marked as used, so it is the last to be dropped."""
+        for result in self.results(module_id):
+            if result.passed and current(result):
+                path = self.state.result(module_id, result.key)
+                try:
+                    os.utime(path)
+                except OSError:
+                    pass
+                return result
+        return None
+
+    def _read(self, path: Path, module_id: str) -> Result | None:
+        try:
+            result = Result.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            if result.module != module_id or path.stem != result.key:
+                raise InvalidResult(f"it is filed under {module_id}/{path.stem}")
+            return result
+        except FileNotFoundError:
+            return None
+        except (ValueError, OSError, UnicodeDecodeError) as e:
+            if self.repair:
+                self.set_aside(path, f"{module_id} will run again", e)
+            return None
+
+    def _bound(self, module_id: str) -> None:
+        """Keep the MAX_PER_MODULE most recently used results of a module."""
+        try:
+            paths = sorted(self.state.results(module_id).glob("*.json"),
+                           key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        except OSError:
+            return
+        for old in paths[MAX_PER_MODULE:]:
+            old.unlink(missing_ok=True)
+
+    def set_aside(self, path: Path, consequence: str, error: Exception | None = None) -> Path:
+        """Move a corrupt state file to corrupt/, saying so in one line."""
+        corrupt = self.state.corrupt
+        corrupt.mkdir(parents=True, exist_ok=True)
+        target = corrupt / f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.{os.getpid()}"
+        try:
+            os.replace(path, target)
+        except FileNotFoundError:      # another reader set it aside first
+            return target
+        why = f" ({error})" if isinstance(error, InvalidResult) else ""
+        print(f"warning: {self.state.rel(path)} was unreadable{why}; set aside as "
+              f"{self.state.rel(target)}; {consequence}", file=sys.stderr)
+        return target
+
+    def record_flaky(self, nodeids: list[str]) -> None:
+        """Count flaky outcomes per test across runs, so repeat offenders can be listed."""
+        if not nodeids:
+            return
+        counts = self.flaky_counts()
+        for nodeid in nodeids:
+            counts[nodeid] = counts.get(nodeid, 0) + 1
+        atomic_write(self.state.flaky, json.dumps(counts, indent=1, sort_keys=True))
+
+    def flaky_counts(self) -> dict[str, int]:
+        try:
+            data = json.loads(self.state.flaky.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if _dict_of(_int)(data) else {}
 
 
 def load(root: Path, module_id: str) -> Result | None:
-    path = result_path(root, module_id)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return Result(**data)
-    except FileNotFoundError:
-        return None
-    except (ValueError, TypeError, OSError):
-        # Unreadable: trust nothing from it; set it aside so the target runs again.
-        set_aside(root, path, f"{module_id} will run again")
-        return None
-
-
-def set_aside(root: Path, path: Path, consequence: str) -> Path:
-    """Move a corrupt state file to the state dir's corrupt/ folder, saying so in one line."""
-    corrupt = state_dir(root) / "corrupt"
-    corrupt.mkdir(parents=True, exist_ok=True)
-    target = corrupt / f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.{os.getpid()}"
-    try:
-        os.replace(path, target)
-    except FileNotFoundError:      # another reader set it aside first
-        return target
-    print(f"warning: {path.relative_to(root)} was unreadable; set aside as "
-          f"{target.relative_to(root)}; {consequence}", file=sys.stderr)
-    return target
-
-
-def check_doit_db(root: Path, db: Path) -> None:
-    """doit's sqlite db only schedules; if it is corrupt, set it aside and start afresh."""
-    if not db.exists():
-        return
-    import sqlite3
-    try:
-        with sqlite3.connect(db) as connection:
-            ok = connection.execute("PRAGMA quick_check").fetchone()[0] == "ok"
-    except sqlite3.DatabaseError:
-        ok = False
-    if not ok:
-        set_aside(root, db, "doit's schedule db is rebuilt (test results are unaffected)")
-
-
-def record_flaky(root: Path, nodeids: list[str]) -> None:
-    """Count flaky outcomes per test across runs, so repeat offenders can be listed."""
-    if not nodeids:
-        return
-    counts = flaky_counts(root)
-    for nodeid in nodeids:
-        counts[nodeid] = counts.get(nodeid, 0) + 1
-    atomic_write(state_dir(root) / "flaky.json", json.dumps(counts, indent=1, sort_keys=True))
-
-
-def flaky_counts(root: Path) -> dict[str, int]:
-    try:
-        return json.loads((state_dir(root) / "flaky.json").read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return {}
-
-
-def save(root: Path, result: Result) -> None:
-    previous = load(root, result.module)
-    if result.passed:
-        result.last_pass_inputs = result.inputs
-    elif previous is not None:
-        result.last_pass_inputs = previous.last_pass_inputs
-    atomic_write(result_path(root, result.module), json.dumps(asdict(result), indent=1))
+    """The module's most recent result (what status, graph and coverage show)."""
+    return Store(root).latest(module_id)

@@ -27,26 +27,30 @@ from pathlib import Path
 from doit import get_var
 from doit.exceptions import InvalidDodoFile, TaskFailed
 
-from . import export, keys, launch, runner, schedule, store
+from . import export, keys, launch, run_context, runner, schedule
+from .digests import save_all as save_stat_caches
 from .graph import GraphError, ModuleGraph, load, suggest
 from .lock import Busy, RunLock
 from .report import Reporter
+from .state import StateDir, StateDirError, describe
+from .store import Cause, Store
 
-
-READ_ONLY_COMMANDS = {"list", "info", "help", "dumpdb", "tabcompletion"}
+ACTIVE: "Campaign | None" = None     # the campaign dodo.py made: the run command starts it
 
 
 class Campaign:
     """The tasks of one doit invocation over one validated graph."""
 
     def __init__(self, root: Path, argv: list[str] | None = None):
+        global ACTIVE
         argv = sys.argv[1:] if argv is None else argv
         try:
             self.graph: ModuleGraph = load(root)
         except GraphError as e:
             raise InvalidDodoFile(str(e)) from None
         self.root = self.graph.root
-        self.state = store.state_dir(self.root)
+        self.state = StateDir(self.root)
+        self.store = Store(self.root)
         check_task_names(self.graph, argv)
         self.pytest_args = shlex.split(get_var("pytest", "") or "")
         self.strict = (get_var("strict", "") or "") not in ("", "0", "false", "no")
@@ -59,30 +63,47 @@ class Campaign:
         if self.launcher_kind not in launch.LAUNCHERS:
             raise InvalidDodoFile(f"launcher={self.launcher_kind}: expected one of "
                                   f"{', '.join(launch.LAUNCHERS)}")
+        self.wait_for_lock = (get_var("lock", "wait") or "wait") != "fail"
         self._launcher = None
         self._launcher_lock = threading.Lock()
-        self._inputs: dict[str, dict[str, str]] = {}
+        self._declared: dict[str, dict[str, str]] = {}
+        self.hits: dict = {}               # module -> the stored result a cache hit reuses
         self._priorities: dict[str, float] | None = None
-        self.lock = RunLock(self.state)
-        if not READ_ONLY_COMMANDS & set(argv):
-            self._claim(wait=(get_var("lock", "wait") or "wait") != "fail")
+        self.lock: RunLock | None = None
+        ACTIVE = self
 
-    def _claim(self, wait: bool) -> None:
+    def begin_run(self) -> None:
+        """Called by the run command (doit_run.py) before any task runs, never when dodo.py
+        is merely loaded (`doit list`, tab completion): the state dir must be writable, and
+        one run at a time holds the checkout."""
         try:
-            self.lock.acquire(wait=wait, say=lambda m: print(m, file=sys.stderr, flush=True))
+            self.state.ensure_writable()
+        except StateDirError as e:
+            raise InvalidDodoFile(str(e)) from None
+        self.lock = RunLock(self.state.path)
+        try:
+            self.lock.acquire(wait=self.wait_for_lock,
+                              say=lambda m: print(m, file=sys.stderr, flush=True))
         except Busy as e:
             raise InvalidDodoFile(str(e)) from None
-        store.check_doit_db(self.root, self.state / "doit.sqlite3")
+
+    def end_run(self) -> None:
+        save_stat_caches()
+        if self.lock is not None:
+            self.lock.release()
 
     def doit_config(self) -> dict:
         return {
             "reporter": Reporter,
             "default_tasks": ["all"],
-            "backend": "sqlite3",          # doit's default dbm is dbm.dumb here: corrupts under -n
-            "dep_file": str(self.state / "doit.sqlite3"),
+            # Every task decides by `uptodate` alone (our store is the truth), so doit's db
+            # holds nothing we read: keep it in memory, and a broken disk cannot corrupt it.
+            "backend": "sqlite3",
+            "dep_file": ":memory:",
             "par_type": "thread",          # process mode hangs if a worker dies
             "num_process": os.cpu_count() or 1,
             "continue": True,              # a failure blocks only its dependents
+            "subtasks": True,              # `doit list` shows export:NN and test:NN
         }
 
     def export_tasks(self):
@@ -128,7 +149,7 @@ class Campaign:
         }
 
     def graph_task(self):
-        out = store.state_dir(self.root) / "graph"
+        out = self.state.graph
         return {
             "doc": f"write the status-coloured module graph to {out.relative_to(self.root)}/ "
                    "(graph.html, graph.mmd)",
@@ -153,26 +174,45 @@ class Campaign:
         return True
 
     def cached(self, module_id: str) -> bool:
+        """doit's `uptodate`: a stored pass whose declared and observed inputs, valued now,
+        digest to its key."""
         module = self.graph[module_id]
-        inputs = keys.inputs(self.graph, module, self.pytest_args)
-        self._inputs[module_id] = inputs
-        previous = store.load(self.root, module_id)
-        return previous is not None and previous.passed and previous.key == keys.digest(inputs)
+        declared = keys.declared(self.graph, module, self.pytest_args)
+        self._declared[module_id] = declared
+
+        def unchanged(result) -> bool:
+            current = {**declared, **keys.current(self.graph, result.observed)}
+            return keys.digest(current) == result.key
+
+        self.hits[module_id] = self.store.lookup(module_id, unchanged)
+        return self.hits[module_id] is not None
 
     def test(self, module_id: str):
+        context = run_context.CURRENT
+        if context.bad_input:          # bad pytest arguments fail every module alike: stop
+            return TaskFailed(context.bad_input)
         module = self.graph[module_id]
-        inputs = self._inputs.pop(module_id, None) or \
-            keys.inputs(self.graph, module, self.pytest_args)
-        previous = store.load(self.root, module_id)
-        cores, parallel = os.cpu_count() or 1, doit_workers()
+        declared = self._declared.pop(module_id, None) or \
+            keys.declared(self.graph, module, self.pytest_args)
+        previous = self.store.latest(module_id)
+        cores, parallel = os.cpu_count() or 1, context.workers
         workers = runner.xdist_workers(previous.duration if previous else None,
                                        parallel, cores, self.xdist)
         blas = max(1, cores // (parallel * max(workers, 1)))
-        result = runner.run_module(self.graph, module, inputs, keys.digest(inputs),
-                                   self.pytest_args, workers, self.flaky_attempts, blas,
+        result = runner.run_module(self.graph, module, declared, self.pytest_args, workers,
+                                   self.flaky_attempts, blas,
                                    self.launcher(blas_threads=max(1, cores // parallel)))
-        store.save(self.root, result)
-        store.record_flaky(self.root, result.flaky)
+        if context.interrupted.is_set():
+            return TaskFailed("interrupted")          # never stored: it did not finish
+        if result.cause is Cause.BAD_ARGUMENTS:
+            context.refuse(result.reason)
+            return TaskFailed(result.reason)          # bad input, not a result
+        try:
+            self.store.save(result)
+            self.store.record_flaky(result.flaky)
+        except OSError as e:
+            context.refuse(describe(self.state.path, e))
+            return TaskFailed(context.bad_input)
         return True if result.passed else TaskFailed(result.reason)
 
     def launcher(self, blas_threads: int):
@@ -186,6 +226,7 @@ class Campaign:
                 else:
                     self._launcher = launch.ColdLauncher()
                 atexit.register(self._launcher.close)
+                run_context.CURRENT.on_interrupt.append(self._launcher.close)
             return self._launcher
 
 
@@ -202,19 +243,3 @@ def positive_int(name: str, value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise InvalidDodoFile(f"{name}={value}: expected a whole number >= 1")
     return int(value)
-
-
-def doit_workers(argv: list[str] | None = None) -> int:
-    """The -n/--process value of this doit command line (default: the CPU count)."""
-    argv = sys.argv if argv is None else argv
-    for i, arg in enumerate(argv):
-        value = None
-        if arg in ("-n", "--process") and i + 1 < len(argv):
-            value = argv[i + 1]
-        elif arg.startswith("--process="):
-            value = arg.split("=", 1)[1]
-        elif arg.startswith("-n") and arg[2:].isdigit():
-            value = arg[2:]
-        if value and value.isdigit():
-            return int(value)
-    return os.cpu_count() or 1

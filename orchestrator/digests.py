@@ -1,0 +1,86 @@
+"""File digests behind a stat cache, as Bazel and ninja keep one: a file whose size,
+mtime and inode are unchanged is not read again.
+
+The cache lives in the state dir (statcache.json), one process-wide table per
+project. An entry is trusted only if the file was already older than RACY_SECONDS
+when it was hashed: a file written within the clock's granularity of its hashing
+could change again without its mtime moving ("racy git"), so such files are
+always read.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+from .files import atomic_write
+
+RACY_SECONDS = 2.0
+MISSING = "missing"
+
+
+class StatCache:
+    def __init__(self, path: Path):
+        self.path = path
+        self.lock = threading.Lock()
+        self.entries: dict[str, list] = self._load()
+        self.dirty = False
+
+    def _load(self) -> dict[str, list]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def digest(self, path: Path, kind: str = "file", compute=None) -> str:
+        """sha256 of the file's bytes (or `compute(path)` for another kind of digest),
+        MISSING if it does not exist."""
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return MISSING
+        name = f"{kind}:{path}"
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+        with self.lock:
+            entry = self.entries.get(name)
+        if entry is not None and entry[:3] == stamp:
+            return entry[3]
+        value = compute(path) if compute else hashlib.sha256(path.read_bytes()).hexdigest()
+        if time.time() - st.st_mtime_ns / 1e9 > RACY_SECONDS:
+            with self.lock:
+                self.entries[name] = [*stamp, value]
+                self.dirty = True
+        return value
+
+    def save(self) -> None:
+        with self.lock:
+            if not self.dirty:
+                return
+            text = json.dumps(self.entries, separators=(",", ":"))
+            self.dirty = False
+        try:
+            atomic_write(self.path, text)
+        except OSError:
+            pass    # a cache: losing it costs time, never correctness
+
+
+_caches: dict[Path, StatCache] = {}
+_caches_lock = threading.Lock()
+
+
+def cache_for(state_dir: Path) -> StatCache:
+    with _caches_lock:
+        if state_dir not in _caches:
+            _caches[state_dir] = StatCache(state_dir / "statcache.json")
+        return _caches[state_dir]
+
+
+def save_all() -> None:
+    with _caches_lock:
+        caches = list(_caches.values())
+    for cache in caches:
+        cache.save()

@@ -1,0 +1,157 @@
+"""What a test run actually read: the observed inputs of its cache key.
+
+Inside each pytest process the orchestrator starts (and its xdist workers), an
+Observer records
+  - every file opened for reading and every directory listed under the project
+    root (an audit hook on `open`, `os.listdir`, `os.scandir`: it sees Python's and
+    C extensions' opens through the io module alike), minus the files the run wrote;
+  - every module imported from under the root (sys.modules at the end: an import
+    served from a .pyc never opens its .py);
+  - the third-party distributions imported, with their versions;
+  - the top-level imports attempted and not found (a finder at the end of
+    sys.meta_path), so an optional library installed later changes the key.
+At the end it writes them as JSON beside the plugin's report; the runner turns them
+into `observed:`, `listed:`, `dist:` and `absent:` entries of the key (keys.py).
+
+Limits (documented in the README): reads by non-Python subprocesses, and by Python
+subprocesses started with -I or -E, are not seen; files outside the project root
+are not keyed (third-party code is keyed by its distribution's version).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+OBSERVE_ENV = "ORCHESTRATOR_OBSERVE"     # directory where each process writes what it saw
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+
+class AbsentImports:
+    """Last on sys.meta_path: a top-level import no other finder could serve."""
+
+    def __init__(self):
+        self.names: set[str] = set()
+
+    def find_spec(self, name, path=None, target=None):
+        if path is None and "." not in name:
+            self.names.add(name)
+        return None
+
+
+class Observer:
+    def __init__(self, root: Path, out_dir: Path):
+        self.root = str(root)
+        self.prefix = self.root + os.sep
+        self.out_dir = out_dir
+        self.read: set[str] = set()
+        self.written: set[str] = set()
+        self.listed: set[str] = set()
+        self.absent = AbsentImports()
+
+    def start(self) -> "Observer":
+        sys.addaudithook(self._audit)     # cannot be removed: this process is a test run
+        sys.meta_path.append(self.absent)
+        return self
+
+    def _audit(self, event: str, args) -> None:
+        if event == "open":
+            path, mode, flags = args
+            if isinstance(path, (str, bytes)):
+                writes = (mode is not None and any(c in mode for c in "wax+")) or \
+                    (mode is None and flags & WRITE_FLAGS)
+                self._note(self.written if writes else self.read, path)
+        elif event in ("os.listdir", "os.scandir"):
+            path = args[0]
+            self._note(self.listed, "." if path is None else path)
+
+    def _note(self, into: set[str], path) -> None:
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        if not isinstance(path, str):
+            return
+        path = os.path.abspath(path)
+        if path.startswith(self.prefix):
+            into.add(path)
+
+    def snapshot(self) -> dict:
+        """What this process saw, relative to the root (filtering is the runner's job)."""
+        imported = set()
+        for module in list(sys.modules.values()):
+            file = getattr(module, "__file__", None)
+            if isinstance(file, str) and os.path.abspath(file).startswith(self.prefix):
+                imported.add(os.path.abspath(file))
+        rel = lambda paths: sorted(os.path.relpath(p, self.root) for p in paths)
+        return {"read": rel((self.read | imported) - self.written),
+                "listed": rel(self.listed - self.written),
+                "written": rel(self.written),
+                "dists": imported_distributions(self.prefix),
+                "absent": sorted(n for n in self.absent.names if n not in sys.modules)}
+
+    def write(self) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / f"{os.getpid()}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.snapshot()), encoding="utf-8")
+        os.replace(tmp, path)
+
+
+_DISTRIBUTIONS: dict[str, list[str]] | None = None
+
+
+def distributions_map() -> dict[str, list[str]]:
+    """Top-level import name -> distributions (~0.1 s: computed once per process, and the
+    warm server computes it before forking so that its children inherit it)."""
+    global _DISTRIBUTIONS
+    if _DISTRIBUTIONS is None:
+        from importlib import metadata
+        _DISTRIBUTIONS = metadata.packages_distributions()
+    return _DISTRIBUTIONS
+
+
+def imported_distributions(project_prefix: str) -> dict[str, str]:
+    """{distribution: version} of the third-party packages this process imported."""
+    from importlib import metadata
+    owners = distributions_map()
+    found: dict[str, str] = {}
+    for name, module in list(sys.modules.items()):
+        if "." in name or name not in owners:
+            continue
+        file = getattr(module, "__file__", None) or ""
+        if os.path.abspath(file).startswith(project_prefix):
+            continue     # the project's own code is keyed by its files
+        for dist in owners[name]:
+            if dist not in found:
+                try:
+                    found[dist] = metadata.version(dist)
+                except metadata.PackageNotFoundError:
+                    pass
+    return dict(sorted(found.items()))
+
+
+def read_observations(out_dir: Path) -> dict:
+    """Merge what every process of one run wrote (the controller and any xdist workers)."""
+    merged = {"read": set(), "listed": set(), "written": set(), "dists": {}, "absent": set()}
+    for path in sorted(out_dir.glob("*.json")) if out_dir.is_dir() else []:
+        try:
+            seen = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        for kind in ("read", "listed", "written", "absent"):
+            merged[kind].update(seen.get(kind, []))
+        merged["dists"].update(seen.get("dists", {}))
+    merged["read"] -= merged["written"]
+    merged["absent"] -= set(merged["dists"])
+    return merged
+
+
+def start_from_environment() -> Observer | None:
+    """Begin observing if this process was started by the orchestrator's runner."""
+    out_dir = os.environ.get(OBSERVE_ENV)
+    if not out_dir:
+        return None
+    import atexit
+    observer = Observer(Path.cwd().resolve(), Path(out_dir)).start()
+    atexit.register(observer.write)
+    return observer

@@ -1,0 +1,108 @@
+"""The state dir's layout: every file the orchestrator keeps, named in one place.
+
+    .orchestrator/
+      results/NN_name/<key>.json   stored results, several per module (store.py)
+      logs/NN_name.log             pytest's output of the module's last run
+      reports/NN_name.json         the pytest plugin's report of the last attempt
+      tmp/NN_name/                 pytest's --basetemp for the module
+      statcache.json               (size, mtime, inode) -> digest, so a no-op reads nothing
+      last_run.json                what the last run did with each target (status.py)
+      flaky.json                   how often each test passed only on a retry
+      corrupt/                     state files that could not be read, set aside
+      graph/                       `doit graph` output
+      doit.sqlite3, lock           doit's schedule db; one run per checkout
+"""
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+STATE_DIR = ".orchestrator"
+
+
+class StateDirError(Exception):
+    """The state dir cannot be written: one printable line."""
+
+
+@dataclass(frozen=True)
+class StateDir:
+    project: Path
+
+    @property
+    def path(self) -> Path:
+        return self.project / STATE_DIR
+
+    def results(self, module_id: str) -> Path:
+        return self.path / "results" / module_id
+
+    def result(self, module_id: str, key: str) -> Path:
+        return self.results(module_id) / f"{key}.json"
+
+    def log(self, module_id: str) -> Path:
+        return self.path / "logs" / f"{module_id}.log"
+
+    def report(self, module_id: str) -> Path:
+        return self.path / "reports" / f"{module_id}.json"
+
+    def tmp(self, module_id: str) -> Path:
+        return self.path / "tmp" / module_id
+
+    @property
+    def statcache(self) -> Path:
+        return self.path / "statcache.json"
+
+    @property
+    def last_run(self) -> Path:
+        return self.path / "last_run.json"
+
+    @property
+    def flaky(self) -> Path:
+        return self.path / "flaky.json"
+
+    @property
+    def corrupt(self) -> Path:
+        return self.path / "corrupt"
+
+    @property
+    def graph(self) -> Path:
+        return self.path / "graph"
+
+    @property
+    def doit_db(self) -> Path:
+        return self.path / "doit.sqlite3"
+
+    @property
+    def lock(self) -> Path:
+        return self.path / "lock"
+
+    def rel(self, path: Path) -> str:
+        return path.relative_to(self.project).as_posix()
+
+    def ensure_writable(self) -> None:
+        """Make the state dir and prove a file can be written in it, or say why not in one
+        line (a file in its place, a read-only tree, a full disk)."""
+        probe = self.path / f".probe.{os.getpid()}"
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            with open(probe, "wb") as f:
+                f.write(b"x" * 4096)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise StateDirError(describe(self.path, e)) from None
+        finally:
+            try:
+                probe.unlink()
+            except OSError:
+                pass
+
+
+def describe(path: Path, error: OSError) -> str:
+    """One line for an OSError on the state dir."""
+    why = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
+           errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+           errno.ENOTDIR: "a file is in the way", errno.EEXIST: "a file is in the way",
+           errno.EDQUOT: "the disk quota is exceeded"}.get(error.errno, error.strerror)
+    return f"cannot write the state dir {path}: {why}"

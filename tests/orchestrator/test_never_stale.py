@@ -1,0 +1,175 @@
+"""Never a stale pass, never a false summary: each test is a row of what users saw.
+
+Every scenario compares the orchestrator with what plain pytest would say after the
+same change, on the throwaway minicalc curriculum.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .conftest import REPO
+
+ALL = {"01_numbers", "02_add", "03_mul", "04_power"}
+
+
+@pytest.fixture
+def warm(project):
+    run = project.doit("-n", "2", "all")
+    assert run.returncode == 0, run.stdout + run.stderr
+    return project
+
+
+def plain_pytest(project, module_id: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", f"tests/{module_id}"],
+                          cwd=project.root, env=project.env(), capture_output=True, text=True)
+
+
+def test_undeclared_data_file_read_by_a_test_is_an_input(warm):
+    warm.write("data/probe/value.txt", "6\n")
+    warm.append(warm.test_file("03_mul"),
+                "\n\ndef test_probe():\n"
+                "    assert open('data/probe/value.txt').read().strip() == '6'\n")
+    assert warm.doit("all").statuses["03_mul"] == "PASSED"
+    warm.write("data/probe/value.txt", "7\n")
+    assert plain_pytest(warm, "03_mul").returncode == 1
+    run = warm.doit("all")
+    assert run.statuses["03_mul"] == "FAILED", run.stdout
+    assert "why" not in run.stderr
+    why = warm.orchestrator("why", "test:03_mul")
+    assert "its last run failed" in why.stdout
+
+
+def test_helper_outside_the_tests_dir_is_an_input(warm):
+    warm.write("tests/fixtures/__init__.py", "")
+    warm.write("tests/fixtures/answers.py", "SIX = 6\n")
+    warm.append(warm.test_file("03_mul"),
+                "\n\ndef test_answer():\n    import sys, pathlib\n"
+                "    sys.path.insert(0, str(pathlib.Path(__file__).parents[2]))\n"
+                "    from tests.fixtures.answers import SIX\n"
+                "    assert SIX == 6\n")
+    assert warm.doit("all").statuses["03_mul"] == "PASSED"
+    why = warm.orchestrator("why", "test:03_mul")
+    assert "will reuse" in why.stdout
+    warm.write("tests/fixtures/answers.py", "SIX = 7\n")
+    why = warm.orchestrator("why", "test:03_mul")
+    assert "observed:tests/fixtures/answers.py" in why.stdout, why.stdout
+    assert warm.doit("all").statuses["03_mul"] == "FAILED"
+
+
+def test_a_new_pytest_ini_re_runs_everything(warm):
+    warm.write("pytest.ini", "[pytest]\naddopts = -p orchestrator.pytest_plugin\n")
+    run = warm.doit("all")
+    assert run.executed == ALL, run.stdout
+
+
+def test_an_optional_library_installed_later_changes_the_key(warm, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    warm.append(warm.test_file("01_numbers"),
+                "\n\ndef test_oracle():\n    import pytest\n"
+                "    fancy = pytest.importorskip('fancylib_for_orchestrator_tests')\n"
+                "    assert fancy.VALUE == 1\n")
+    env = {**warm.env(), "PYTHONPATH": f"{REPO}{os.pathsep}{site}"}
+    command = [sys.executable, "-m", "doit", "all"]
+    first = subprocess.run(command, cwd=warm.root, env=env, capture_output=True, text=True)
+    assert "PASSED 01_numbers (1 tests)" in first.stdout, first.stdout + first.stderr
+    (site / "fancylib_for_orchestrator_tests.py").write_text("VALUE = 2\n")
+    second = subprocess.run(command, cwd=warm.root, env=env, capture_output=True, text=True)
+    assert "FAILED 01_numbers" in second.stdout, second.stdout
+
+
+def test_narrowed_run_counts_only_what_it_selected(warm):
+    warm.append(warm.test_file("01_numbers"), "\n\ndef test_other():\n    assert True\n")
+    run = warm.doit("test:01_numbers", "pytest=-k other")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "PASSED 01_numbers (1 of 2 selected)" in run.stdout
+    full = warm.doit("test:01_numbers")
+    assert full.statuses["01_numbers"] == "PASSED"        # a narrowed pass never satisfies a full run
+    assert "PASSED 01_numbers (2 tests)" in full.stdout
+
+
+def test_switching_arguments_back_and_forth_hits_both_ways(warm):
+    assert warm.doit("test:01_numbers", "pytest=-k number").statuses["01_numbers"] == "PASSED"
+    assert warm.doit("test:01_numbers").statuses["01_numbers"] == "(cached) PASSED"
+    assert warm.doit("test:01_numbers", "pytest=-k number").statuses["01_numbers"] == \
+        "(cached) PASSED"
+
+
+@pytest.mark.parametrize("field, value", [("duration", None), ("counts", "many"),
+                                          ("status", "great")])
+def test_a_wrong_typed_result_is_set_aside_with_one_line(warm, field, value):
+    path = next((warm.root / ".orchestrator" / "results" / "03_mul").glob("*.json"))
+    data = json.loads(path.read_text())
+    data[field] = value
+    path.write_text(json.dumps(data))
+    listing = warm.doit("list")
+    assert listing.returncode == 0 and "Traceback" not in listing.stderr
+    run = warm.doit("all")
+    assert "Traceback" not in run.stderr
+    assert run.statuses["03_mul"] == "PASSED"
+    assert sum("set aside" in line for line in run.stderr.splitlines()) == 1, run.stderr
+
+
+def test_ctrl_c_is_reported_as_an_interruption(project):
+    project.append(project.test_file("03_mul"),
+                   "\n\ndef test_slow():\n    import time\n    time.sleep(30)\n")
+    doit = project.start("-n", "2", "all")
+    deadline = time.time() + 60
+    results = project.root / ".orchestrator" / "logs" / "03_mul.log"
+    while not results.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.5)
+    doit.send_signal(signal.SIGINT)
+    out, _ = doit.communicate(timeout=60)
+    assert doit.returncode == 130, out
+    assert "every requested target passed" not in out
+    assert "INTERRUPTED after" in out and "finished results kept" in out, out
+    status = project.orchestrator("status").stdout
+    assert "crashed" not in json.dumps(status)
+    row = next(l for l in status.splitlines() if l.startswith("03_mul"))
+    assert "never run" in row, status
+
+
+def test_collection_error_names_its_cause_first(warm):
+    warm.write("tests/03_mul/test_more.py",
+               "".join(f"def test_{i}():\n    pass\n\n\n" for i in range(12)))
+    warm.write("tests/03_mul/test_zz_broken.py",
+               "import no_such_module_xyz\n\n\ndef test_a():\n    pass\n")
+    run = warm.doit("test:03_mul")
+    assert "FAILED 03_mul: ModuleNotFoundError: No module named 'no_such_module_xyz' while " \
+           "collecting tests/03_mul/test_zz_broken.py" in run.stdout, run.stdout
+    lines = [l for l in run.stdout.splitlines() if "03_mul" in l or l.startswith("    ")]
+    failed = next(i for i, l in enumerate(lines) if l.startswith("FAILED 03_mul"))
+    assert "No module named 'no_such_module_xyz'" in lines[failed] + lines[failed + 1], run.stdout
+    assert "not run" not in run.stdout
+
+
+def test_bad_pytest_arguments_are_bad_input(warm):
+    run = warm.doit("all", "pytest=--bogus-flag")
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert "bad pytest arguments" in run.stdout + run.stderr
+    assert "unrecognized arguments: --bogus-flag" in run.stdout + run.stderr
+    assert warm.doit("all").statuses == {m: "(cached) PASSED" for m in ALL}
+
+
+def test_a_closed_pipe_ends_quietly(warm):
+    command = f"{sys.executable} -m doit all | head -1"
+    done = subprocess.run(["bash", "-c", command], cwd=warm.root, env=warm.env(),
+                          capture_output=True, text=True)
+    assert done.stderr == "", done.stderr
+
+
+def test_an_unwritable_state_dir_is_one_line(project):
+    (project.root / ".orchestrator").write_text("not a directory\n")
+    run = project.doit("all")
+    assert run.returncode == 3
+    assert "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert ".orchestrator" in run.stderr
