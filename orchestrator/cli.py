@@ -1,4 +1,8 @@
-"""The `orchestrator` command: inspect and drive the curriculum described by graph.toml."""
+"""The `orchestrator` command: inspect and drive the curriculum described by graph.toml.
+
+Exit codes are decided here: 0 ok, 1 a check found a problem, 3 bad input (a bad
+graph.toml, an unknown module, a usage error), always one `error: ...` line on stderr.
+"""
 from __future__ import annotations
 
 import sys
@@ -7,7 +11,9 @@ from pathlib import Path
 import click
 
 from . import export as export_mod
-from .graph import GraphError, ModuleGraph, load
+from .graph import GraphError, ModuleGraph, find_root, load
+
+DISTRIBUTION = "progressive-orchestrator"
 
 
 class UserError(click.ClickException):
@@ -18,19 +24,90 @@ class UserError(click.ClickException):
         click.echo(f"error: {self.message}", err=True)
 
 
-def load_graph(root: Path):
+class OneLineUsage:
+    """Click's usage errors (unknown option or command, bad choice, missing argument) as
+    UserErrors too: one line and exit 3, instead of click's usage block and exit 2."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as e:
+            path = f"{parent.command_path} {info_name}" if parent else info_name
+            raise usage_error(e, path) from None
+
+
+class Command(OneLineUsage, click.Command):
+    pass
+
+
+class Commands(OneLineUsage, click.Group):
+    command_class = Command
+    group_class = type          # subgroups (cache) are Commands too
+
+    def main(self, *args, **kwargs):
+        kwargs.setdefault("prog_name", "orchestrator")   # not "python -m orchestrator"
+        return super().main(*args, **kwargs)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as e:      # resolving the command name
+            raise usage_error(e, ctx.command_path) from None
+
+
+def usage_error(error: click.UsageError, path: str) -> UserError:
+    ctx = error.ctx
+    if ctx is not None:
+        path = ctx.command_path
+    if isinstance(error, click.exceptions.NoArgsIsHelpError) or \
+            error.message == "Missing command.":
+        message = f"missing command (one of: {', '.join(ctx.command.list_commands(ctx))})"
+    else:
+        message = " ".join(error.format_message().split())
+    return UserError(f"{path}: {message} (see '{path} --help')")
+
+
+def load_graph(root: Path | None):
+    """The validated graph of `root`, or of the checkout around the current folder."""
     try:
-        return load(root)
+        return load(find_root(Path.cwd()) if root is None else root)
     except GraphError as e:
         raise UserError(str(e)) from None
 
 
-@click.group()
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=".",
-              help="Project root holding graph.toml.")
+def print_version(ctx, param, value):
+    if not value or ctx.resilient_parsing:
+        return
+    import importlib.metadata
+    try:
+        version = importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        version = f"unknown ({DISTRIBUTION} is not installed; pip install -e .)"
+    click.echo(f"{ctx.find_root().info_name} {version}")
+    ctx.exit()
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Project root holding graph.toml [default: the nearest folder holding "
+                   "graph.toml, here or above].")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=print_version, help="Show the version and exit.")
 @click.pass_context
 def main(ctx, root):
-    """Inspect and drive a progressive curriculum described by graph.toml."""
+    """Inspect and drive a progressive curriculum described by graph.toml.
+
+    Tests are run by doit, from the checkout:
+
+    \b
+      doit all               export and test every module, in dependency order
+      doit test:NN           module NN, after the tests of what it builds on
+      doit -n 2 all          independent branches side by side
+      doit list              every export:NN and test:NN task
+
+    These commands inspect the graph and the last results. Exit codes: 0 ok,
+    1 a check found a problem, 3 bad input (one line on stderr).
+    """
     ctx.obj = root
 
 
@@ -62,12 +139,17 @@ def graph(root, fmt, output, focus, strict):
     """Draw the module graph, coloured by each module's last test status."""
     from .render import RENDERERS, make_view
     from .status import all_states
+    if output:
+        writable(output)
     g = load_graph(root)
     view = make_view(g, all_states(g), strict=strict, focus=resolve(g, focus) if focus else None)
     text = RENDERERS[fmt](view)
     if output:
         from .files import atomic_write
-        atomic_write(output, text)
+        try:
+            atomic_write(output, text)
+        except OSError as e:
+            raise UserError(f"cannot write {output}: {e.strerror}") from None
         click.echo(f"wrote {output}")
     else:
         click.echo(text, nl=not text.endswith("\n"))
@@ -171,6 +253,15 @@ def cache_import(root, directory):
     click.echo(f"imported {imported} of {len(outcome)} results")
 
 
+def writable(output: Path) -> None:
+    """Refuse an output file whose folder is missing (rather than create a mistyped one)."""
+    folder = output.parent
+    if not folder.exists():
+        raise UserError(f"cannot write {output}: the folder {folder} does not exist")
+    if not folder.is_dir():
+        raise UserError(f"cannot write {output}: {folder} is not a folder")
+
+
 def resolve(graph: ModuleGraph, name: str) -> str:
     try:
         return graph.resolve(name.removeprefix("test:"))
@@ -193,8 +284,8 @@ def status(root):
                      f"{r.duration:.1f}s" if r else "-",
                      age(r.finished) if r else "-"))
     click.echo(table(rows))
-    from .store import flaky_counts
-    offenders = sorted(flaky_counts(graph.root).items(), key=lambda kv: (-kv[1], kv[0]))
+    from .store import Store
+    offenders = sorted(Store(graph.root).flaky_counts().items(), key=lambda kv: (-kv[1], kv[0]))
     if offenders:
         click.echo("\nflaky tests (times they failed, then passed on a retry):")
         for nodeid, times in offenders:
@@ -207,11 +298,15 @@ def status(root):
 @click.pass_obj
 def why(root, target, pytest_args):
     """Will the next run reuse TARGET's result (test:NN)? If not, which inputs changed."""
-    import shlex
+    from .options import BadOption, split_pytest_args
     from .status import target_state
+    try:
+        args = list(split_pytest_args(pytest_args, "--pytest"))
+    except BadOption as e:
+        raise UserError(str(e)) from None
     graph = load_graph(root)
     mid = resolve(graph, target)
-    state = target_state(graph, mid, shlex.split(pytest_args))
+    state = target_state(graph, mid, args)
     for line in explain(state):
         click.echo(line)
 
@@ -231,7 +326,7 @@ def explain(state) -> list[str]:
                 "are never reused")
         if state.changes:
             head += f". Changed since the last pass: {len(state.changes)}"
-        elif r.last_pass_inputs is None:
+        elif not state.ever_passed:
             head += ". It never passed"
     return [head] + [f"  {kind:8} {name}" for name, kind in state.changes]
 

@@ -14,9 +14,17 @@ is the same, only slower. {"preloaded": [names]} says when all are in.
 Protocol, JSON lines. In on stdin:  {"job": n, "args": [...], "cwd": dir, "env": {...},
 "log": file}. Out on stdout: {"job": n, "pid": p} once forked, then {"job": n,
 "status": s} when the child ended (s: its exit code, or -signal). When stdin closes (the
-orchestrator ended, even by SIGKILL) the server kills every child's process group and
-exits. Single-threaded on purpose: forking a process with threads can leave a lock
-held in the child.
+orchestrator ended, even by SIGKILL) the server kills everything below it and exits.
+Single-threaded on purpose: forking a process with threads can leave a lock held in
+the child.
+
+Nothing a run started outlives it (reaper.py). The server and each child are child
+subreapers: while a child runs, what its tests orphan (a daemon that double-forked)
+is adopted by the child, which kills it after pytest returns. If the child itself dies
+first (a crash, a timeout), its leftovers are adopted by the server, which kills its
+process group and every process below the server that no running child owns, then
+reaps the child. It waits only on pids it knows to be its own (pidfds for the
+children, the orphans it killed), never on any child (-1): a child's status is its own.
 """
 from __future__ import annotations
 
@@ -24,9 +32,11 @@ import importlib
 import json
 import os
 import selectors
+import signal
 import sys
 import traceback
 
+from orchestrator import reaper
 from orchestrator.launch import die_with, kill_group
 
 
@@ -50,6 +60,7 @@ class Server:
         self.selector = selectors.DefaultSelector()
         self.selector.register(0, selectors.EVENT_READ, None)
         self.children: dict[int, tuple[int, int]] = {}    # pidfd -> (job, pid)
+        self.logs: dict[int, str] = {}                     # pid -> its run's log
         self.buffer = b""
 
     def serve(self) -> None:
@@ -69,7 +80,8 @@ class Server:
         chunk = os.read(0, 1 << 16)
         if not chunk:                  # the orchestrator is gone: so is everything it asked for
             for _, pid in self.children.values():
-                kill_group(pid)
+                reaper.kill_tree(pid)
+            reaper.sweep()
             return False
         self.buffer += chunk
         while b"\n" in self.buffer:
@@ -86,10 +98,20 @@ class Server:
             run_child(request, server)    # never returns
         pidfd = os.pidfd_open(pid)
         self.children[pidfd] = (request["job"], pid)
+        self.logs[pid] = request["log"]
         self.selector.register(pidfd, selectors.EVENT_READ, (request["job"], pid))
         say(job=request["job"], pid=pid)
 
     def reap(self, pidfd: int, job: int, pid: int) -> None:
+        """The child ended (not yet reaped, so its pid and group id are still its own):
+        kill what is left in its group and what it orphaned, then take its status."""
+        known = {child for _, child in self.children.values()}
+        killed = reaper.sweep(exclude=known)      # its orphans, now ours
+        kill_group(pid)                           # in its group, yet not below us: none
+        log = self.logs.pop(pid)
+        if killed:
+            with open(log, "a", encoding="utf-8") as out:
+                reaper.report(killed, out)
         _, status = os.waitpid(pid, 0)
         self.selector.unregister(pidfd)
         os.close(pidfd)
@@ -103,6 +125,8 @@ def run_child(request: dict, server: int) -> None:
     try:
         os.setsid()                      # its own process group: a timeout kills it whole
         die_with(server)                 # the server's death is this child's
+        reaper.become_subreaper()        # what the tests orphan stays below us, for the sweep
+        signal.signal(signal.SIGINT, signal.default_int_handler)   # a timeout interrupts
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
@@ -114,6 +138,10 @@ def run_child(request: dict, server: int) -> None:
     except BaseException:
         traceback.print_exc()
     finally:
+        try:
+            reaper.report(reaper.sweep(), sys.stderr)
+        except BaseException:
+            pass
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
@@ -141,6 +169,7 @@ def say(**message) -> None:
 
 def main() -> None:
     global CHANNEL
+    reaper.become_subreaper()  # leftovers of a child that died are adopted here, not by init
     CHANNEL = os.dup(1)
     os.dup2(2, 1)             # a library printing at import must not garble the answers
     for name in ALWAYS:

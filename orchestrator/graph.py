@@ -5,10 +5,12 @@ module and the reason; callers print it and exit non-zero, no traceback.
 """
 from __future__ import annotations
 
+import json
+import posixpath
 import re
 import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import networkx as nx
 
@@ -16,8 +18,8 @@ GRAPH_FILE = "graph.toml"
 SIZE_TIMEOUTS = {"small": 60, "medium": 300, "large": 900}  # seconds, like Bazel's size
 PROJECT_KEYS = {"package", "modules_dir", "tests_dir", "progressive", "preload"}
 MODULE_KEYS = {"title", "export", "deps", "api", "requires", "not_applicable", "size",
-               "source", "flaky", "inputs"}
-REQUIRED_MODULE_KEYS = {"title", "export", "deps"}
+               "source", "tests", "flaky", "inputs"}
+REQUIRED_MODULE_KEYS = {"export", "deps"}   # the rest have defaults (README, "graph.toml reference")
 MODULE_ID = re.compile(r"^(\d+)_([a-z][a-z0-9_]*)$")
 MARKER = "marker"
 
@@ -31,8 +33,9 @@ class Module:
     id: str                      # "03_layers"
     name: str                    # "layers"
     index: int                   # position in graph.toml: the curriculum order
-    title: str
-    export: str                  # "tinytorch.core.layers"
+    title: str                   # default: the name in words, "Layers"
+    export: str                  # "tinytorch.core.layers" (graph.toml may say "layers" for
+                                 # the package's top-level file tinytorch/layers.py)
     deps: tuple[str, ...]        # direct deps, all earlier
     api: tuple[str, ...]         # names the export must provide
     requires: tuple[str, ...]    # categories the plan requires
@@ -104,13 +107,32 @@ def suggest(name: str, choices) -> str:
     return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
+def find_root(start: Path | str = ".") -> Path:
+    """The nearest folder holding graph.toml: `start` itself or the closest one above it."""
+    start = Path(start).resolve()
+    for folder in (start, *start.parents):
+        if (folder / GRAPH_FILE).is_file():
+            return folder
+    raise GraphError(f"no {GRAPH_FILE} in {start} or any folder above it "
+                     "(run inside a checkout, or pass --root)")
+
+
 def load(root: Path | str = ".", filename: str = GRAPH_FILE) -> ModuleGraph:
     root = Path(root).resolve()
     path = root / filename
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise GraphError(f"{path}: no such file (run from the project root)") from None
+    except OSError as e:
+        raise GraphError(f"{path}: cannot read it: {e.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - data.rfind(b"\n", 0, e.start)
+        raise GraphError(f"{path.name}:{line}: not valid UTF-8 (byte 0x{data[e.start]:02x} "
+                         f"at column {column}); save it as UTF-8") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -123,36 +145,45 @@ def load(root: Path | str = ".", filename: str = GRAPH_FILE) -> ModuleGraph:
 
 def _build(root: Path, path: Path, text: str, raw: dict) -> ModuleGraph:
     fail = _Failer(path, text)
-    unknown = set(raw) - {"project", "categories", "modules"}
+    unknown = sorted(set(raw) - {"project", "categories", "modules"})
     if unknown:
-        fail(None, f"unknown top-level table '{sorted(unknown)[0]}'")
-    project = raw.get("project", {})
-    for key in set(project) - PROJECT_KEYS:
-        fail(None, f"unknown key '{key}' in [project]")
+        fail(None, f"unknown top-level table '{unknown[0]}'", key=unknown[0])
+    project = _table(fail, raw, "project", required=True)
+    at = {"table": "project", "prefix": "[project] "}
+    for key in sorted(set(project) - PROJECT_KEYS):
+        fail(None, f"unknown key '{key}' in [project]", table="project", key=key)
     if "package" not in project:
-        fail(None, "[project] needs 'package'")
-    progressive = project.get("progressive", "declared")
+        fail(None, "[project] needs 'package'", table="project")
+    package = _typed(fail, project, "package", str, **at)
+    if not package.isidentifier():
+        fail(None, f"[project] package '{package}' must be a Python package name",
+             table="project", key="package")
+    progressive = _typed(fail, project, "progressive", str, "declared", **at)
     if progressive not in ("declared", "strict"):
-        fail(None, f"[project] progressive must be 'declared' or 'strict', not '{progressive}'")
+        fail(None, f"[project] progressive must be 'declared' or 'strict', not '{progressive}'",
+             table="project", key="progressive")
     preload = project.get("preload", [])
     if not isinstance(preload, list) or not all(isinstance(p, str) and p for p in preload):
-        fail(None, "[project] preload must be a list of module names")
+        fail(None, "[project] preload must be a list of module names", table="project",
+             key="preload")
     for name in preload:
-        if name.split(".")[0] == project["package"]:
+        if name.split(".")[0] == package:
             fail(None, f"[project] preload '{name}': the project's own package is imported "
-                       "fresh for every test run, never preloaded")
-    categories = raw.get("categories", {})
-    if not categories:
-        fail(None, "[categories] is missing or empty")
-    modules_raw = raw.get("modules", {})
+                       "fresh for every test run, never preloaded", table="project",
+                 key="preload")
+    modules_dir = _path(fail, project, "modules_dir", "modules", **at)
+    tests_dir = _path(fail, project, "tests_dir", "tests", **at)
+    categories = _table(fail, raw, "categories")      # optional: no testing plan
+    for name in categories:
+        _typed(fail, categories, name, str, table="categories", prefix="[categories] ")
+    modules_raw = _table(fail, raw, "modules")
     if not modules_raw:
         fail(None, "no [modules.*] tables")
 
     graph = ModuleGraph(
-        root=root, path=path, package=project["package"],
-        modules_dir=project.get("modules_dir", "modules"),
-        tests_dir=project.get("tests_dir", "tests"), progressive=progressive,
-        preload=list(preload), categories=dict(categories), modules={}, dag=nx.DiGraph())
+        root=root, path=path, package=package, modules_dir=modules_dir.as_posix(),
+        tests_dir=tests_dir.as_posix(), progressive=progressive, preload=list(preload),
+        categories=dict(categories), modules={}, dag=nx.DiGraph())
     for index, (mid, entry) in enumerate(modules_raw.items()):
         graph.modules[mid] = _module(graph, fail, index, mid, entry)
     _check_edges(graph, fail)
@@ -166,52 +197,118 @@ def _module(graph: ModuleGraph, fail, index: int, mid: str, entry) -> Module:
     if not isinstance(entry, dict):
         fail(mid, "must be a table")
     for key in sorted(set(entry) - MODULE_KEYS):
-        fail(mid, f"unknown key '{key}' (known: {', '.join(sorted(MODULE_KEYS))})")
+        fail(mid, f"unknown key '{key}' (known: {', '.join(sorted(MODULE_KEYS))})", key=key)
     for key in sorted(REQUIRED_MODULE_KEYS - set(entry)):
         fail(mid, f"missing key '{key}'")
     name = match.group(2)
-    export = entry["export"]
+    at = {"module": mid}
+    title = _typed(fail, entry, "title", str, name.replace("_", " ").title(), **at)
+    export = _typed(fail, entry, "export", str, **at)
+    if export == graph.package:
+        fail(mid, f"export '{export}' is the package itself: name a file inside it, "
+                  f"'{export}.{name}' or just '{name}' (the package's __init__.py is generated "
+                  "and imports nothing)", key="export")
+    if export.isidentifier():               # a top-level file of the package
+        export = f"{graph.package}.{export}"
     if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+", export) or \
             not export.startswith(graph.package + "."):
-        fail(mid, f"export '{export}' must be a dotted path inside package '{graph.package}'")
-    size = entry.get("size", "small")
+        fail(mid, f"export '{export}' must be a dotted path inside package '{graph.package}'",
+             key="export")
+    size = _typed(fail, entry, "size", str, "small", **at)
     if size not in SIZE_TIMEOUTS:
-        fail(mid, f"size '{size}' is not one of {', '.join(SIZE_TIMEOUTS)}")
+        fail(mid, f"size '{size}' is not one of {', '.join(SIZE_TIMEOUTS)}", key="size")
     lists = {k: entry.get(k, []) for k in
              ("deps", "api", "requires", "not_applicable", "flaky", "inputs")}
     for key, value in lists.items():
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            fail(mid, f"'{key}' must be a list of strings")
+            fail(mid, f"'{key}' must be a list of strings", key=key)
     for key in ("requires", "not_applicable"):
         for cat in lists[key]:
             if cat not in graph.categories:
-                fail(mid, f"unknown category '{cat}' in {key}{suggest(cat, graph.categories)}")
+                fail(mid, f"unknown category '{cat}' in {key}{suggest(cat, graph.categories)}",
+                     key=key)
     both = set(lists["requires"]) & set(lists["not_applicable"])
     if both:
-        fail(mid, f"category '{sorted(both)[0]}' is both required and not applicable")
-    source = Path(entry.get("source", f"{graph.modules_dir}/{mid}/{name}_dev.py"))
-    tests = Path(graph.tests_dir) / mid
+        fail(mid, f"category '{sorted(both)[0]}' is both required and not applicable",
+             key="requires")
+    for extra in lists["inputs"]:
+        # keys.py hashes these: one outside the checkout, or missing, is a mistake
+        if not (graph.root / _path(fail, entry, "inputs", value=extra, **at)).exists():
+            fail(mid, f"inputs '{extra}' does not exist", key="inputs")
+    source = _path(fail, entry, "source", f"{graph.modules_dir}/{mid}/{name}_dev.py", **at)
+    tests = _path(fail, entry, "tests", f"{graph.tests_dir}/{mid}", **at)
     if not (graph.root / source).is_file():
-        fail(mid, f"module source {source} does not exist")
+        fail(mid, f"module source {source.as_posix()} does not exist",
+             key="source" if "source" in entry else None)
     if not (graph.root / tests).is_dir():
-        fail(mid, f"tests directory {tests} does not exist")
-    return Module(id=mid, name=name, index=index, title=entry["title"], export=export,
+        fail(mid, f"tests directory {tests.as_posix()} does not exist",
+             key="tests" if "tests" in entry else None)
+    return Module(id=mid, name=name, index=index, title=title, export=export,
                   deps=tuple(lists["deps"]), api=tuple(lists["api"]),
                   requires=tuple(lists["requires"]),
                   not_applicable=tuple(lists["not_applicable"]), size=size,
                   source=source, tests=tests, flaky=tuple(lists["flaky"]), entry=entry)
 
 
+# Type checks: a value of the wrong TOML type is one line naming the key, never a TypeError.
+TOML_TYPES = ((bool, "a boolean"), (str, "a string"), (int, "an integer"), (float, "a float"),
+              (list, "an array"), (dict, "a table"))
+
+
+def _described(value) -> str:
+    kind = next((name for t, name in TOML_TYPES if isinstance(value, t)), "a date or time")
+    return f"{kind} ({json.dumps(value, default=str)})"
+
+
+def _table(fail, raw: dict, name: str, required: bool = False) -> dict:
+    """A top-level table of graph.toml ({} if it is absent and not required)."""
+    if name not in raw:
+        if required:
+            fail(None, f"no [{name}] table")
+        return {}
+    if not isinstance(raw[name], dict):
+        fail(None, f"'{name}' must be a table, not {_described(raw[name])}", key=name)
+    return raw[name]
+
+
+def _typed(fail, values: dict, key: str, kind: type, default=None, module: str | None = None,
+           prefix: str = "", **where):
+    """values[key] (`default` if absent), refused unless it is of type `kind`."""
+    if key not in values:
+        return default
+    value = values[key]
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        fail(module, f"{prefix}'{key}' must be {dict(TOML_TYPES)[kind]}, not "
+                     f"{_described(value)}", key=key, **where)
+    return value
+
+
+def _path(fail, values: dict, key: str, default: str | None = None, module: str | None = None,
+          prefix: str = "", value: str | None = None, **where) -> Path:
+    """A path relative to the project root that stays inside it (not absolute, no '../')."""
+    if value is None:
+        value = _typed(fail, values, key, str, default, module, prefix, **where)
+    normal = posixpath.normpath(value) if value else ""
+    if not normal or PurePosixPath(normal).is_absolute() or normal == ".." or \
+            normal.startswith("../"):
+        fail(module, f"{prefix}{key} '{value}' is outside the project (paths are relative "
+                     f"to the folder of {GRAPH_FILE})", key=key, **where)
+    return Path(normal)
+
+
 def _check_edges(graph: ModuleGraph, fail) -> None:
     exports: dict[str, str] = {}
+    tests: dict[Path, str] = {}
     for m in graph:
         graph.dag.add_node(m.id)
+        _check_tests_dir(m, tests, fail)
         if m.export in exports:
-            fail(m.id, f"export path {m.export} is already used by {exports[m.export]}")
+            fail(m.id, f"export path {m.export} is already used by {exports[m.export]}",
+                 key="export")
         exports[m.export] = m.id
         for dep in m.deps:
             if dep not in graph.modules:
-                fail(m.id, f"unknown dep '{dep}'{suggest(dep, graph.modules)}")
+                fail(m.id, f"unknown dep '{dep}'{suggest(dep, graph.modules)}", key="deps")
             graph.dag.add_edge(dep, m.id)
     try:
         cycle = nx.find_cycle(graph.dag)
@@ -224,20 +321,59 @@ def _check_edges(graph: ModuleGraph, fail) -> None:
         for dep in m.deps:
             if graph[dep].index >= m.index:
                 fail(m.id, f"dep '{dep}' does not come earlier in {graph.path.name}: "
-                           "a module may only build on earlier modules")
+                           "a module may only build on earlier modules", key="deps")
+
+
+def _check_tests_dir(module: Module, seen: dict[Path, str], fail) -> None:
+    """Each module's tests in a folder of its own: not shared, not inside another's."""
+    at = {"key": "tests" if "tests" in module.entry else None}
+    where = module.tests.as_posix()
+    for folder, owner in seen.items():
+        if folder == module.tests:
+            fail(module.id, f"tests directory {where} is already the tests of {owner}", **at)
+        inner, outer = (module.tests, folder) if folder in module.tests.parents else \
+            (folder, module.tests) if module.tests in folder.parents else (None, None)
+        if inner is not None:
+            other = owner if outer == folder else module.id
+            fail(module.id, f"tests directory {inner.as_posix()} is inside "
+                            f"{outer.as_posix()}, the tests of {other} (pytest would run it "
+                            "twice)", **at)
+    seen[module.tests] = module.id
 
 
 class _Failer:
-    """Raises GraphError with the file, the line of the module's table and the reason."""
+    """Raises GraphError: the file, the line, the module and the reason.
+
+    The line is the `key`'s line in the module's table ([modules.NN_name]) or in
+    `table` ([project], [categories]; no table: above the first table header), or
+    else that table's header line, or else no line."""
 
     def __init__(self, path: Path, text: str):
         self.path, self.lines = path, text.splitlines()
 
-    def __call__(self, module_id: str | None, reason: str):
-        where = self.path.name
+    def __call__(self, module_id: str | None, reason: str, key: str | None = None,
+                 table: str | None = None):
         if module_id:
-            header = re.compile(rf"^\s*\[modules\.{re.escape(module_id)}\]")
-            line = next((i + 1 for i, l in enumerate(self.lines) if header.match(l)), None)
-            where = f"{where}:{line}" if line else where
-            raise GraphError(f"{where}: module {module_id}: {reason}")
+            table, reason = f"modules.{module_id}", f"module {module_id}: {reason}"
+        line = self.line(table, key)
+        where = f"{self.path.name}:{line}" if line else self.path.name
         raise GraphError(f"{where}: {reason}")
+
+    def line(self, table: str | None, key: str | None) -> int | None:
+        start = header = None
+        if table:
+            name = r"\s*\.\s*".join(rf'(?:{re.escape(p)}|"{re.escape(p)}")'
+                                    for p in table.split("."))
+            pattern = re.compile(rf"^\s*\[\s*{name}\s*\]")
+            header = next((i for i, l in enumerate(self.lines) if pattern.match(l)), None)
+            if header is None:
+                return None
+            start = header + 1
+        if key:
+            assignment = re.compile(rf'^\s*(?:{re.escape(key)}|"{re.escape(key)}")\s*=')
+            for i in range(start or 0, len(self.lines)):
+                if self.lines[i].lstrip().startswith("["):
+                    break
+                if assignment.match(self.lines[i]):
+                    return i + 1
+        return None if header is None else header + 1

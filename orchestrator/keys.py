@@ -75,7 +75,7 @@ def declared(graph: ModuleGraph, module: Module, pytest_args: list[str],
     key[f"graph:{module.id}"] = _digest_json({
         "entry": module.entry, "package": graph.package, "categories": graph.categories})
     key["pytest:args"] = json.dumps(pytest_args)
-    key["pytest:config"] = pytest_config_digest(root / module.tests, cache)
+    key["pytest:config"] = pytest_config_digest(root, root / module.tests, cache)
     key.update(environment())
     return key
 
@@ -103,12 +103,19 @@ def observed_inputs(graph: ModuleGraph, module: Module, seen: dict,
     """A run's observations (observe.read_observations) as key entries, valued now: the
     files and directories under the root that no declared input already covers."""
     covered = {name.split(":", 1)[1] for name in declared_key if ":" in name}
+    covered.add(graph.path.relative_to(graph.root).as_posix())    # keyed by `graph:` entries
+    tests = module.tests.as_posix()
+    # pytest lists the tests dir and those above it to collect and find conftests: what it
+    # can find there is keyed already (test: and conftest: inputs)
+    collected = {tests, *(p.as_posix() for p in module.tests.parents if p.as_posix() != ".")}
     skip = [*_generated_roots(graph), StateDir(graph.root).path.name,
             *_under_root(graph, sys.prefix)]
     names = []
     for kind, paths in (("observed", seen.get("read", ())), ("listed", seen.get("listed", ()))):
         for rel in paths:
             if rel.startswith("..") or rel in covered or _skipped(rel, skip):
+                continue
+            if kind == "listed" and (rel in collected or rel.startswith(tests + "/")):
                 continue
             if kind == "observed" and not (graph.root / rel).is_file():
                 continue
@@ -174,7 +181,7 @@ def installed_distributions() -> dict[str, str]:
     return found
 
 
-def pytest_config_digest(tests_dir: Path, cache: StatCache) -> str:
+def pytest_config_digest(root: Path, tests_dir: Path, cache: StatCache) -> str:
     """Every file pytest could take its configuration from, from the tests dir up to the
     file system's root, by the part pytest reads: a new pytest.ini anywhere above the tests
     changes the key; an edit of pyproject.toml outside [tool.pytest] does not."""
@@ -183,8 +190,8 @@ def pytest_config_digest(tests_dir: Path, cache: StatCache) -> str:
         for name in CONFIG_FILES:
             path = directory / name
             value = cache.digest(path, "pytest-config", _pytest_section)
-            if value != MISSING:
-                found[str(path)] = value
+            if value != MISSING:     # named relative to the root: checkouts share keys
+                found[os.path.relpath(path, root)] = value
     return _digest_json(found)
 
 

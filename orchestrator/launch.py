@@ -4,8 +4,15 @@ already imported (WarmLauncher, served by forkserver.py).
 
 Both have one method, run(args, cwd, env, log, timeout) -> '' or why the process
 itself went wrong ('timed out after Ns', 'crashed: ...'). How the tests went is read
-from the plugin's report, never from here. Both put pytest in its own process group,
-so that a timeout or Ctrl-C kills it whole (xdist workers and test subprocesses too).
+from the plugin's report, never from here.
+
+When a run ends, pass or fail, every process it started is gone, as in Bazel. Both put
+pytest in its own process group, killed when pytest ends; and pytest runs below a
+child subreaper (reaper.py) that adopts and kills what escaped the group (setsid,
+double fork): the warm server and the child it forked, or, cold, a small wrapper
+process. What was killed is named in the run's log ("orchestrator: killed 1 process
+left running by the tests:"). A timeout interrupts first (SIGINT: pytest writes where
+it was into the log), then terminates (SIGTERM), then kills the whole tree.
 
 Why a warm launcher: measured on the shipped curriculum (2 cores), a module's own
 pytest process spent ~1 s starting Python and pytest and ~1 s importing torch for its
@@ -15,41 +22,82 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
+from . import reaper
+
 PARENT_ENV = "ORCHESTRATOR_PARENT_PID"    # the pytest plugin dies with this process
-LAUNCHERS = ("warm", "cold")
 
 
 class ColdLauncher:
-    """A new Python process per run."""
+    """A new Python process per run, below the wrapper `python reaper.py -- python -m
+    pytest ...` (the subreaper that sweeps what the run left; it costs ~20 ms)."""
 
     def run(self, args: list[str], cwd: Path, env: dict[str, str], log: Path,
             timeout: float) -> str:
-        env = {**env, PARENT_ENV: str(os.getpid())}
+        wrapper = [sys.executable, "-I", "-S", reaper.__file__,
+                   "--die-with", str(os.getpid()), "--pid-env", PARENT_ENV, "--"]
+        reason = ""
         with open(log, "a", encoding="utf-8") as out:
-            process = subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=cwd,
-                                       env=env, stdout=out, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+            process = subprocess.Popen([*wrapper, sys.executable, "-m", "pytest", *args],
+                                       cwd=cwd, env=env, stdout=out,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
             try:
-                code = process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                kill_group(process.pid)
-                process.wait()
-                return f"timed out after {timeout}s"
+                if not ended(process, timeout):
+                    stop(process.pid, lambda within: ended(process, within), timeout, log)
+                    reason = f"timed out after {timeout}s"
             except BaseException:
                 # Ctrl-C or an error in the orchestrator: never leave pytest running.
-                kill_group(process.pid)
+                reaper.kill_tree(process.pid)
                 process.wait()
                 raise
-        return crash_reason(code)
+            kill_group(process.pid)     # what is left in its group; the leader not yet reaped
+            code = process.wait()
+        return reason or crash_reason(code)
 
     def close(self) -> None:
         pass
+
+
+def ended(process: subprocess.Popen, within: float) -> bool:
+    """Wait up to `within` seconds for the process to end, without reaping it where
+    Linux allows (a pidfd): until it is reaped its pid, so its group id, is not reused."""
+    if hasattr(os, "pidfd_open"):
+        try:
+            pidfd = os.pidfd_open(process.pid)
+        except ProcessLookupError:
+            return True
+        try:
+            return bool(select.select([pidfd], [], [], max(within, 0))[0])
+        finally:
+            os.close(pidfd)
+    try:
+        process.wait(within)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+
+
+GRACE = 2.0   # seconds pytest gets to stop after SIGINT, then after SIGTERM
+
+
+def stop(pid: int, ended, timeout: float, log: Path) -> None:
+    """A run timed out: interrupt it (SIGINT to its group: pytest stops the test and
+    writes where it was), then terminate it (SIGTERM), then kill its whole tree, giving
+    each step GRACE seconds. `ended(within)` says whether the run has ended."""
+    with open(log, "a", encoding="utf-8") as out:
+        out.write(f"\norchestrator: timed out after {timeout}s; interrupting pytest\n")
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        kill_group(pid, sig)
+        if ended(GRACE):
+            return
+    reaper.kill_tree(pid)
+    ended(10)
 
 
 class Job:
@@ -92,7 +140,7 @@ class WarmLauncher:
             self._kill(job)
             raise
         if not finished:
-            self._kill(job)
+            self._kill(job, timeout, log)
             return f"timed out after {timeout}s"
         if job.status is None:
             return "crashed: the warm pytest server ended before this run did"
@@ -136,10 +184,15 @@ class WarmLauncher:
             for job in self.jobs.values():
                 job.started.set(), job.done.set()
 
-    def _kill(self, job: Job) -> None:
+    def _kill(self, job: Job, timeout: float | None = None, log: Path | None = None) -> None:
+        """Kill the job's tree now, or, after a timeout, step by step (`stop`). The server
+        then sweeps what escaped (forkserver.py) and reports the end."""
         job.started.wait(10)
         if job.pid is not None:
-            kill_group(job.pid)
+            if timeout is None:
+                reaper.kill_tree(job.pid)
+            else:
+                stop(job.pid, job.done.wait, timeout, log)
         job.done.wait(10)
 
     def close(self) -> None:
@@ -167,19 +220,9 @@ def die_with(parent: int) -> None:
     """Ask Linux to kill this process (SIGKILL) when its parent dies, even by SIGKILL;
     the check covers a parent gone before we asked. Used by the pytest plugin (parent:
     the orchestrator or the warm server) and by the warm server's children."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    reaper.prctl(reaper.PR_SET_PDEATHSIG, signal.SIGKILL)
     if parent and os.getppid() != parent:
         os._exit(70)
 
 
-def kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:      # not yet its own group leader (just forked)
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+kill_group = reaper.kill_group

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
+from . import reaper
 from .launch import PARENT_ENV, die_with
 from .observe import start_from_environment
 from .runner import REPORT_ENV
@@ -46,6 +48,9 @@ def pytest_configure(config):
             config.addinivalue_line("markers", f"{category}: testing-plan category")
     if REPORT_ENV in os.environ and not hasattr(config, "workerinput"):
         die_with_parent()
+        # processes the tests orphan (setsid, double fork) come back to this pytest,
+        # which kills and names them at the end of the session (reaper.py)
+        reaper.become_subreaper()
         config.pluginmanager.register(ReportWriter(Path(os.environ[REPORT_ENV])), "orch-report")
 
 
@@ -144,8 +149,10 @@ class ReportWriter:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session, exitstatus):
+        killed = reaper.sweep()        # after xdist's own sessionfinish took its workers down
+        reaper.report(killed, sys.stderr)
         selected = self.selected
-        data = {"exitstatus": int(exitstatus), "selected": selected,
+        data = {"exitstatus": int(exitstatus), "selected": selected, "leftovers": killed,
                 "collected": None if selected is None else selected + self.deselected,
                 "collection_errors": self.errors, "tests": self.tests}
         tmp = self.path.with_suffix(".tmp")

@@ -1,7 +1,9 @@
 """The module graph as text, Mermaid, DOT, JSON or one self-contained HTML page, coloured by status.
 
 Every renderer takes the same View: nodes with their state and last result, and
-the edges to draw (declared deps, or the classroom chain with --strict).
+the edges to draw (declared deps, or the classroom chain with --strict). The HTML
+page gets its drawing from layout.py and adds what a reader asks next: what blocked
+a module, where its log is.
 """
 from __future__ import annotations
 
@@ -12,15 +14,36 @@ from pathlib import Path
 
 import networkx as nx
 
+from . import layout
 from .graph import ModuleGraph
 from .status import STATES, TargetState
 
 SCHEMA_VERSION = 1
-COLORS = {"passed": "#2e7d32", "cached": "#81c784", "failed": "#c62828",
-          "blocked": "#ef6c00", "never run": "#9e9e9e", "stale": "#fbc02d"}
+# Light enough that black text on each reads at WCAG AA (4.5:1) or better; the
+# status is also written in every node, so nothing depends on telling hues apart.
+COLORS = {"passed": "#43a047", "cached": "#a5d6a7", "failed": "#e53935",
+          "blocked": "#ffa726", "never run": "#bdbdbd", "stale": "#fff176"}
 SYMBOLS = {"passed": "✓", "cached": "≡", "failed": "✗", "blocked": "⊘",
            "never run": "·", "stale": "~"}
 assert set(COLORS) == set(SYMBOLS) == set(STATES)
+
+
+def contrast(a: str, b: str) -> float:
+    """The WCAG 2 contrast ratio of two #rgb or #rrggbb colours (1 to 21)."""
+    lighter, darker = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+def _luminance(color: str) -> float:
+    hexa = color.lstrip("#")
+    hexa = "".join(c * 2 for c in hexa) if len(hexa) == 3 else hexa
+    rgb = [int(hexa[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+    r, g, b = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+TEXT = {state: max(("#000", "#fff"), key=lambda t: contrast(fill, t))
+        for state, fill in COLORS.items()}
 
 
 @dataclass
@@ -91,19 +114,31 @@ def to_text(view: View) -> str:
 
 
 def to_mermaid(view: View) -> str:
-    lines = ["flowchart LR"]
+    lines = ["flowchart LR",
+             "    %% fill and last line of each module: its test status (legend at the end)"]
     for mid in view.graph.modules:
-        label = f"{mid}<br/>{view.graph[mid].title}"
+        state = view.states[mid].state
+        label = f"{mid}<br/>{_mermaid_text(view.graph[mid].title)}<br/>{SYMBOLS[state]} {state}"
         lines.append(f'    m{mid}["{label}"]')
     for a, b in view.edges:
         lines.append(f"    m{a} --> m{b}")
+    lines += ['    subgraph legend["Legend: test status"]', "        direction LR"]
+    lines += [f'        legend_{_css(s)}["{SYMBOLS[s]} {s}"]' for s in STATES]
+    lines.append("    end")
     for state, color in COLORS.items():
-        lines.append(f"    classDef {_css(state)} fill:{color},stroke:#333,color:#000")
+        lines.append(f"    classDef {_css(state)} fill:{color},stroke:#333,color:{TEXT[state]}")
     for mid in view.graph.modules:
         lines.append(f"    class m{mid} {_css(view.states[mid].state)}")
+    for state in STATES:
+        lines.append(f"    class legend_{_css(state)} {_css(state)}")
     for mid in sorted(view.highlighted()):
         lines.append(f"    style m{mid} stroke-width:4px,stroke:#1565c0")
     return "\n".join(lines) + "\n"
+
+
+def _mermaid_text(text: str) -> str:
+    """Inside a quoted Mermaid label: entity codes for what would end or open markup."""
+    return text.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
 
 
 def to_dot(view: View) -> str:
@@ -114,18 +149,47 @@ def to_dot(view: View) -> str:
         state = view.states[mid].state
         extra = ', penwidth=3, color="#1565c0"' if mid in hot else ""
         lines.append(f'    "{mid}" [label="{mid}\\n{view.graph[mid].title}\\n{state}", '
-                     f'fillcolor="{COLORS[state]}", tooltip="{state}"{extra}];')
+                     f'fillcolor="{COLORS[state]}", fontcolor="{TEXT[state]}", '
+                     f'tooltip="{state}"{extra}];')
     for a, b in view.edges:
         lines.append(f'    "{a}" -> "{b}";')
     return "\n".join(lines + ["}"]) + "\n"
 
 
+def blocked_by(view: View, mid: str) -> list[str]:
+    """Why `mid` is blocked: the nearest failed modules upstream, found by walking its
+    test deps through blocked ones (a passed dep blocks nothing)."""
+    graph, found, seen = view.graph, set(), set()
+    todo = list(graph.test_deps(mid))
+    while todo:
+        dep = todo.pop()
+        if dep in seen:
+            continue
+        seen.add(dep)
+        if view.states[dep].state == "failed":
+            found.add(dep)
+        elif view.states[dep].state == "blocked":
+            todo.extend(graph.test_deps(dep))
+    return sorted(found, key=lambda m: graph[m].index)
+
+
 def to_html(view: View) -> str:
+    """One page, no network: the JSON document plus a precomputed layout (layout.py)."""
     template = (Path(__file__).parent / "graph.html").read_text(encoding="utf-8")
     data = json.loads(to_json(view))
-    data["colors"] = COLORS
-    data["focus"] = view.focus
-    data["highlight"] = sorted(view.highlighted())
+    drawing = layout.layered(view.layers, view.edges)
+    for node in data["nodes"]:
+        mid, result = node["id"], view.states[node["id"]].result
+        node["x"], node["y"] = drawing.nodes[mid]
+        node["blocked_by"] = blocked_by(view, mid) if node["status"] == "blocked" else []
+        node["log"] = result.log if result and result.log else ""
+        node["log_href"] = (view.graph.root / result.log).as_uri() if node["log"] else ""
+    for edge, (_, _, path) in zip(data["edges"], drawing.edges):
+        edge["path"] = path
+    data.update(colors=COLORS, text=TEXT, symbols=SYMBOLS, focus=view.focus,
+                highlight=sorted(view.highlighted()),
+                size={"width": drawing.width, "height": drawing.height,
+                      "node": [layout.NODE_W, layout.NODE_H]})
     payload = json.dumps(data).replace("</", "<\\/")  # never close the script tag early
     return (template.replace("__TITLE__", html.escape(f"{view.graph.package} module graph"))
             .replace("__DATA__", payload))

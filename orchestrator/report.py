@@ -21,7 +21,7 @@ from pathlib import Path
 
 from doit.exceptions import TaskFailed, UnmetDependency
 
-from . import run_context, status
+from . import reaper, run_context, status
 from .run_context import Exit
 from .store import Store
 
@@ -222,7 +222,4 @@ class Reporter:
 
 
 def leftovers(result) -> str:
-    n = len(result.leftovers)
-    if not n:
-        return ""
-    return f"; killed {n} process{'es' if n > 1 else ''} left running by the tests"
+    return f"; {reaper.summary(result.leftovers)}" if result.leftovers else ""

@@ -119,9 +119,6 @@ def pytest_args_for(selection: list[str], basetemp: Path, pytest_args: list[str]
     return args
 
 
-XDIST_MODES = ("policy", "never", "always")
-
-
 def xdist_workers(last_duration: float | None, doit_workers: int, cores: int,
                   mode: str = "policy") -> int:
     """The shipped xdist policy (see README): only long suites, only with spare cores.

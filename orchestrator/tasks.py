@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import shlex
 import sys
 import threading
 from pathlib import Path
@@ -31,6 +30,7 @@ from . import export, keys, launch, run_context, runner, schedule
 from .digests import save_all as save_stat_caches
 from .graph import GraphError, ModuleGraph, load, suggest
 from .lock import Busy, RunLock
+from .options import BadOption, RunOptions, help_text, unknown_variables
 from .report import Reporter
 from .state import StateDir, StateDirError, describe
 from .store import Cause, Store
@@ -52,18 +52,18 @@ class Campaign:
         self.state = StateDir(self.root)
         self.store = Store(self.root)
         check_task_names(self.graph, argv)
-        self.pytest_args = shlex.split(get_var("pytest", "") or "")
-        self.strict = (get_var("strict", "") or "") not in ("", "0", "false", "no")
-        self.flaky_attempts = positive_int("flaky_attempts", get_var("flaky_attempts", "1"))
-        self.xdist = get_var("xdist", "policy") or "policy"
-        if self.xdist not in runner.XDIST_MODES:
-            raise InvalidDodoFile(f"xdist={self.xdist}: expected one of "
-                                  f"{', '.join(runner.XDIST_MODES)}")
-        self.launcher_kind = get_var("launcher", "warm") or "warm"
-        if self.launcher_kind not in launch.LAUNCHERS:
-            raise InvalidDodoFile(f"launcher={self.launcher_kind}: expected one of "
-                                  f"{', '.join(launch.LAUNCHERS)}")
-        self.wait_for_lock = (get_var("lock", "wait") or "wait") != "fail"
+        try:
+            unknown_variables(a.split("=", 1)[0] for a in argv
+                              if "=" in a and not a.startswith("-"))
+            self.options = RunOptions.from_vars(get_var)
+        except BadOption as e:
+            raise InvalidDodoFile(str(e)) from None
+        self.pytest_args = list(self.options.pytest_args)
+        self.strict = self.options.strict
+        self.flaky_attempts = self.options.flaky_attempts
+        self.xdist = self.options.xdist
+        self.launcher_kind = self.options.launcher
+        self.wait_for_lock = self.options.wait_for_lock
         self._launcher = None
         self._launcher_lock = threading.Lock()
         self._declared: dict[str, dict[str, str]] = {}
@@ -118,6 +118,9 @@ class Campaign:
             }
 
     def test_tasks(self):
+        yield {"basename": "test", "name": None,
+               "doc": "run a module's tests after its deps' tests pass "
+                      "(doit test:NN name=value ...)\n\nvariables:\n" + help_text()}
         priority = self.priorities()
         for module in self.graph:
             deps = self.graph.test_deps(module.id, strict=self.strict)
@@ -239,7 +242,3 @@ def check_task_names(graph: ModuleGraph, argv: list[str]) -> None:
             raise InvalidDodoFile(f"unknown task '{arg}'{close.replace(', ', f', {kind}:')}")
 
 
-def positive_int(name: str, value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise InvalidDodoFile(f"{name}={value}: expected a whole number >= 1")
-    return int(value)

@@ -60,10 +60,6 @@ PYPROJECT = """\
 pythonpath = ["."]
 addopts = ["--import-mode=importlib", "-p", "orchestrator.pytest_plugin"]
 
-[tool.doit]
-backend = "sqlite3"
-dep_file = ".orchestrator/doit.sqlite3"
-
 [tool.doit.plugins.command]
 run = "orchestrator.doit_run:Run"
 """

@@ -127,29 +127,6 @@ def test_graph_mermaid_structure(ran):
     assert focused == ["m01_numbers", "m02_add", "m04_power"]
 
 
-def test_graph_html_renders_in_headless_chromium(ran, tmp_path):
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        pytest.skip("chromium not installed (apt-get install chromium; .ci/run installs it)")
-    page = tmp_path / "graph.html"
-    assert cli(ran, "graph", "--format", "html", "-o", str(page)).returncode == 0
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run([browser, *flags, "--dump-dom", page.as_uri()], capture_output=True,
-                         text=True, timeout=120).stdout
-    import re
-    nodes = dict(re.findall(r'<g class="node[^"]*" data-id="(\w+)" data-status="([\w ]+)"', dom))
-    assert nodes == {"01_numbers": "passed", "02_add": "passed", "03_mul": "failed",
-                     "04_power": "blocked"}
-    fills = re.findall(r'data-id="(\w+)"[^>]*><rect width="170" height="50" fill="(#\w+)"', dom)
-    assert dict(fills) == {m: COLORS[s] for m, s in nodes.items()}
-    shot = tmp_path / "graph.png"
-    subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1100,400",
-                    page.as_uri()], capture_output=True, timeout=120)
-    assert shot.stat().st_size > 5000
-
-
 def test_check_passes_then_names_a_layering_violation(project):
     run = cli(project, "check")
     assert run.returncode == 0
@@ -247,3 +224,103 @@ def test_affected_graph_entry_and_bad_revision(project):
     run = cli(project, "affected", "--since", "no-such-rev")
     assert run.returncode == 3
     assert run.stderr.startswith("error: git diff --name-only no-such-rev --: fatal:")
+
+
+# ---- files the orchestrator writes (results, cache entries, exports, graphs)
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077], ids=oct)
+def test_atomic_write_respects_the_umask(tmp_path, umask):
+    # in a new process: files.py reads the umask once, when it is imported
+    import stat
+    import sys
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[2]
+    target = tmp_path / "results" / "01_numbers.json"
+    code = ("import os, sys; from pathlib import Path\n"
+            f"os.umask({umask})\n"
+            "from orchestrator.files import atomic_write\n"
+            "atomic_write(Path(sys.argv[1]), 'first')\n"
+            "atomic_write(Path(sys.argv[1]), 'second')\n")
+    subprocess.run([sys.executable, "-c", code, str(target)], check=True, cwd=repo)
+    assert target.read_text() == "second"
+    assert oct(stat.S_IMODE(target.stat().st_mode)) == oct(0o666 & ~umask)
+    assert [p.name for p in target.parent.iterdir()] == ["01_numbers.json"]  # no temp left
+
+
+# ---- the command line itself: usage errors are one line and exit 3, like every bad input
+
+def one_line_error(run, exit_code: int = 3) -> str:
+    assert run.returncode == exit_code, (run.stdout, run.stderr)
+    assert "Traceback" not in run.stderr and "Usage:" not in run.stderr, run.stderr
+    lines = run.stderr.splitlines()
+    assert len(lines) == 1, run.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["graph", "--format", "pdf"],
+     "error: orchestrator graph: Invalid value for '--format': 'pdf' is not one of 'text', "
+     "'mermaid', 'dot', 'json', 'html'. (see 'orchestrator graph --help')"),
+    (["why"], "error: orchestrator why: Missing argument 'TARGET'. "
+              "(see 'orchestrator why --help')"),
+    (["--nope"], "error: orchestrator: No such option '--nope'. (see 'orchestrator --help')"),
+    (["grpah"], "error: orchestrator: No such command 'grpah'. Did you mean 'graph'? "
+                "(see 'orchestrator --help')"),
+    (["cache"], "error: orchestrator cache: missing command (one of: export, import) "
+                "(see 'orchestrator cache --help')"),
+    ([], "error: orchestrator: missing command (one of: affected, cache, check, ci-matrix, "
+         "coverage, export, graph, status, why) (see 'orchestrator --help')"),
+])
+def test_usage_errors_are_one_line_and_exit_3(project, args, expected):
+    assert one_line_error(project.orchestrator(*args)) == expected
+
+
+def test_graph_output_in_a_missing_folder(project):
+    run = project.orchestrator("graph", "-o", "missing_dir/graph.html")
+    assert one_line_error(run) == ("error: cannot write missing_dir/graph.html: the folder "
+                                   "missing_dir does not exist")
+    assert not (project.root / "missing_dir").exists()
+    project.write("afile", "")
+    assert one_line_error(project.orchestrator("graph", "-o", "afile/graph.html")) == \
+        "error: cannot write afile/graph.html: afile is not a folder"
+
+
+def test_help_version_and_h(project):
+    import importlib.metadata
+    long, short = project.orchestrator("--help"), project.orchestrator("-h")
+    assert long.returncode == short.returncode == 0
+    assert long.stdout == short.stdout
+    assert "doit all" in long.stdout and "doit test:NN" in long.stdout
+    assert project.orchestrator("graph", "-h").stdout.startswith("Usage: orchestrator graph")
+    version = project.orchestrator("--version")
+    assert version.returncode == 0
+    assert version.stdout == (f"orchestrator {importlib.metadata.version('progressive-orchestrator')}"
+                              "\n")
+
+
+def test_runs_from_any_subdirectory(project):
+    import sys
+    inside = project.root / "tests" / "02_add"
+    run = subprocess.run([sys.executable, "-m", "orchestrator", "check"],
+                         cwd=inside, env=project.env(), capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("graph.toml ok; layering ok: 4 modules")
+    outside = subprocess.run([sys.executable, "-m", "orchestrator", "status"],
+                             cwd=project.root.parent, env=project.env(), capture_output=True,
+                             text=True)
+    assert one_line_error(outside) == (f"error: no graph.toml in {project.root.parent} or any "
+                                       "folder above it (run inside a checkout, or pass --root)")
+
+
+def test_find_root(project):
+    from orchestrator.graph import GraphError, find_root
+    assert find_root(project.root / "tests" / "02_add") == project.root
+    assert find_root(project.root) == project.root
+    with pytest.raises(GraphError, match="^no graph.toml in "):
+        find_root(project.root.parent)
+
+
+def test_why_with_unbalanced_quotes(project):
+    assert one_line_error(project.orchestrator("why", "02", "--pytest", "-k 'broken")) == \
+        "error: --pytest=-k 'broken: unbalanced quotes (No closing quotation)"

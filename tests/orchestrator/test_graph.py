@@ -1,4 +1,5 @@
-"""graph.toml validation: every mistake is one line naming the file, the module and the reason."""
+"""graph.toml validation: every mistake is one line naming the file, the line of the key at
+fault (or of its table), the module and the reason."""
 from __future__ import annotations
 
 import pytest
@@ -44,7 +45,7 @@ def test_cycle_is_printed(project):
 
 def test_unknown_dep_suggests_a_name(project):
     message = broken(project, 'deps = ["02_add", "03_mul"]', 'deps = ["02_add", "03_mull"]')
-    assert message == ("graph.toml:29: module 04_power: unknown dep '03_mull' "
+    assert message == ("graph.toml:32: module 04_power: unknown dep '03_mull' "
                        "(did you mean 03_mul?)")
 
 
@@ -53,14 +54,14 @@ def test_forward_dep_breaks_the_progressive_rule(project):
         'title = "Addition"\nexport = "minicalc.ops.add"\ndeps = ["01_numbers"]',
         'title = "Addition"\nexport = "minicalc.ops.add"\ndeps = ["03_mul"]')
     project.write("graph.toml", text)
-    with pytest.raises(GraphError, match=r"^graph.toml:17: module 02_add: dep '03_mul' does "
+    with pytest.raises(GraphError, match=r"^graph.toml:20: module 02_add: dep '03_mul' does "
                                          r"not come earlier in graph.toml"):
         load(project.root)
 
 
 def test_duplicate_export_path(project):
     message = broken(project, 'export = "minicalc.ops.mul"', 'export = "minicalc.ops.add"')
-    assert message == ("graph.toml:23: module 03_mul: export path minicalc.ops.add is "
+    assert message == ("graph.toml:25: module 03_mul: export path minicalc.ops.add is "
                        "already used by 02_add")
 
 
@@ -81,7 +82,7 @@ def test_missing_module_source(project):
 
 def test_unknown_category(project):
     message = broken(project, 'requires = ["core"]', 'requires = ["cor"]')
-    assert message == ("graph.toml:10: module 01_numbers: unknown category 'cor' in requires "
+    assert message == ("graph.toml:15: module 01_numbers: unknown category 'cor' in requires "
                        "(did you mean core?)")
 
 
@@ -92,14 +93,14 @@ def test_unknown_key(project):
 
 def test_unknown_project_key(project):
     message = broken(project, 'package = "minicalc"', 'package = "minicalc"\npackages = "x"')
-    assert message == "graph.toml: unknown key 'packages' in [project]"
+    assert message == "graph.toml:3: unknown key 'packages' in [project]"
 
 
 def test_preload_is_a_list_of_names_and_never_the_package(project):
     assert broken(project, 'package = "minicalc"', 'package = "minicalc"\npreload = "numpy"') \
-        == "graph.toml: [project] preload must be a list of module names"
+        == "graph.toml:3: [project] preload must be a list of module names"
     assert broken(project, 'preload = "numpy"', 'preload = ["numpy", "minicalc.numbers"]') == (
-        "graph.toml: [project] preload 'minicalc.numbers': the project's own package is "
+        "graph.toml:3: [project] preload 'minicalc.numbers': the project's own package is "
         "imported fresh for every test run, never preloaded")
 
 
@@ -139,3 +140,128 @@ def test_commands_print_one_line_and_exit_3(project, tool):
     assert "dependency cycle: " in lines[0]
     assert {"01_numbers", "04_power"} <= set(lines[0].split("cycle: ")[1].split(" -> "))
     assert "Traceback" not in run.stderr + run.stdout
+
+
+# ---- bad input: one line naming the file, the line and the problem, never a traceback
+
+def test_non_utf8_graph_names_the_line(project):
+    path = project.root / "graph.toml"
+    path.write_bytes(path.read_bytes().replace(b'title = "Power"', b'title = "Pow\xe9r"'))
+    with pytest.raises(GraphError) as info:
+        load(project.root)
+    assert str(info.value) == ("graph.toml:30: not valid UTF-8 (byte 0xe9 at column 13); "
+                               "save it as UTF-8")
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ('package = "minicalc"', 'package = 5',
+     "graph.toml:2: [project] 'package' must be a string, not an integer (5)"),
+    ('modules_dir = "modules"', 'modules_dir = 5',
+     "graph.toml:3: [project] 'modules_dir' must be a string, not an integer (5)"),
+    ('tests_dir = "tests"', 'tests_dir = ["tests"]',
+     "graph.toml:4: [project] 'tests_dir' must be a string, not an array ([\"tests\"])"),
+    ('[project]\npackage = "minicalc"\nmodules_dir = "modules"\ntests_dir = "tests"\n',
+     'project = 5\n', "graph.toml:1: 'project' must be a table, not an integer (5)"),
+    ('[categories]\ncore = "test_{name}_core.py"', '[categories]\ncore = 5',
+     "graph.toml:7: [categories] 'core' must be a string, not an integer (5)"),
+    ('export = "minicalc.numbers"', 'export = 5',
+     "graph.toml:12: module 01_numbers: 'export' must be a string, not an integer (5)"),
+    ('title = "Numbers"', 'title = 5',
+     "graph.toml:11: module 01_numbers: 'title' must be a string, not an integer (5)"),
+    ('title = "Power"', 'title = "Power"\nsize = 5',
+     "graph.toml:31: module 04_power: 'size' must be a string, not an integer (5)"),
+    ('title = "Power"', 'title = "Power"\nsource = 5',
+     "graph.toml:31: module 04_power: 'source' must be a string, not an integer (5)"),
+    ('title = "Power"', 'title = "Power"\nsource = true',
+     "graph.toml:31: module 04_power: 'source' must be a string, not a boolean (true)"),
+    ('package = "minicalc"', 'package = "mini-calc"',
+     "graph.toml:2: [project] package 'mini-calc' must be a Python package name"),
+])
+def test_wrong_typed_values_are_one_line(project, old, new, expected):
+    assert broken(project, old, new) == expected
+
+
+@pytest.mark.parametrize("bad", ["../x", "/etc/passwd", "data/../../x"])
+def test_inputs_outside_the_project(project, bad):
+    message = broken(project, 'api = ["number"]', f'api = ["number"]\ninputs = ["{bad}"]')
+    assert message == (f"graph.toml:15: module 01_numbers: inputs '{bad}' is outside the "
+                       "project (paths are relative to the folder of graph.toml)")
+
+
+def test_declared_input_must_exist(project):
+    message = broken(project, 'api = ["number"]', 'api = ["number"]\ninputs = ["data/nothing"]')
+    assert message == "graph.toml:15: module 01_numbers: inputs 'data/nothing' does not exist"
+    project.write("data/nothing/a.txt", "1\n")
+    assert load(project.root)["01_numbers"].entry["inputs"] == ["data/nothing"]
+
+
+def test_source_and_dirs_outside_the_project(project):
+    assert broken(project, 'title = "Power"', 'title = "Power"\nsource = "../power.py"') == (
+        "graph.toml:31: module 04_power: source '../power.py' is outside the project "
+        "(paths are relative to the folder of graph.toml)")
+    project.write("graph.toml", project.read("graph.toml").replace(
+        'source = "../power.py"\n', ''))
+    assert broken(project, 'tests_dir = "tests"', 'tests_dir = "/tmp"') == (
+        "graph.toml:4: [project] tests_dir '/tmp' is outside the project "
+        "(paths are relative to the folder of graph.toml)")
+
+
+# ---- optional keys and their defaults
+
+def test_categories_and_title_are_optional(project):
+    text = project.read("graph.toml")
+    text = text.replace('[categories]\ncore = "test_{name}_core.py"\n'
+                        'edge_cases = "test_edge_cases.py"\n', '')
+    text = text.replace('requires = ["core"]\n', '').replace('title = "Multiplication"\n', '')
+    project.write("graph.toml", text)
+    graph = load(project.root)
+    assert graph.categories == {}
+    assert graph["03_mul"].title == "Mul"
+    assert graph["02_add"].title == "Addition"
+
+
+def test_title_default_is_the_name_in_words(project):
+    project.write("graph.toml", project.read("graph.toml").replace(
+        'title = "Numbers"\n', ''))
+    assert load(project.root)["01_numbers"].title == "Numbers"
+
+
+def test_tests_key_points_at_another_folder(project):
+    import shutil
+    shutil.move(project.root / "tests" / "03_mul", project.root / "tests" / "multiplication")
+    with pytest.raises(GraphError, match="tests directory tests/03_mul does not exist"):
+        load(project.root)
+    project.write("graph.toml", project.read("graph.toml").replace(
+        'title = "Multiplication"', 'title = "Multiplication"\ntests = "tests/multiplication"'))
+    graph = load(project.root)
+    assert graph["03_mul"].tests.as_posix() == "tests/multiplication"
+    assert broken(project, 'tests = "tests/multiplication"', 'tests = "tests/nothing"') == \
+        "graph.toml:25: module 03_mul: tests directory tests/nothing does not exist"
+    assert broken(project, 'tests = "tests/nothing"', 'tests = "../elsewhere"') == (
+        "graph.toml:25: module 03_mul: tests '../elsewhere' is outside the project "
+        "(paths are relative to the folder of graph.toml)")
+
+
+def test_two_modules_cannot_share_or_nest_tests(project):
+    assert broken(project, 'title = "Multiplication"',
+                  'title = "Multiplication"\ntests = "tests/02_add"') == (
+        "graph.toml:25: module 03_mul: tests directory tests/02_add is already the tests "
+        "of 02_add")
+    project.write("tests/02_add/more/test_x.py", "def test_x():\n    pass\n")
+    assert broken(project, 'tests = "tests/02_add"', 'tests = "tests/02_add/more"') == (
+        "graph.toml:25: module 03_mul: tests directory tests/02_add/more is inside "
+        "tests/02_add, the tests of 02_add (pytest would run it twice)")
+
+
+def test_export_may_name_a_top_level_file_of_the_package(project):
+    project.write("graph.toml", project.read("graph.toml").replace(
+        'export = "minicalc.power"', 'export = "power"'))
+    graph = load(project.root)
+    assert graph["04_power"].export == "minicalc.power"
+    assert graph["04_power"].export_file(graph.root) == project.root / "minicalc" / "power.py"
+    assert broken(project, 'export = "power"', 'export = "minicalc"') == (
+        "graph.toml:31: module 04_power: export 'minicalc' is the package itself: name a file "
+        "inside it, 'minicalc.power' or just 'power' (the package's __init__.py is generated "
+        "and imports nothing)")
+    assert "export 'power-x' must be a dotted path inside package 'minicalc'" in broken(
+        project, 'export = "minicalc"', 'export = "power-x"')

@@ -117,6 +117,23 @@ def test_a_wrong_typed_result_is_set_aside_with_one_line(warm, field, value):
     assert sum("set aside" in line for line in run.stderr.splitlines()) == 1, run.stderr
 
 
+@pytest.mark.parametrize("launcher", ["warm", "cold"])
+def test_processes_left_by_passing_tests_are_killed_and_reported(project, launcher):
+    pids = project.root / "pids.txt"
+    project.append(project.test_file("03_mul"),
+                   "\n\ndef test_leaves_processes():\n    import os, subprocess\n"
+                   "    plain = subprocess.Popen(['sleep', '1000'])\n"
+                   "    escaped = subprocess.Popen(['setsid', 'sleep', '1001'])\n"
+                   f"    open({str(pids)!r}, 'w').write(f'{{plain.pid}} {{escaped.pid}}')\n")
+    run = project.doit("test:03_mul", f"launcher={launcher}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    line = next(l for l in run.stdout.splitlines() if l.startswith("PASSED 03_mul"))
+    assert line.endswith("; killed 2 processes left running by the tests"), line
+    for pid in map(int, pids.read_text().split()):
+        assert not os.path.exists(f"/proc/{pid}") or \
+            open(f"/proc/{pid}/stat").read().split(") ")[1][0] == "Z"
+
+
 def test_ctrl_c_is_reported_as_an_interruption(project):
     project.append(project.test_file("03_mul"),
                    "\n\ndef test_slow():\n    import time\n    time.sleep(30)\n")

@@ -16,6 +16,7 @@ from orchestrator import keys, runner
 from orchestrator.graph import load
 from orchestrator.launch import ColdLauncher, WarmLauncher
 from orchestrator.pytest_plugin import export_all
+from orchestrator.store import Cause
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,9 +41,8 @@ def run(launcher):
         graph = load(project.root)
         assert export_all(graph) == {}
         module = graph[module_id]
-        inputs = keys.inputs(graph, module, list(args))
-        return runner.run_module(graph, module, inputs, keys.digest(inputs), list(args),
-                                 launcher=launcher)
+        declared = keys.declared(graph, module, list(args))
+        return runner.run_module(graph, module, declared, list(args), launcher=launcher)
     return run
 
 
@@ -77,8 +77,11 @@ def test_import_error_is_a_collection_failure(project, run):
     result = run(project, "03_mul", "from minicalc.ops.mul import nothing\n\n\n"
                                     "def test_x():\n    pass\n")
     assert not result.passed
-    assert result.reason == "1 error(s) while collecting 03_mul"
-    assert "ImportError" in result.failures[0]["message"]
+    assert result.cause is Cause.COLLECTION_ERROR
+    assert result.reason.startswith("ImportError: cannot import name 'nothing' from "
+                                    "'minicalc.ops.mul'")
+    assert result.reason.endswith(" while collecting tests/03_mul/test_mul_core.py")
+    assert [f["nodeid"] for f in result.failures] == ["tests/03_mul/test_mul_core.py"]
 
 
 def test_os_exit_inside_a_test(project, run):
@@ -110,7 +113,8 @@ def test_failures_carry_ids_and_messages(project, run):
                                     "def test_b():\n    pass\n")
     assert result.reason == "1 of 2 failed"
     assert result.failures == [{"nodeid": "tests/03_mul/test_mul_core.py::test_a",
-                                "message": "AssertionError: six is not seven\nassert 6 == 7"}]
+                                "message": "AssertionError: six is not seven\nassert 6 == 7",
+                                "path": "tests/03_mul/test_mul_core.py", "line": 2}]
 
 
 @pytest.mark.parametrize("last, doit_workers, cores, expected", [

@@ -1,0 +1,266 @@
+"""Nothing a run started outlives it (reaper.py): under both launchers, a process a test
+left running, in its process group or escaped from it (setsid after a double fork), is
+killed when the run ends, pass, crash or timeout, and named in the run's log. A
+timeout interrupts first, so the log says where the test hung.
+
+Real processes throughout: each test writes the pids it started to a file, and we
+look for them in /proc after run() returned.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator import launch, reaper
+from orchestrator.launch import ColdLauncher, WarmLauncher
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="child subreapers and /proc are Linux's")
+
+# Written into a test of the throwaway project: start `sleep 1000` (in the test's
+# process group) and `sleep 1001` in a session of its own whose parent has exited (a
+# daemon's double fork), and write both pids to PIDFILE.
+LEAVE_TWO_SLEEPERS = """\
+import os, subprocess, sys
+
+
+def leave_two_sleepers():
+    plain = subprocess.Popen(["sleep", "1000"])
+    daemon = subprocess.run(
+        [sys.executable, "-c", "import os, subprocess; os.setsid(); "
+         "print(subprocess.Popen(['sleep', '1001'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).pid)"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    with open(PIDFILE, "w") as f:
+        f.write(f"{plain.pid} {daemon}")
+
+"""
+
+
+@pytest.fixture(scope="module")
+def warm_server():
+    server = WarmLauncher(REPO, dict(os.environ), preload=[])
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["cold", "warm"])
+def launcher(request, warm_server):
+    return ColdLauncher() if request.param == "cold" else warm_server
+
+
+def run_test(launcher, project, tmp_path, body: str, timeout: float = 30):
+    """Run `body` (with LEAVE_TWO_SLEEPERS and PIDFILE defined) as the project's only
+    test file; (crash reason, log, the sleepers' pids)."""
+    pidfile = tmp_path / "sleepers.pid"
+    project.write("tests/01_numbers/test_probe.py",
+                  f"PIDFILE = {str(pidfile)!r}\n" + LEAVE_TWO_SLEEPERS + body)
+    log = tmp_path / "probe.log"
+    env = {**project.env(), "PYTHONPATH": str(REPO)}
+    crash = launcher.run(["tests/01_numbers/test_probe.py", "-q", "-p", "no:cacheprovider"],
+                         project.root, env, log, timeout)
+    pids = [int(p) for p in pidfile.read_text().split()] if pidfile.exists() else []
+    return crash, log.read_text(encoding="utf-8"), pids
+
+
+def test_a_passing_run_leaves_no_process(launcher, project, tmp_path):
+    crash, log, pids = run_test(launcher, project, tmp_path, (
+        "def test_passes():\n    leave_two_sleepers()\n"))
+    assert crash == "" and "1 passed" in log
+    assert len(pids) == 2 and not any(map(alive, pids)), log
+    plain, daemon = pids
+    assert "orchestrator: killed 2 processes left running by the tests:" in log
+    assert f"    {plain} sleep 1000\n" in log and f"    {daemon} sleep 1001\n" in log
+
+
+def test_a_failing_run_leaves_no_process(launcher, project, tmp_path):
+    crash, log, pids = run_test(launcher, project, tmp_path, (
+        "def test_fails():\n    leave_two_sleepers()\n    assert 1 == 2\n"))
+    assert crash == "" and "1 failed" in log
+    assert len(pids) == 2 and not any(map(alive, pids)), log
+
+
+def test_a_crashed_run_leaves_no_process(launcher, project, tmp_path):
+    """pytest itself dies: what it left is adopted by the warm server, or by the cold
+    launcher's wrapper, and killed there."""
+    crash, log, pids = run_test(launcher, project, tmp_path, (
+        "import signal\n\n\ndef test_crashes():\n    leave_two_sleepers()\n"
+        "    os.kill(os.getpid(), signal.SIGSEGV)\n"))
+    assert crash == "crashed: pytest was killed by SIGSEGV"
+    assert len(pids) == 2 and not any(map(alive, pids)), log
+    assert "orchestrator: killed 2 processes left running by the tests:" in log
+
+
+def test_a_timeout_interrupts_so_the_log_names_the_hanging_test(launcher, project, tmp_path):
+    start = time.monotonic()
+    crash, log, pids = run_test(launcher, project, tmp_path, (
+        "import time\n\n\ndef test_quick():\n    pass\n\n\n"
+        "def test_hangs():\n    leave_two_sleepers()\n    time.sleep(60)\n"), timeout=3)
+    assert crash == "timed out after 3s"
+    assert time.monotonic() - start < 3 + launch.GRACE + 5     # SIGINT was enough
+    assert "orchestrator: timed out after 3s; interrupting pytest" in log
+    source = project.read("tests/01_numbers/test_probe.py").splitlines()
+    hang_line = source.index("    time.sleep(60)") + 1
+    assert f"test_probe.py:{hang_line}: KeyboardInterrupt" in log, log
+    assert len(pids) == 2 and not any(map(alive, pids)), log
+
+
+def test_a_timeout_escalates_to_sigterm_then_sigkill(launcher, project, tmp_path, monkeypatch):
+    """A test deaf to SIGINT and SIGTERM: the whole tree is killed (SIGKILL), the
+    escaped daemon too."""
+    monkeypatch.setattr(launch, "GRACE", 0.5)
+    start = time.monotonic()
+    crash, log, pids = run_test(launcher, project, tmp_path, (
+        "import signal, time\n\n\ndef test_deaf():\n"
+        "    signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "    leave_two_sleepers()\n    time.sleep(60)\n"), timeout=2)
+    assert crash == "timed out after 2s"
+    assert time.monotonic() - start < 15
+    assert len(pids) == 2 and gone(pids), log
+
+
+def test_a_crash_beside_a_running_child_keeps_that_childs_status(warm_server, project,
+                                                                   tmp_path):
+    """The server kills a crashed child's orphans while another child runs: it must not
+    touch that one, nor take its exit status."""
+    slow_project = project.root.parent / "slow"
+    shutil.copytree(project.root, slow_project)
+    slow_log = tmp_path / "slow.log"
+    (slow_project / "tests/01_numbers/test_slow.py").write_text(
+        "import subprocess, time\n\n\ndef test_slow():\n"
+        "    child = subprocess.Popen(['sleep', '3'])\n"
+        "    assert child.wait() == 0\n")
+    outcome = {}
+    slow = threading.Thread(target=lambda: outcome.update(crash=warm_server.run(
+        ["tests/01_numbers/test_slow.py", "-q", "-p", "no:cacheprovider"], slow_project,
+        {**project.env(), "PYTHONPATH": str(REPO)}, slow_log, 60)))
+    slow.start()
+    time.sleep(0.5)
+    crash, log, pids = run_test(warm_server, project, tmp_path, (
+        "import signal\n\n\ndef test_crashes():\n    leave_two_sleepers()\n"
+        "    os.kill(os.getpid(), signal.SIGSEGV)\n"))
+    slow.join(60)
+    assert crash == "crashed: pytest was killed by SIGSEGV"
+    assert not any(map(alive, pids))
+    assert outcome["crash"] == "", slow_log.read_text()
+    assert "1 passed" in slow_log.read_text()
+
+
+STAND_IN = """\
+import os, sys
+from pathlib import Path
+from orchestrator.launch import ColdLauncher, WarmLauncher
+
+kind, root, log = sys.argv[1:]
+launcher = ColdLauncher() if kind == "cold" else WarmLauncher(Path(root), dict(os.environ), [])
+launcher.run(["tests/01_numbers/test_probe.py", "-q"], Path(root), dict(os.environ),
+             Path(log), 60)
+"""
+
+
+@pytest.mark.parametrize("kind", ["cold", "warm"])
+def test_the_orchestrator_killed_takes_the_run_with_it(kind, project, tmp_path):
+    """doit killed by SIGKILL mid-run: its pytest run, and what that run started, go too."""
+    pidfile = tmp_path / "sleepers.pid"
+    project.write("tests/01_numbers/test_probe.py", (
+        f"PIDFILE = {str(pidfile)!r}\n" + LEAVE_TWO_SLEEPERS +
+        "import time\n\n\ndef test_hangs():\n    leave_two_sleepers()\n    time.sleep(600)\n"))
+    env = {**project.env(), "PYTHONPATH": str(REPO)}
+    stand_in = subprocess.Popen([sys.executable, "-c", STAND_IN, kind, str(project.root),
+                                 str(tmp_path / "probe.log")], env=env)
+    try:
+        pids = wait_for_pids(pidfile)
+    finally:
+        stand_in.kill()
+        stand_in.wait()
+    assert gone(pids), (tmp_path / "probe.log").read_text()
+
+
+# ---- reaper.py itself, in a process of its own (a sweep kills all below the sweeper)
+
+SWEEPER = """\
+import json, os, subprocess, sys
+from orchestrator import reaper
+
+assert reaper.become_subreaper()
+plain = subprocess.Popen(["sleep", "1000"])
+daemon = int(subprocess.run(
+    [sys.executable, "-c", "import os, subprocess; os.setsid(); "
+     "print(subprocess.Popen(['sleep', '1001'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).pid)"],
+    capture_output=True, text=True, check=True).stdout)
+spared = subprocess.Popen(["sh", "-c", "sleep 1002 >/dev/null & wait"])
+adopted = reaper.descendants(os.getpid())
+killed = reaper.sweep(exclude={spared.pid})
+after = reaper.descendants(os.getpid())
+spared.kill()
+spared_status = spared.wait()
+reaper.sweep()                                    # its sleep 1002
+print(json.dumps({"plain": plain.pid, "daemon": daemon, "spared": spared.pid,
+                  "adopted": adopted, "killed": killed, "after": after,
+                  "spared_status": spared_status}))
+"""
+
+
+def test_sweep_kills_and_names_what_ran_below_a_subreaper():
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", SWEEPER], env=env, capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    plain, daemon, spared = seen["plain"], seen["daemon"], seen["spared"]
+    assert {plain, daemon, spared} <= set(seen["adopted"])    # the daemon was adopted
+    assert sorted(seen["killed"]) == sorted([f"{plain} sleep 1000", f"{daemon} sleep 1001"])
+    assert not alive(plain) and not alive(daemon)
+    assert seen["after"][0] == spared and len(seen["after"]) == 2   # sh and its sleep 1002
+    # the excluded child was neither killed nor reaped by the sweep: its status was ours
+    assert seen["spared_status"] == -signal.SIGKILL
+
+
+def test_the_wrapper_ends_as_its_command_did(tmp_path):
+    wrapper = [sys.executable, "-I", "-S", reaper.__file__, "--"]
+    assert subprocess.run([*wrapper, "sh", "-c", "exit 3"]).returncode == 3
+    assert subprocess.run([*wrapper, "sh", "-c", "kill -TERM $$"]).returncode == -signal.SIGTERM
+    out = subprocess.run([*wrapper, "sh", "-c", "sleep 1000 & echo $!"], capture_output=True,
+                         text=True, timeout=30)
+    pid = int(out.stdout)
+    assert out.returncode == 0 and not alive(pid)
+    assert out.stderr == ("orchestrator: killed 1 process left running by the tests:\n"
+                          f"    {pid} sleep 1000\n")
+
+
+def wait_for_pids(pidfile: Path) -> list[int]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        text = pidfile.read_text() if pidfile.exists() else ""
+        if len(text.split()) == 2:
+            return [int(p) for p in text.split()]
+        time.sleep(0.05)
+    raise AssertionError(f"the test never wrote {pidfile}")
+
+
+def gone(pids: list[int], within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not any(alive(p) for p in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"     # a zombie is dead, only not yet reaped
