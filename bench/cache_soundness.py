@@ -3,9 +3,13 @@
     python bench/cache_soundness.py [--edits 200] [--seed 7]
 
 Each edit (exported code, a demo cell, a test, a conftest, a graph.toml entry,
-breaking or repairing a test) is followed by `doit all` on a throwaway curriculum;
-the executed set must equal an independent model's affected set and no broken test
-may be reported as passing. Ends with `name: value` lines.
+breaking or repairing a test; and inputs nothing declares: a data file a test reads,
+a helper imported from outside the tests dir, an optional library installed, changed
+or removed, a pytest.ini appearing or going) is followed by `doit all` on a throwaway
+curriculum; the executed set must equal an independent model's (which knows the
+content-addressed store keeps several results per module) and no broken test may be
+reported as passing. Then narrowed (`pytest=-k ...`) and full runs alternate: after
+the first of each, every run must be fully cached. Ends with `name: value` lines.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.orchestrator.conftest import build  # noqa: E402
-from tests.orchestrator.soundness import run_campaign, summarize  # noqa: E402
+from tests.orchestrator.soundness import run_campaign, summarize, switch_arguments  # noqa: E402
 
 
 def main() -> None:
@@ -32,6 +36,7 @@ def main() -> None:
         project = build(Path(tmp) / "minicalc")
         try:
             log = run_campaign(project, args.edits, args.seed)
+            log += switch_arguments(project)
             mismatches = 0
         except AssertionError as e:
             print(f"MISMATCH: {e}")

@@ -124,6 +124,7 @@ class Project:
 
     def __init__(self, root: Path):
         self.root = root
+        self.site: Path | None = None     # an extra folder on the path (a "site-packages")
 
     def write(self, relative: str, text: str) -> Path:
         path = self.root / relative
@@ -145,10 +146,12 @@ class Project:
         self.write(relative, self.read(relative) + text)
 
     def env(self) -> dict[str, str]:
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        path = [str(REPO)] + ([str(self.site)] if self.site else [])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
         # this test may itself run under the orchestrator or in an xdist worker: the
         # commands it starts must not inherit either role
-        for name in ("ORCHESTRATOR_REPORT", "ORCHESTRATOR_PARENT_PID", "PYTEST_XDIST_WORKER",
+        for name in ("ORCHESTRATOR_REPORT", "ORCHESTRATOR_PARENT_PID", "ORCHESTRATOR_OBSERVE",
+                     "PYTEST_XDIST_WORKER",
                      "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
             env.pop(name, None)
         return env

@@ -5,13 +5,18 @@ broken test is ever reported as passing (0 stale results). bench/cache_soundness
 runs a bigger campaign."""
 from __future__ import annotations
 
-from tests.orchestrator.soundness import run_campaign, summarize
+from tests.orchestrator.soundness import Campaign, run_campaign, summarize, switch_arguments
 
 
-def test_fifty_random_edits_run_exactly_what_they_affect(project):
-    log = run_campaign(project, edits=50, seed=20261125)
+def test_sixty_random_edits_run_exactly_what_they_affect(project):
+    log = run_campaign(project, edits=60, seed=20261205)
     kinds = summarize(log)
-    assert len(log) == 50
-    # the seed exercises every kind of edit, including breaking and repairing tests
-    assert set(kinds) == {"export", "demo_cell", "test", "conftest", "graph_entry", "break",
-                          "repair"}, kinds
+    assert len(log) == 60
+    # the seed exercises every kind of edit, declared and undeclared inputs alike
+    assert set(kinds) == set(Campaign.KINDS), kinds
+
+
+def test_narrowed_and_full_runs_switch_back_and_forth_from_the_cache(project):
+    Campaign.prepare(project)
+    log = switch_arguments(project)
+    assert len(log) == 6
