@@ -13,8 +13,10 @@ Observer records
 At the end it writes them as JSON beside the plugin's report; the runner turns them
 into `observed:`, `listed:`, `dist:` and `absent:` entries of the key (keys.py).
 
-Limits (documented in the README): reads by non-Python subprocesses, and by Python
-subprocesses started with -I or -E, are not seen; files outside the project root
+Python subprocesses the tests start are observed too: the runner puts
+observe_site/ (a sitecustomize) first on their PYTHONPATH. Limits (in the README):
+reads by non-Python subprocesses, and by Python subprocesses started with -I, -E or
+-S or with a PYTHONPATH of their own, are not seen; files outside the project root
 are not keyed (third-party code is keyed by its distribution's version).
 """
 from __future__ import annotations
@@ -25,6 +27,8 @@ import sys
 from pathlib import Path
 
 OBSERVE_ENV = "ORCHESTRATOR_OBSERVE"     # directory where each process writes what it saw
+ROOT_ENV = "ORCHESTRATOR_OBSERVE_ROOT"   # the project root: only reads under it are keyed
+SITE_DIR = Path(__file__).resolve().parent / "observe_site"
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
 
@@ -146,12 +150,28 @@ def read_observations(out_dir: Path) -> dict:
     return merged
 
 
-def start_from_environment() -> Observer | None:
-    """Begin observing if this process was started by the orchestrator's runner."""
+_CURRENT: Observer | None = None
+
+
+def start_from_environment(at_exit: bool = False) -> Observer | None:
+    """Begin observing (once per process) if the orchestrator's runner started this
+    process or an ancestor of it. A pytest process writes what it saw when pytest ends
+    (the plugin); other processes `at_exit` (a forked child never runs atexit)."""
+    global _CURRENT
     out_dir = os.environ.get(OBSERVE_ENV)
-    if not out_dir:
-        return None
-    import atexit
-    observer = Observer(Path.cwd().resolve(), Path(out_dir)).start()
-    atexit.register(observer.write)
-    return observer
+    if not out_dir or _CURRENT is not None:
+        return _CURRENT
+    root = os.environ.get(ROOT_ENV) or os.getcwd()
+    _CURRENT = Observer(Path(root).resolve(), Path(out_dir)).start()
+    if at_exit:
+        import atexit
+        atexit.register(_CURRENT.write)
+    return _CURRENT
+
+
+def environment(out_dir: Path, root: Path) -> dict[str, str]:
+    """What the runner adds to a pytest process's environment to observe it and the
+    Python processes it starts."""
+    path = os.environ.get("PYTHONPATH")
+    return {OBSERVE_ENV: str(out_dir), ROOT_ENV: str(root),
+            "PYTHONPATH": os.pathsep.join([str(SITE_DIR)] + ([path] if path else []))}

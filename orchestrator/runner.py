@@ -17,7 +17,8 @@ from pathlib import Path
 from . import keys
 from .graph import Module, ModuleGraph
 from .launch import ColdLauncher
-from .observe import OBSERVE_ENV, read_observations
+from . import observe
+from .observe import read_observations
 from .state import StateDir
 from .store import FAILED_OUTCOMES, Cause, Result, Status
 
@@ -45,7 +46,7 @@ def run_module(graph: ModuleGraph, module: Module, declared: dict[str, str],
     result = Result(module=module.id, status=Status.FAILED, cause=Cause.NO_REPORT, reason="",
                     key="", inputs=declared, log=state.rel(log))
     start = time.perf_counter()
-    env = {**thread_limits(blas_threads), OBSERVE_ENV: str(observed)}
+    env = {**thread_limits(blas_threads), **observe.environment(observed, graph.root)}
     launcher = launcher or ColdLauncher()
     report, crash = attempt(graph, module, [module.tests.as_posix()], pytest_args,
                             xdist_workers, log, env, launcher)
@@ -113,7 +114,9 @@ def attempt(graph: ModuleGraph, module: Module, selection: list[str], pytest_arg
 
 def pytest_args_for(selection: list[str], basetemp: Path, pytest_args: list[str],
                     xdist_workers: int) -> list[str]:
-    args = [*selection, "-q", "-p", "no:cacheprovider", f"--basetemp={basetemp}", *pytest_args]
+    # our plugin is loaded whatever the project's pytest configuration says (twice is fine)
+    args = [*selection, "-q", "-p", "orchestrator.pytest_plugin", "-p", "no:cacheprovider",
+            f"--basetemp={basetemp}", *pytest_args]
     if xdist_workers > 1:
         args += ["-n", str(xdist_workers)]
     return args

@@ -151,6 +151,7 @@ class Project:
         # this test may itself run under the orchestrator or in an xdist worker: the
         # commands it starts must not inherit either role
         for name in ("ORCHESTRATOR_REPORT", "ORCHESTRATOR_PARENT_PID", "ORCHESTRATOR_OBSERVE",
+                     "ORCHESTRATOR_OBSERVE_ROOT",
                      "PYTEST_XDIST_WORKER",
                      "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
             env.pop(name, None)

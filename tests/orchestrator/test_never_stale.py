@@ -63,6 +63,20 @@ def test_helper_outside_the_tests_dir_is_an_input(warm):
     assert warm.doit("all").statuses["03_mul"] == "FAILED"
 
 
+def test_what_a_python_subprocess_reads_is_an_input(warm):
+    warm.write("data/probe/value.txt", "6\n")
+    warm.append(warm.test_file("03_mul"),
+                "\n\ndef test_cli():\n    import subprocess, sys\n"
+                "    out = subprocess.run([sys.executable, '-c', "
+                "'print(open(\"data/probe/value.txt\").read().strip())'],\n"
+                "                         capture_output=True, text=True, check=True).stdout\n"
+                "    assert out.strip() == '6'\n")
+    assert warm.doit("all").statuses["03_mul"] == "PASSED"
+    assert warm.doit("all").statuses["03_mul"] == "(cached) PASSED"
+    warm.write("data/probe/value.txt", "7\n")
+    assert warm.doit("all").statuses["03_mul"] == "FAILED"
+
+
 def test_a_new_pytest_ini_re_runs_everything(warm):
     warm.write("pytest.ini", "[pytest]\naddopts = -p orchestrator.pytest_plugin\n")
     run = warm.doit("all")
