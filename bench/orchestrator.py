@@ -13,6 +13,8 @@ turn within each repeat. Prints a table, writes JSON, and ends with one
   parallel_efficiency  cold wall / max(critical path, total work / workers), from recorded durations
   xdist_policy         cold wall with the shipped xdist policy / the better of never and always
   launcher_ratio       cold wall with the warm launcher (shipped) / with a new process per module
+  observe_overhead     plain pytest over every module's tests observed as the runner observes
+                       them (audit hook, imports, distributions, subprocesses) / unobserved
 Absolute times on 2 noisy cores mean little: read the ratios (medians of --repeat runs).
 """
 from __future__ import annotations
@@ -31,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from orchestrator import store  # noqa: E402
+from orchestrator.store import Store  # noqa: E402
 from orchestrator.graph import load  # noqa: E402
 
 WORKERS = 2
@@ -58,19 +60,25 @@ class Bench:
         shutil.rmtree(self.root / ".orchestrator", ignore_errors=True)
         shutil.rmtree(self.root / self.graph.package, ignore_errors=True)
 
-    def timed(self, *command: str, check: bool = True) -> float:
+    def timed(self, *command: str, check: bool = True, env: dict | None = None) -> float:
         start = time.perf_counter()
-        run = subprocess.run([sys.executable, "-m", *command], cwd=self.root, env=self.env,
-                             capture_output=True, text=True)
+        run = subprocess.run([sys.executable, "-m", *command], cwd=self.root,
+                             env={**self.env, **(env or {})}, capture_output=True, text=True)
         took = time.perf_counter() - start
         if check and run.returncode != 0:
             sys.exit(f"bench: `{' '.join(command)}` failed ({run.returncode}):\n"
                      f"{run.stdout[-3000:]}\n{run.stderr[-2000:]}")
         return took
 
-    def plain_pytest(self, *dirs: str) -> float:
+    def plain_pytest(self, *dirs: str, observed: bool = False) -> float:
         dirs = dirs or tuple(m.tests.as_posix() for m in self.graph)
-        return self.timed("pytest", "-q", "-p", "no:cacheprovider", *dirs)
+        env = None
+        if observed:      # what runner.run_module adds to a pytest process's environment
+            from orchestrator.observe import environment
+            out = self.root / ".orchestrator" / "bench-observed"
+            env = {**environment(out, self.root), "PYTHONPATH": os.pathsep.join(
+                [environment(out, self.root)["PYTHONPATH"], str(self.root)])}
+        return self.timed("pytest", "-q", "-p", "no:cacheprovider", *dirs, env=env)
 
     def cold_cases(self, cases: dict[str, tuple[str, ...]]) -> dict[str, float]:
         """Median cold wall of each case, the cases taken in turn within each repeat so
@@ -81,8 +89,10 @@ class Bench:
         for _ in range(self.repeat):
             for name, extra in cases.items():
                 self.clean()
-                walls[name].append(self.plain_pytest() if extra is None else
-                                   self.timed("doit", "-n", str(WORKERS), "all", *extra))
+                if extra is None or extra == "observed":
+                    walls[name].append(self.plain_pytest(observed=extra == "observed"))
+                else:
+                    walls[name].append(self.timed("doit", "-n", str(WORKERS), "all", *extra))
         return {name: statistics.median(w) for name, w in walls.items()}
 
     def leaf(self):
@@ -106,7 +116,7 @@ class Bench:
 
     def recorded(self) -> dict[str, float]:
         """Each module's duration as the last cold run recorded it."""
-        return {m.id: store.load(self.root, m.id).duration for m in self.graph}
+        return {m.id: Store(self.root).latest(m.id).duration for m in self.graph}
 
     def xdist_chosen(self, durations: dict[str, float]) -> int:
         """How many modules the shipped xdist policy would run with workers next time
@@ -150,7 +160,8 @@ def main() -> None:
 
 
 def measure(bench: Bench) -> tuple[dict, list]:
-    walls = bench.cold_cases({"plain": None, "cold_launcher": ("launcher=cold",),
+    walls = bench.cold_cases({"plain": None, "observed": "observed",
+                              "cold_launcher": ("launcher=cold",),
                               "never": ("xdist=never",), "always": ("xdist=always",),
                               "shipped": ()})       # last: its durations and cache stay
     plain, cold, cold_launcher = walls["plain"], walls["shipped"], walls["cold_launcher"]
@@ -168,6 +179,7 @@ def measure(bench: Bench) -> tuple[dict, list]:
         "parallel_efficiency": round(cold / bound, 3),
         "xdist_policy": round(policy / min(never, always), 3),
         "launcher_ratio": round(cold / cold_launcher, 3),
+        "observe_overhead": round(walls["observed"] / plain, 3),
     }
     rows = [
         ["plain pytest, all module tests, one process (cold)", f"{plain:.2f}s"],
@@ -175,6 +187,7 @@ def measure(bench: Bench) -> tuple[dict, list]:
         ["doit all, nothing changed", f"{noop:.3f}s"],
         [f"edit {leaf}: doit all / its own pytest", f"{inc_wall:.2f}s / {inc_own:.2f}s"],
         ["critical path / total work (recorded)", f"{critical:.2f}s / {total:.2f}s"],
+        ["plain pytest observed / unobserved", f"{walls['observed']:.2f}s / {plain:.2f}s"],
         ["cold: warm launcher (shipped) / new process per module",
          f"{cold:.2f}s / {cold_launcher:.2f}s"],
         ["cold: xdist never / always / shipped policy",

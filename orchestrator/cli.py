@@ -345,5 +345,88 @@ def table(rows: list[tuple[str, ...]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
 
 
+@main.command()
+@click.argument("targets", nargs=-1)
+@click.option("--debounce", type=click.FloatRange(min=0.01), default=0.2, show_default=True,
+              help="Seconds without a new change before a cycle starts.")
+@click.pass_obj
+def watch(root, targets, debounce):
+    """Run doit now and after every saved edit, until Ctrl-C (exit 130).
+
+    TARGETS are doit's: all (the default), test:NN, export:NN, and variables
+    (pytest="-x"). Each cycle is `doit TARGETS`: what the edit affects runs, the rest
+    is (cached) PASSED; a cycle's exit code is shown and the watch goes on."""
+    from . import watch as watching
+    graph = load_graph(root)
+    try:
+        args = watching.doit_arguments(graph, targets)
+    except watching.BadTarget as e:
+        raise UserError(str(e)) from None
+    raise SystemExit(watching.watch(graph, args, debounce=debounce))
+
+
+@main.command("init")
+@click.argument("directory", required=False,
+                type=click.Path(file_okay=False, path_type=Path))
+@click.option("--sources", metavar="GLOB",
+              help="The module folders (or source files), relative to DIRECTORY "
+                   "[default: modules/NN_*, else src/NN_*].")
+@click.option("--tests", "tests_dir", default="tests", show_default=True,
+              help="The folder holding one test folder per module.")
+@click.option("--package", help="The package the modules export into [default: the one "
+                                "their imports name].")
+@click.pass_obj
+def init_command(root, directory, sources, tests_dir, package):
+    """Write graph.toml and dodo.py for the module sources and tests in DIRECTORY
+    [default: here]: deps from the imports, tests paired by number and name. Never
+    overwrites a file."""
+    from . import init as init_mod
+    try:
+        lines = init_mod.init(directory or root or Path("."), sources, tests_dir, package)
+    except init_mod.InitError as e:
+        raise UserError(str(e)) from None
+    for line in lines:
+        click.echo(line)
+
+
+@main.command()
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the merged JUnit XML of the last run to this file.")
+@click.option("--github", "for_github", is_flag=True,
+              help="GitHub Actions: an ::error annotation per failure on standard output, "
+                   "and the table appended to $GITHUB_STEP_SUMMARY.")
+@click.pass_obj
+def report(root, junit, for_github):
+    """The last run for CI, from the stored results and last_run.json: a Markdown table
+    (module, status, tests, duration) on standard output, JUnit XML, GitHub annotations.
+
+    A doit run writes the same JUnit XML at its end with junit=FILE, and annotates by
+    itself under GitHub Actions: use --github only where the run did not. Exit 0 when
+    the report was made, whatever the run's outcome."""
+    import os
+    from . import ci_report
+    if junit:
+        writable(junit)
+    graph = load_graph(root)
+    targets = ci_report.from_last_run(graph)
+    if not targets:
+        raise UserError("nothing to report: no run recorded in .orchestrator/last_run.json "
+                        "(run doit first)")
+    if junit:
+        try:
+            ci_report.write_junit(junit, targets)
+        except OSError as e:
+            raise UserError(f"cannot write {junit}: {e.strerror}") from None
+    if for_github:
+        problem = ci_report.github(targets, graph.root, os.environ,
+                                   lambda line: click.echo(line, nl=False))
+        if problem:
+            click.echo(f"warning: {problem}", err=True)
+    else:
+        click.echo(ci_report.summary_markdown(targets), nl=False)
+    if junit:
+        click.echo(f"wrote {junit} ({len(targets)} test suites)")
+
+
 if __name__ == "__main__":
     sys.exit(main())

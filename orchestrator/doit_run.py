@@ -77,6 +77,7 @@ class Run(cmd_run.Run):
         context = run_context.begin(num_process or 1)
         campaign = tasks.ACTIVE
         if campaign is not None:
+            self.sel_tasks = tasks.resolve_task_names(campaign.graph, self.sel_tasks or [])
             campaign.begin_run()
         try:
             with interrupts_noted(context):

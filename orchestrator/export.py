@@ -2,7 +2,11 @@
 
 A module source is a jupytext percent-format file: cells start with `# %%`.
 `#| default_exp core.tensor` names the target; cells whose first lines hold
-`#| export` are copied into the generated file. The generated file starts with
+`#| export` are copied into the generated file. nbdev's spellings are read too
+(`#|export`, `# | export` as formatters write it, a trailing `# comment`,
+`exports` and `exporti`), so are directives right after jupytext's `# ---` YAML
+header in the first cell, Quarto cell options (`#| echo: false`, ignored), CRLF
+line endings and a UTF-8 byte order mark. The generated file starts with
 a header naming its source and the hashes of the source and of the body, so
 a hand edit of the generated file is detected and never silently overwritten.
 
@@ -20,8 +24,14 @@ from .files import atomic_write
 from .graph import Module, ModuleGraph
 
 CELL = re.compile(r"^# %%")
-DIRECTIVE = re.compile(r"^#\|\s*(\w+)\s*(.*?)\s*$")
-KNOWN_DIRECTIVES = {"export", "default_exp", "hide"}
+TEXT_CELL = re.compile(r"^# %%.*\[(markdown|md|raw)\]")   # never holds directives
+# `#| name value`, `#|name`, `# | name` (black and ruff put a space after `#`), with an
+# optional trailing `# comment`; group 2 is a Quarto option's colon (`#| echo: false`)
+DIRECTIVE = re.compile(r"^#\s*\|\s*(\w+)(\s*:)?(.*)$")
+TRAILING_COMMENT = re.compile(r"(?:^|\s)#.*$")
+EXPORTING = {"export", "exports", "exporti"}   # nbdev: exported (and shown, or internal)
+KNOWN_DIRECTIVES = EXPORTING | {"default_exp", "hide"}
+YAML_FENCE = "# ---"          # jupytext's header: `# ---` ... `# ---` at the top of the file
 HEADER_LINES = 3
 
 
@@ -42,24 +52,43 @@ def sha256(data: str | bytes) -> str:
 
 
 def split_cells(text: str) -> list[Cell]:
-    cells, current, start = [], [], 1
-    for number, line in enumerate(text.splitlines(), start=1):
-        if CELL.match(line):
-            cells.append((start, current))
-            current, start = [], number + 1
+    cells, current, start, code = [], [], 1, True
+    lines = text.removeprefix("\ufeff").splitlines()    # \n, \r\n or \r
+    header = _yaml_header_length(lines)
+    for number, line in enumerate(lines, start=1):
+        if number <= header:
+            start = number + 1          # the header is no source line of the first cell
+        elif CELL.match(line):
+            cells.append((start, current, code))
+            current, start, code = [], number + 1, not TEXT_CELL.match(line)
         else:
             current.append(line)
-    cells.append((start, current))
-    return [_cell(start, lines) for start, lines in cells if any(l.strip() for l in lines)]
+    cells.append((start, current, code))
+    return [_cell(start, lines, code) for start, lines, code in cells
+            if any(l.strip() for l in lines)]
 
 
-def _cell(start: int, lines: list[str]) -> Cell:
+def _yaml_header_length(lines: list[str]) -> int:
+    """How many lines jupytext's YAML header takes at the top of the file (0 if none)."""
+    if not lines or lines[0].rstrip() != YAML_FENCE:
+        return 0
+    for i in range(1, len(lines)):
+        if lines[i].rstrip() == YAML_FENCE:
+            return i + 1
+        if not lines[i].startswith("#"):
+            return 0                    # not a header: a comment line, then code
+    return 0
+
+
+def _cell(start: int, lines: list[str], code: bool = True) -> Cell:
     directives, directive_lines, body_at = {}, {}, 0
     for i, line in enumerate(lines):
-        match = DIRECTIVE.match(line)
+        match = DIRECTIVE.match(line) if code else None    # `# | a | b |`: a markdown table
         if match:
-            directives[match.group(1)] = match.group(2)
-            directive_lines[match.group(1)] = start + i
+            name, option, rest = match.groups()
+            if not option:              # Quarto's `#| key: value` options are for rendering
+                directives[name] = TRAILING_COMMENT.sub("", rest).strip()
+                directive_lines[name] = start + i
             body_at = i + 1
         elif line.strip():
             break
@@ -69,10 +98,11 @@ def _cell(start: int, lines: list[str]) -> Cell:
 
 def render(module: Module, graph: ModuleGraph) -> str:
     """The generated file's full text for `module`, or ExportError."""
-    text = (graph.root / module.source).read_text(encoding="utf-8")
-    exported = exported_cells(module, graph, text)
+    source = (graph.root / module.source).read_bytes()
+    exported = exported_cells(module, graph, source.decode("utf-8"))
     body = "\n\n\n".join("\n".join(c.lines).strip("\n") for c in exported) + "\n"
-    return header(module, sha256(text), sha256(body)) + body
+    # the hash of the bytes, as is_current compares it (the text has no \r of CRLF)
+    return header(module, sha256(source), sha256(body)) + body
 
 
 def exported_cells(module: Module, graph: ModuleGraph, text: str | None = None) -> list[Cell]:
@@ -88,13 +118,19 @@ def exported_cells(module: Module, graph: ModuleGraph, text: str | None = None) 
                 raise ExportError(f"{module.source}:{cell.directive_lines[name]}: unknown "
                                   f"directive '#| {name}' (known: "
                                   f"{', '.join(sorted(KNOWN_DIRECTIVES))})")
+            if name in EXPORTING and cell.directives[name] not in ("", target):
+                # nbdev's `#| export other` sends a cell to another module: here a source
+                # exports to one module only, so refuse rather than put it in the wrong one
+                raise ExportError(f"{module.source}:{cell.directive_lines[name]}: '#| {name} "
+                                  f"{cell.directives[name]}' exports to another module; "
+                                  f"this source exports only to '{target}'")
         default_exp = cell.directives.get("default_exp", default_exp)
     if default_exp is None:
         raise ExportError(f"{module.source}: no '#| default_exp {target}' cell")
     if default_exp != target:
         raise ExportError(f"{module.source}: '#| default_exp {default_exp}' does not match "
                           f"graph.toml export {module.export} (expected '{target}')")
-    exported = [c for c in cells if "export" in c.directives]
+    exported = [c for c in cells if EXPORTING & c.directives.keys()]
     if not exported:
         raise ExportError(f"{module.source}: no cell is tagged '#| export'; nothing to export")
     _check_syntax(module, exported)

@@ -95,9 +95,8 @@ class Reporter:
         target = target_of(task)
         if target:
             self.status[target] = "cached"
-            from . import tasks
-            hit = (tasks.ACTIVE.hits.get(target) if tasks.ACTIVE else None) or \
-                self.store.latest(target)
+            campaign = active_campaign()
+            hit = (campaign.hits.get(target) if campaign else None) or self.store.latest(target)
             self.write(f"(cached) {self.passed_line(target, hit)}\n")
 
     def skip_ignore(self, task):
@@ -152,15 +151,24 @@ class Reporter:
         if result is None or result.passed:  # the action itself crashed
             self.kinds.add("error")
             return self.write(f"FAILED {target}: {fail.get_msg().strip()}\n")
+        campaign = active_campaign()
         lines = [f"FAILED {target}: {result.reason} in {result.duration:.1f}s{leftovers(result)}"]
         for failure in result.failures[:MAX_FAILURES_SHOWN]:
             where = f" ({failure['path']}:{failure['line']})" if "path" in failure else ""
             first = (failure["message"].splitlines() or [""])[0][:200]
             lines.append(f"    {failure['nodeid']}{where}: {first}")
+            if campaign is not None:
+                lines.append(f"      rerun: {campaign.rerun_command(failure['nodeid'])}")
         if len(result.failures) > MAX_FAILURES_SHOWN:
             lines.append(f"    ... and {len(result.failures) - MAX_FAILURES_SHOWN} more")
         lines.append(f"    log: {result.log}")
         self.write("\n".join(lines) + "\n")
+        if campaign is not None:      # say now what this blocks; doit only skips them later
+            for waiting in campaign.waiting_on(target):
+                if waiting in self.selected and waiting not in self.status:
+                    self.status[waiting] = "blocked"
+                    self.blocked_by[waiting] = [target]
+                    self.write(f"BLOCKED {waiting} (by {target})\n")
 
     def cleanup_error(self, exception):
         self.write(exception.get_msg())
@@ -214,11 +222,17 @@ class Reporter:
             dep_target = dep.partition(":")[2] if dep.startswith("test:") else dep
             causes += self.blocked_by.get(dep_target, [dep_target])
         causes = sorted(set(causes)) or ["a failed dependency"]
-        if target is None:
+        if target is None or self.status.get(target) == "blocked":   # already said
             return
         self.status[target] = "blocked"
         self.blocked_by[target] = causes
         self.write(f"BLOCKED {target} (by {', '.join(causes)})\n")
+
+
+def active_campaign():
+    """The campaign dodo.py built, if this run has one (tasks.py)."""
+    from . import tasks
+    return tasks.ACTIVE
 
 
 def leftovers(result) -> str:

@@ -51,7 +51,7 @@ class Campaign:
         self.root = self.graph.root
         self.state = StateDir(self.root)
         self.store = Store(self.root)
-        check_task_names(self.graph, argv)
+        resolve_task_names(self.graph, argv)
         try:
             unknown_variables(a.split("=", 1)[0] for a in argv
                               if "=" in a and not a.startswith("-"))
@@ -133,6 +133,29 @@ class Campaign:
                 "uptodate": [(self.cached, [module.id])],
                 "verbosity": 0,
             }
+
+    def waiting_on(self, module_id: str) -> list[str]:
+        """Every test target that waits, directly or not, for `module_id`'s to pass."""
+        waiting = {m.id: [] for m in self.graph}
+        for m in self.graph:
+            for dep in self.graph.test_deps(m.id, strict=self.strict):
+                waiting[dep].append(m.id)
+        found, stack = [], list(waiting[module_id])
+        while stack:
+            mid = stack.pop()
+            if mid not in found:
+                found.append(mid)
+                stack.extend(waiting[mid])
+        return sorted(found, key=lambda m: self.graph[m].index)
+
+    def rerun_command(self, nodeid: str) -> str:
+        """A command that runs exactly this test as the orchestrator ran it: plain pytest
+        from the project root exports first (the plugin) and takes the same arguments."""
+        import shlex
+        python = Path(sys.executable)
+        if self.root in python.parents:          # a venv in the checkout: .venv/bin/python
+            python = python.relative_to(self.root)
+        return shlex.join([str(python), "-m", "pytest", nodeid, *self.pytest_args])
 
     def priorities(self) -> dict[str, float]:
         """Each module's remaining critical path (seconds, from recorded durations)."""
@@ -233,12 +256,21 @@ class Campaign:
             return self._launcher
 
 
-def check_task_names(graph: ModuleGraph, argv: list[str]) -> None:
-    """`doit test:99_nothing` -> one line naming the closest real tasks."""
-    for arg in argv:
+def resolve_task_names(graph: ModuleGraph, names: list[str]) -> list[str]:
+    """`doit test:09` and `doit test:spatial` mean `test:09_spatial` when that is the only
+    match; `doit test:99_nothing` -> one line naming the closest real tasks."""
+    resolved = []
+    for arg in names:
         kind, colon, name = arg.partition(":")
         if colon and kind in ("test", "export") and name not in graph.modules:
-            close = suggest(name, graph.modules).replace("(did you mean ", f"(did you mean {kind}:")
-            raise InvalidDodoFile(f"unknown task '{arg}'{close.replace(', ', f', {kind}:')}")
+            try:
+                arg = f"{kind}:{graph.resolve(name)}"
+            except GraphError:
+                close = suggest(name, graph.modules).replace("(did you mean ",
+                                                             f"(did you mean {kind}:")
+                raise InvalidDodoFile(f"unknown task '{arg}'"
+                                      f"{close.replace(', ', f', {kind}:')}") from None
+        resolved.append(arg)
+    return resolved
 
 

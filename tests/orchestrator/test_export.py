@@ -144,3 +144,71 @@ def test_cli_export_and_force(project):
     run = project.orchestrator("export", "99_nothing")
     assert run.returncode == 3
     assert run.stderr.strip() == "error: graph.toml: unknown module '99_nothing'"
+
+
+# Directive spellings and file formats met in the wild (nbdev, jupytext, formatters, Windows)
+
+def test_nbdev_spellings_of_directives(project):
+    graph = load(project.root)
+    project.write(project.source("01_numbers"),
+                  "# %%\n#|default_exp numbers  # where this module goes\n\n"
+                  "# %%\n#|export\na = 1\n\n"
+                  "# %%\n# | export\nb = 2\n\n"                     # as black and ruff write it
+                  "# %%\n#| export # the public API\nc = 3\n\n"
+                  "# %%\n#| exports\nd = 4\n\n"                     # nbdev: exported and shown
+                  "# %%\n#| exporti\ne = 5\n\n"                     # nbdev: exported, internal
+                  "# %%\n#| echo: false\n#| export\nf = 6\n\n"      # a Quarto option: ignored
+                  "# %%\n#| hide\nnot_exported = 7\n")
+    body = export_module(graph["01_numbers"], graph).read_text().split("\n", 3)[3]
+    assert body == "a = 1\n\n\nb = 2\n\n\nc = 3\n\n\nd = 4\n\n\ne = 5\n\n\nf = 6\n"
+
+
+def test_directives_right_after_the_jupytext_header(project):
+    graph = load(project.root)
+    project.write(project.source("01_numbers"),
+                  "# ---\n# jupyter:\n#   jupytext:\n#     text_representation:\n"
+                  "#       format_name: percent\n#   kernelspec:\n#     name: python3\n# ---\n"
+                  "#| default_exp numbers\n\n"
+                  "# %%\n#| export\ndef number(x):\n    return float(x)\n")
+    cells = split_cells(project.read(project.source("01_numbers")))
+    assert cells[0].directives == {"default_exp": "numbers"} and cells[0].line == 10
+    target = export_module(graph["01_numbers"], graph)
+    assert target.read_text().split("\n", 3)[3] == "def number(x):\n    return float(x)\n"
+    assert is_current(graph["01_numbers"], graph)
+
+
+def test_a_leading_comment_block_is_no_header(project):
+    text = "# ---\n# not a header\nx = 1\n# %%\n#| export\ny = 2\n"
+    cells = split_cells(text)
+    assert cells[0].lines == ["# ---", "# not a header", "x = 1"] and cells[0].line == 1
+
+
+def test_crlf_and_byte_order_mark(project):
+    graph = load(project.root)
+    source = project.root / project.source("01_numbers")
+    text = "\ufeff# %%\r\n#| default_exp numbers\r\n\r\n# %%\r\n#| export\r\nx = 1\r\n\r\ny = 2\r\n"
+    source.write_bytes(text.encode("utf-8"))
+    target = export_module(graph["01_numbers"], graph)
+    written = target.read_bytes()
+    assert b"\r" not in written and written.endswith(b"x = 1\n\ny = 2\n")
+    assert f"# source-sha256: {export.sha256(source.read_bytes())}" in written.decode()
+    assert is_current(graph["01_numbers"], graph)      # so the export task is up to date
+
+
+def test_a_markdown_table_is_not_a_directive(project):
+    graph = load(project.root)
+    project.write(project.source("01_numbers"),
+                  "# %% [markdown]\n# | op | meaning |\n# |----|---------|\n\n"
+                  "# %%\n#| default_exp numbers\n\n# %%\n#| export\nx = 1\n")
+    assert export_module(graph["01_numbers"], graph).read_text().endswith("\nx = 1\n")
+
+
+def test_export_to_another_module_is_refused(project):
+    graph = load(project.root)
+    project.write(project.source("01_numbers"),
+                  "# %%\n#| default_exp numbers\n\n# %%\n#| export numbers\nx = 1\n"
+                  "# %%\n#| export ops.add\ny = 2\n")
+    with pytest.raises(ExportError, match=r"^modules/01_numbers/numbers_dev.py:8: '#\| export "
+                                          r"ops.add' exports to another module; this source "
+                                          r"exports only to 'numbers'$"):
+        export_module(graph["01_numbers"], graph)

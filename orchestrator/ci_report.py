@@ -1,0 +1,403 @@
+"""The last run as CI reads it: merged JUnit XML, GitHub annotations, a step-summary table.
+
+    after_run(root, statuses, blocked_by, junit=...)   the reporter, at the end of a doit run
+    orchestrator report [--junit FILE] [--github]       later, from the store and last_run.json
+
+The JUnit XML has one <testsuite> per test target the run reached, named by the module,
+in curriculum order, each with a `status` property (passed, cached, failed, blocked):
+  executed  the stored per-test outcomes: <failure> (failed, strict xpass), <error> (an
+            error in setup or teardown, a collection error, a test a crash kept from
+            running), <skipped> (skipped, xfailed); a failed module none of whose tests
+            shows why (a crash, nothing collected, all skipped) gets one <testcase>
+            named test:NN with an <error> carrying its reason.
+  cached    cached=true, and the stored per-test outcomes of the run it reused with
+            time 0 (this run spent none); that run's time and date are the properties
+            stored_duration and stored_finished, and the suite's timestamp.
+  blocked   one <testcase name="test:NN"> with <skipped message="blocked by 02_add"/>,
+            and the property blocked_by.
+Under GitHub Actions (GITHUB_ACTIONS=true) each failure becomes an `::error` workflow
+command on stdout (file and line where known) and a Markdown table is appended to the
+file named by $GITHUB_STEP_SUMMARY. Every line comes from a stored result.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+from .files import atomic_write
+from .state import StateDir
+from .store import Result, Store
+
+STATUSES = ("passed", "cached", "failed", "blocked")
+MAX_ANNOTATIONS_PER_TARGET = 10     # GitHub shows 10 errors per step anyway
+# JUnit element of each stored outcome (pytest_plugin.py); None: a plain pass
+ELEMENT = {"passed": None, "failed": "failure", "xpassed": "failure", "error": "error",
+           "not run": "error", "skipped": "skipped", "xfailed": "skipped"}
+
+
+@dataclass
+class Target:
+    """One test target of the run: what happened to it and the result that says so."""
+    module: str
+    status: str                      # passed | cached | failed | blocked
+    result: Result | None            # None: blocked, or no stored result was found
+    blocked_by: list[str] = field(default_factory=list)
+
+
+# --- gathering ------------------------------------------------------------------------
+def gather(root: Path, statuses: Mapping[str, str], blocked_by: Mapping[str, list[str]],
+           order: list[str] | None = None,
+           results: Mapping[str, Result | None] | None = None) -> list[Target]:
+    """The run's targets, in `order` (default: by module number), each with its result.
+    `results` overrides the lookup (the reporter's cache hits); statuses other than
+    passed/cached/failed/blocked (ignored, refused) are left out."""
+    store = Store(root, repair=False)
+    results = results or {}
+    known = [m for m in statuses if statuses[m] in STATUSES]
+    rank = {m: i for i, m in enumerate(order or [])}
+    known.sort(key=lambda m: (rank.get(m, len(rank)), number(m), m))
+    targets = []
+    for module in known:
+        status = statuses[module]
+        result = None
+        if status != "blocked":
+            result = results.get(module) or result_of(store, module, status)
+        targets.append(Target(module, status, result, list(blocked_by.get(module, []))))
+    return targets
+
+
+def result_of(store: Store, module: str, status: str) -> Result | None:
+    """The stored result the run's status speaks of: a failure is the newest failed
+    result; a pass the newest passing one; a cache hit the passing one the run last
+    reused (Store.lookup touches it, so its file is the most recently used)."""
+    found = store.results(module)
+    if status == "failed":
+        return next((r for r in found if not r.passed), None)
+    passing = [r for r in found if r.passed]
+    if status == "cached" and passing:
+        return max(passing, key=lambda r: used(store.state, r))
+    return passing[0] if passing else None
+
+
+def used(state: StateDir, result: Result) -> int:
+    try:
+        return state.result(result.module, result.key).stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def number(module: str) -> int:
+    match = re.match(r"\d+", module)
+    return int(match.group()) if match else sys.maxsize
+
+
+def from_last_run(graph) -> list[Target]:
+    """The targets recorded in last_run.json, in curriculum order; a blocked target is
+    blocked by the failed targets it waits for."""
+    from .status import load_last_run
+    statuses = {m: s for m, s in load_last_run(graph.root).items() if m in graph.modules}
+    blocked_by = {m: blockers(graph, m, statuses) for m, s in statuses.items()
+                  if s == "blocked"}
+    return gather(graph.root, statuses, blocked_by, order=list(graph.modules))
+
+
+def blockers(graph, module: str, statuses: Mapping[str, str]) -> list[str]:
+    """The failed targets `module` waits for (its deps, or in strict order every earlier
+    module): last_run.json keeps statuses, not what blocked whom."""
+    for strict in (None, True):
+        waits, stack = set(), list(graph.test_deps(module, strict=strict))
+        while stack:
+            dep = stack.pop()
+            if dep not in waits:
+                waits.add(dep)
+                stack.extend(graph.test_deps(dep, strict=strict))
+        failed = [m for m in graph.modules if m in waits and statuses.get(m) == "failed"]
+        if failed:
+            return failed
+    return []
+
+
+# --- JUnit XML ------------------------------------------------------------------------
+def junit_xml(targets: list[Target]) -> str:
+    """The merged JUnit XML document of the run (see the module docstring)."""
+    root = ET.Element("testsuites", name="orchestrator")
+    for target in targets:
+        root.append(suite(target))
+    totals = {k: sum(int(s.get(k)) for s in root) for k in ("tests", "failures", "errors",
+                                                             "skipped")}
+    root.attrib.update({k: str(v) for k, v in totals.items()})
+    root.set("time", seconds(sum(float(s.get("time")) for s in root)))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"
+
+
+def suite(target: Target) -> ET.Element:
+    result, cached = target.result, target.status == "cached"
+    element = ET.Element("testsuite", name=target.module)
+    props = {"status": target.status, "cached": "true" if cached else "false"}
+    cases: list[ET.Element] = []
+    if target.status == "blocked":
+        by = ", ".join(target.blocked_by) or "a failed dependency"
+        props["blocked_by"] = by
+        cases.append(case(target.module, f"test:{target.module}", "skipped", f"blocked by {by}"))
+    elif result is None:
+        why = "no stored result of this run (see the doit output)"
+        cases.append(case(target.module, f"test:{target.module}", "error", why))
+    else:
+        cases += [test_case(nodeid, test, result, cached) for nodeid, test in result.tests.items()]
+        cases += [case(target.module, e["nodeid"], "error", e["message"], location(e))
+                  for e in result.collection_errors]
+        if not result.passed:
+            props.update(cause=result.cause.value, reason=result.reason)
+            if not any(c.find("failure") is not None or c.find("error") is not None
+                       for c in cases):
+                cases.append(case(target.module, f"test:{target.module}", "error", result.reason))
+        props["key"] = result.key
+        if result.log:
+            props["log"] = result.log
+        if result.narrowed:
+            props.update(selected=str(result.selected), collected=str(result.collected))
+        if result.flaky:
+            props["flaky"] = " ".join(result.flaky)   # passed, but only on a retry
+        started = datetime.datetime.fromtimestamp(result.finished - result.duration)
+        element.set("timestamp", started.isoformat(timespec="seconds"))
+        if cached:
+            props["stored_duration"] = seconds(result.duration)
+            props["stored_finished"] = datetime.datetime.fromtimestamp(
+                result.finished).isoformat(timespec="seconds")
+    properties = ET.SubElement(element, "properties")
+    for name, value in props.items():
+        ET.SubElement(properties, "property", name=name, value=text(value))
+    element.extend(cases)
+    counts = {kind: sum(1 for c in cases if c.find(kind) is not None)
+              for kind in ("failure", "error", "skipped")}
+    took = 0.0 if cached or result is None else result.duration
+    element.attrib.update(tests=str(len(cases)), failures=str(counts["failure"]),
+                          errors=str(counts["error"]), skipped=str(counts["skipped"]),
+                          time=seconds(took))
+    return element
+
+
+def test_case(nodeid: str, test: dict, result: Result, cached: bool) -> ET.Element:
+    outcome = test.get("outcome", "")
+    kind = ELEMENT.get(outcome, "error")
+    message = test.get("message") or {"not run": f"not run: {result.reason}",
+                                      "xfailed": "xfailed", "skipped": "skipped",
+                                      "xpassed": "xpassed (strict)"}.get(outcome, outcome)
+    element = case(None, nodeid, kind, message, location(test))
+    element.set("time", seconds(0.0 if cached else test.get("duration", 0.0)))
+    return element
+
+
+def case(classname: str | None, nodeid: str, kind: str | None, message: str = "",
+         where: str = "") -> ET.Element:
+    """A <testcase>; `kind` adds a failure, error or skipped child with `message`."""
+    derived, name = split_nodeid(nodeid)
+    element = ET.Element("testcase", classname=classname or derived, name=text(name),
+                         time="0")
+    path = nodeid.split("::")[0]
+    if path.endswith(".py"):
+        element.set("file", text(path))
+    if where:
+        element.set("file", text(where.rsplit(":", 1)[0]))
+        element.set("line", where.rsplit(":", 1)[1])
+    if kind:
+        child = ET.SubElement(element, kind, message=text(first_line(message)))
+        if kind != "skipped":
+            child.set("type", kind)
+            child.text = text(f"{where}: {message}" if where else message)
+    return element
+
+
+def split_nodeid(nodeid: str) -> tuple[str, str]:
+    """pytest's junitxml naming: 'tests/02_add/test_add.py::TestX::test_y[1]' ->
+    ('tests.02_add.test_add.TestX', 'test_y[1]')."""
+    head, bracket, params = nodeid.partition("[")
+    parts = head.split("::")
+    path = parts[0].removesuffix(".py").replace("/", ".")
+    if len(parts) == 1:
+        return path, nodeid
+    return ".".join([path, *parts[1:-1]]), parts[-1] + bracket + params
+
+
+def location(entry: Mapping) -> str:
+    """'path:line' where the failure was raised, or ''."""
+    if entry.get("path") and entry.get("line") is not None:
+        return f"{entry['path']}:{entry['line']}"
+    return ""
+
+
+def first_line(message: str) -> str:
+    return (message.strip().splitlines() or [""])[0][:500]
+
+
+def seconds(value: float) -> str:
+    return f"{value:.3f}"
+
+
+# XML 1.0 cannot carry these at all (pytest's junitxml escapes them the same way)
+ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def text(value: str) -> str:
+    return ILLEGAL_XML.sub(lambda m: f"#x{ord(m.group()):02X}", str(value))
+
+
+def write_junit(path: Path, targets: list[Target]) -> None:
+    atomic_write(Path(path), junit_xml(targets))
+
+
+# --- GitHub Actions ---------------------------------------------------------------------
+def escape_data(value: str) -> str:
+    """A workflow command's message (GitHub's documented escaping, as @actions/core)."""
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(value: str) -> str:
+    """A workflow command's property value: the message escaping plus ':' and ','."""
+    return escape_data(value).replace(":", "%3A").replace(",", "%2C")
+
+
+def workflow_command(command: str, message: str, **properties) -> str:
+    """`::error file=app.js,line=1,title=T::message` (properties with no value are left out)."""
+    props = ",".join(f"{k}={escape_property(str(v))}" for k, v in properties.items()
+                     if v not in (None, ""))
+    return f"::{command}{' ' + props if props else ''}::{escape_data(message)}"
+
+
+def annotations(targets: list[Target], prefix: str = "") -> list[str]:
+    """One `::error` per failure of a failed target (file and line where known; `prefix`
+    is the project's folder inside the repository), else one naming the target's reason."""
+    lines = []
+    for target in targets:
+        if target.status != "failed":
+            continue
+        result = target.result
+        if result is None:
+            lines.append(workflow_command("error", "no stored result of this run (see the "
+                                          "doit output)", title=f"FAILED {target.module}"))
+            continue
+        failures = result.failures[:MAX_ANNOTATIONS_PER_TARGET]
+        for failure in failures:
+            path = failure.get("path") or failure["nodeid"].split("::")[0]
+            lines.append(workflow_command(
+                "error", failure["message"],
+                file=prefix + path if path.endswith(".py") else None,
+                line=failure.get("line"),
+                title=f"FAILED {target.module}: {failure['nodeid']}"))
+        if not failures:
+            lines.append(workflow_command("error", result.reason,
+                                          title=f"FAILED {target.module}"))
+    return lines
+
+
+def repository_prefix(root: Path, env: Mapping[str, str]) -> str:
+    """'' or 'sub/dir/': the project's place inside $GITHUB_WORKSPACE, which annotation
+    paths are relative to."""
+    workspace = env.get("GITHUB_WORKSPACE")
+    if not workspace:
+        return ""
+    try:
+        inside = Path(root).resolve().relative_to(Path(workspace).resolve()).as_posix()
+    except ValueError:
+        return ""
+    return "" if inside == "." else inside + "/"
+
+
+def summary_markdown(targets: list[Target]) -> str:
+    """The run as a Markdown table (module, status, tests, duration), then its failures."""
+    counts = {s: sum(1 for t in targets if t.status == s) for s in STATUSES}
+    executed = counts["passed"] + counts["failed"]
+    lines = [f"### Executed {executed} out of {len(targets)} test targets: "
+             f"{counts['passed']} passed, {counts['failed']} failed, "
+             f"{counts['blocked']} blocked, {counts['cached']} cached", "",
+             "| module | status | tests | duration |", "| --- | --- | --- | --- |"]
+    failing = []
+    for target in targets:
+        lines.append("| " + " | ".join(md(cell) for cell in row(target)) + " |")
+        if target.status == "failed" and target.result is not None:
+            failing += [(target.module, f) for f in target.result.failures]
+    if failing:
+        lines += ["", "**Failures**", ""]
+        for module, failure in failing[:MAX_ANNOTATIONS_PER_TARGET * 5]:
+            where = location(failure)
+            lines.append(f"- {md(module)}: `{failure['nodeid'].replace('`', '')}`"
+                         + (f" ({md(where)})" if where else "")
+                         + f": {md(first_line(failure['message']))}")
+        if len(failing) > MAX_ANNOTATIONS_PER_TARGET * 5:
+            lines.append(f"- ... and {len(failing) - MAX_ANNOTATIONS_PER_TARGET * 5} more")
+    return "\n".join(lines) + "\n"
+
+
+def row(target: Target) -> tuple[str, str, str, str]:
+    r = target.result
+    if target.status == "blocked":
+        by = ", ".join(target.blocked_by) or "a failed dependency"
+        return target.module, f"BLOCKED (by {by})", "-", "-"
+    if r is None:
+        return target.module, target.status.upper(), "no stored result", "-"
+    if target.status == "failed":
+        return target.module, "FAILED", r.reason, f"{r.duration:.1f}s"
+    tests = (f"{r.selected} of {r.collected} selected" if r.narrowed
+             else f"{r.counts.get('passed', 0)} passed")
+    skipped = r.counts.get("skipped", 0) + r.counts.get("xfailed", 0)
+    tests += f", {skipped} skipped" if skipped else ""
+    if target.status == "cached":
+        return target.module, "(cached) PASSED", tests, f"0s (reused a {r.duration:.1f}s run)"
+    status = f"FLAKY ({len(r.flaky)} passed on a retry)" if r.flaky else "PASSED"
+    return target.module, status, tests, f"{r.duration:.1f}s"
+
+
+def md(value: str) -> str:
+    """Text for a Markdown table cell: no HTML, no column breaks, one line."""
+    value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return " ".join(value.replace("|", "\\|").split())
+
+
+def github(targets: list[Target], root: Path, env: Mapping[str, str],
+           write: Callable[[str], object]) -> str:
+    """Annotations through `write`; the table appended to $GITHUB_STEP_SUMMARY.
+    Returns '' or the one-line problem with the summary file."""
+    for line in annotations(targets, repository_prefix(root, env)):
+        write(line + "\n")
+    summary = env.get("GITHUB_STEP_SUMMARY")
+    if not summary:
+        return "GITHUB_STEP_SUMMARY is not set: no step summary written"
+    try:
+        with open(summary, "a", encoding="utf-8") as f:
+            f.write(summary_markdown(targets) + "\n")
+    except OSError as e:
+        return f"cannot append the step summary to {summary}: {e.strerror}"
+    return ""
+
+
+# --- the end of a doit run -----------------------------------------------------------
+def after_run(root: Path, statuses: Mapping[str, str], blocked_by: Mapping[str, list[str]],
+              junit: str | Path | None = None,
+              results: Mapping[str, Result | None] | None = None,
+              env: Mapping[str, str] | None = None,
+              write: Callable[[str], object] | None = None) -> list[str]:
+    """What a doit run does at its end: the JUnit XML to `junit` (relative to `root`) if
+    asked, and under GitHub Actions the annotations (through `write`) and the step
+    summary. Never raises for a file it cannot write: returns the problems, one line each."""
+    env = os.environ if env is None else env
+    write = write or sys.stdout.write
+    targets = gather(Path(root), statuses, blocked_by, results=results)
+    problems = []
+    if junit:
+        path = Path(root) / junit
+        try:
+            write_junit(path, targets)
+        except OSError as e:
+            problems.append(f"cannot write the JUnit report {junit}: {e.strerror}")
+    if env.get("GITHUB_ACTIONS") == "true":
+        problem = github(targets, Path(root), env, write)
+        if problem:
+            problems.append(problem)
+    return problems

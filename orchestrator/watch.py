@@ -1,0 +1,223 @@
+"""`orchestrator watch`: the student's loop. Save an edit, see what it affects re-run.
+
+    orchestrator watch                   doit all after every change
+    orchestrator watch test:09 pytest=-x doit test:09_spatial pytest=-x after every change
+
+Each cycle is `python -m doit TARGETS` in the project root, so gating, the cache and
+the output are exactly doit's: an edit re-runs the modules whose key it changed (a
+markdown edit in a module source re-runs nothing) and everything else prints
+`(cached) PASSED`. One run first, then one run per debounced batch of changes:
+
+    == change: modules/03_mul/mul_dev.py -> doit all
+    ...doit's lines...
+    == doit exited 0; watching for changes (Ctrl-C to stop)
+
+What is watched is what a key can name (keys.py): module sources, tests dirs and
+conftests, graph.toml, pytest's config files, declared inputs, and the files the last
+runs were observed to read. Never the state dir, the generated package, caches,
+.git, a virtualenv inside the checkout, or editor temp files: a run's own writes do
+not start another run. Changes saved while a run is on are kept and start the next
+cycle when it ends. A cycle's exit code is shown, never ends the watch; Ctrl-C does
+(exit 130), interrupting a run in progress the way Ctrl-C interrupts doit.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path, PurePosixPath
+
+from . import reaper
+from .graph import GRAPH_FILE, GraphError, ModuleGraph, load, suggest
+from .keys import CONFIG_FILES
+from .options import BadOption, RunOptions, unknown_variables
+from .state import STATE_DIR
+from .store import Store
+
+INTERRUPTED = 130
+STOP_GRACE = 15.0          # seconds doit gets to stop after SIGINT (it stops its pytests)
+MAX_BATCH_MS = 2000        # a stream of changes starts a cycle after this long at most
+ADDED = 1                  # watchfiles.Change.added
+SHOWN_PATHS = 3            # changed files named in a cycle's header line
+NEVER_WATCHED = {".git", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache",
+                 ".hypothesis", ".tox", ".venv", "node_modules", ".ipynb_checkpoints",
+                 STATE_DIR}
+EDITOR_TEMP = re.compile(
+    r"\.sw[a-z]$"           # vim swap files
+    r"|~$"                  # backups (vim, emacs, gedit)
+    r"|^\.#|^#.*#$"         # emacs lock and auto-save files
+    r"|^4913$"              # vim's probe of a folder's permissions
+    r"|___jb_\w+___$"       # JetBrains safe-write
+    r"|\.tmp$|\.py[cod]$|^\.DS_Store$")
+
+
+class BadTarget(ValueError):
+    """A target or variable doit would refuse: one printable line."""
+
+
+def doit_arguments(graph: ModuleGraph, args: tuple[str, ...] | list[str]) -> list[str]:
+    """The command line arguments of each cycle's doit, checked now rather than once per
+    cycle: `all` (the default), `graph`, `test:NN` or `export:NN` (NN as `orchestrator
+    why` takes it: 03, mul, 03_mul; a bare NN means test:NN), and doit variables."""
+    targets, variables = [], []
+    for arg in args:
+        if "=" in arg:
+            variables.append(arg)
+            continue
+        kind, colon, name = arg.rpartition(":")
+        if not colon and name in ("all", "graph"):
+            targets.append(name)
+            continue
+        if kind not in ("test", "export", ""):
+            raise BadTarget(f"unknown target '{arg}' (targets: all, test:NN, export:NN)")
+        try:
+            targets.append(f"{kind or 'test'}:{graph.resolve(name)}")
+        except GraphError:
+            close = suggest(name, graph.modules)
+            raise BadTarget(f"unknown target '{arg}'{close} (targets: all, test:NN, "
+                            "export:NN)") from None
+    values = dict(v.split("=", 1) for v in variables)
+    try:
+        unknown_variables(values)
+        RunOptions.from_vars(lambda name, default: values.get(name, default))
+    except BadOption as e:
+        raise BadTarget(str(e)) from None
+    return list(dict.fromkeys(targets or ["all"])) + variables
+
+
+class Watched:
+    """Which changed paths can change a result (a watchfiles filter: (change, path) ->
+    bool). Built from the graph and the stored results; rebuilt after every cycle,
+    since an edit of graph.toml or a run may change it."""
+
+    def __init__(self, graph: ModuleGraph):
+        self.root = graph.root
+        self.never = {f"{graph.package}", f"{graph.package}.py"}  # generated (export.py)
+        prefix = Path(sys.prefix).resolve()
+        if self.root in prefix.parents:          # the virtualenv the checkout holds
+            self.never.add(prefix.relative_to(self.root).parts[0])
+        self.folders = {graph.modules_dir, graph.tests_dir}
+        self.files = {GRAPH_FILE, *CONFIG_FILES, "dodo.py"}
+        for module in graph:
+            self.folders.add(module.tests.as_posix())
+            self.files.add(module.source.as_posix())
+            self.folders.update(module.entry.get("inputs", []))
+            latest = Store(self.root, repair=False).latest(module.id)
+            for name in latest.observed if latest else ():
+                kind, _, what = name.partition(":")
+                if kind in ("observed", "listed"):
+                    self.folders.add(what)
+
+    def relative(self, path: str) -> PurePosixPath | None:
+        try:
+            return PurePosixPath(Path(path).relative_to(self.root).as_posix())
+        except ValueError:
+            return None
+
+    def __call__(self, change, path: str) -> bool:
+        rel = self.relative(path)
+        if rel is None or not rel.parts:
+            return False
+        if rel.parts[0] in self.never or NEVER_WATCHED & set(rel.parts) or \
+                EDITOR_TEMP.search(rel.name):
+            return False
+        text = rel.as_posix()
+        if text in self.files or rel.name == "conftest.py":
+            return True
+        return any(text == f or text.startswith(f + "/") for f in self.folders)
+
+
+def watch(graph: ModuleGraph, doit_args: list[str], debounce: float = 0.2,
+          out=None) -> int:
+    """Run doit now, then after every debounced batch of relevant changes, until Ctrl-C.
+    Returns the exit code: 130 (it ends only when interrupted)."""
+    from watchfiles._rust_notify import RustNotify   # the notifier behind watchfiles.watch
+    out = out or sys.stdout
+    command = [sys.executable, "-m", "doit", *doit_args]
+    shown = "doit " + " ".join(doit_args)
+    filter_ = Watched(graph)
+    doit = None
+    try:
+        # watching starts before the first run: nothing saved from now on is missed
+        with RustNotify([str(graph.root)], False, force_polling(), 300, True, True) as notify:
+            header = f"== watching {graph.root} -> {shown}"
+            while True:
+                say(out, header)
+                doit = subprocess.Popen(command, cwd=graph.root, start_new_session=True)
+                code = doit.wait()
+                doit = None
+                say(out, f"== doit exited {code}; watching for changes (Ctrl-C to stop)")
+                filter_ = rebuilt(filter_, graph.root)
+                changed = next_batch(notify, filter_, debounce)
+                header = f"== change: {describe(changed)} -> {shown}"
+    except KeyboardInterrupt:
+        if doit is not None:
+            stop(doit)
+        print("watch: stopped (Ctrl-C)", file=sys.stderr, flush=True)
+        return INTERRUPTED
+
+
+def next_batch(notify, keep, debounce: float) -> list[str]:
+    """The relevant paths of the next batch of changes (sorted, relative to the root):
+    changes gathered until `debounce` seconds pass without a new one."""
+    step = max(1, int(debounce * 1000))
+    while True:
+        raw = notify.watch(max(step, MAX_BATCH_MS), step, 5000, None)
+        if raw == "signal":
+            raise KeyboardInterrupt
+        if isinstance(raw, str):          # 'timeout' (or 'stop'): keep waiting
+            continue
+        paths = saved(raw, keep)
+        if paths:
+            return paths
+
+
+def saved(raw: set[tuple[int, str]], keep: Watched) -> list[str]:
+    """The relevant paths of a batch, less the ones both created and gone within it
+    (a temp file an editor or `sed -i` wrote and renamed): an edit is named by the
+    file it saved."""
+    kinds: dict[str, set[int]] = {}
+    for change, path in raw:
+        if keep(change, path):
+            kinds.setdefault(path, set()).add(int(change))
+    return sorted(keep.relative(path).as_posix() for path, seen in kinds.items()
+                  if not (ADDED in seen and not os.path.lexists(path)))
+
+
+def rebuilt(previous: Watched, root: Path) -> Watched:
+    """The filter for the graph now; the previous one while graph.toml does not load
+    (doit has said why: its next good version is a change like any other)."""
+    try:
+        return Watched(load(root))
+    except GraphError:
+        return previous
+
+
+def describe(paths: list[str]) -> str:
+    more = len(paths) - SHOWN_PATHS
+    return ", ".join(paths[:SHOWN_PATHS]) + (f" (+{more} more)" if more > 0 else "")
+
+
+def stop(doit: subprocess.Popen) -> None:
+    """Interrupt a run as Ctrl-C interrupts doit (SIGINT: it stops its pytests, stores
+    nothing of what was running, prints INTERRUPTED); kill the tree if it lingers, or on
+    a second Ctrl-C."""
+    try:
+        reaper.kill_group(doit.pid, signal.SIGINT)
+        doit.wait(timeout=STOP_GRACE)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        reaper.kill_tree(doit.pid)
+        doit.wait()
+
+
+def force_polling() -> bool:
+    """watchfiles' rule: WATCHFILES_FORCE_POLLING set and not false/disable(d)."""
+    value = os.environ.get("WATCHFILES_FORCE_POLLING", "")
+    return bool(value) and value.lower() not in ("false", "disable", "disabled")
+
+
+def say(out, line: str) -> None:
+    print(line, file=out, flush=True)

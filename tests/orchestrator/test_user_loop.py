@@ -1,0 +1,62 @@
+"""The user's loop: short task names, failures you can act on, BLOCKED as soon as it is
+known, FLAKY that survives caching."""
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+
+import pytest
+
+
+def test_short_task_names_resolve_when_unambiguous(project):
+    run = project.doit("test:2")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.statuses == {"01_numbers": "PASSED", "02_add": "PASSED"}
+    run = project.doit("test:mul")
+    assert run.statuses == {"01_numbers": "(cached) PASSED", "03_mul": "PASSED"}
+    unknown = project.doit("test:99")
+    assert unknown.returncode == 3
+    assert unknown.stderr.strip().startswith("ERROR: unknown task 'test:99'")
+
+
+def test_a_failure_prints_a_rerun_command_that_fails_the_same_test(project):
+    project.append(project.test_file("02_add"),
+                   "\n\ndef test_broken():\n    assert 1 + 1 == 3, 'arithmetic is broken'\n")
+    run = project.doit("test:02_add")
+    rerun = re.search(r"^      rerun: (.*)$", run.stdout, re.M).group(1)
+    assert "tests/02_add/test_add_core.py::test_broken" in rerun
+    pasted = subprocess.run(shlex.split(rerun), cwd=project.root, env=project.env(),
+                            capture_output=True, text=True)
+    assert pasted.returncode == 1
+    assert "1 failed" in pasted.stdout and "arithmetic is broken" in pasted.stdout
+    assert "passed" not in pasted.stdout.splitlines()[-1]      # exactly that one test
+
+
+def test_blocked_is_reported_the_moment_its_cause_fails(project):
+    project.append(project.test_file("01_numbers"), "\n\ndef test_broken():\n    assert 0\n")
+    project.write("tests/03_mul/test_slow.py", "import time\n\n\ndef test_slow():\n"
+                                               "    time.sleep(0)\n")
+    run = project.doit("-n", "1", "all")
+    lines = run.stdout.splitlines()
+    failed = next(i for i, l in enumerate(lines) if l.startswith("FAILED 01_numbers"))
+    blocked = [i for i, l in enumerate(lines) if l.startswith("BLOCKED")]
+    assert len(blocked) == 3
+    assert all(i > failed for i in blocked)
+    # right after the failure's own lines, not at the end of the run
+    assert blocked[0] == next(i for i, l in enumerate(lines)
+                              if i > failed and not l.startswith(" "))
+    assert "BLOCKED 04_power (by 01_numbers)" in run.stdout
+
+
+def test_flaky_survives_caching(project):
+    marker = project.root / "first.try"
+    project.append(project.test_file("02_add"),
+                   "\n\ndef test_sometimes():\n    import pathlib\n"
+                   f"    marker = pathlib.Path({str(marker)!r})\n"
+                   "    if not marker.exists():\n        marker.write_text('x')\n"
+                   "        assert False, 'first try fails'\n")
+    first = project.doit("test:02_add", "flaky_attempts=2")
+    assert "FLAKY 02_add" in first.stdout, first.stdout
+    again = project.doit("test:02_add", "flaky_attempts=2")
+    assert "(cached) FLAKY 02_add (1 of 2 tests passed only on a retry)" in again.stdout

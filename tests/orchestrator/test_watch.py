@@ -1,0 +1,189 @@
+"""`orchestrator watch`: real edits in a minicalc checkout, a real watcher process."""
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.graph import load
+from orchestrator.watch import BadTarget, Watched, doit_arguments, saved
+
+from .conftest import SOURCES, DoitRun, source_text
+
+SLOW_TEST = "import time\n\n\ndef test_slow():\n    time.sleep(60)\n"
+
+
+class Watcher:
+    """`orchestrator watch ARGS` in the project, its output read line by line."""
+
+    def __init__(self, project, *args: str):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator", "watch", *args], cwd=project.root,
+            env=project.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: queue.Queue = queue.Queue()
+        self.seen: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def until(self, prefix: str, timeout: float = 120) -> list[str]:
+        """The lines up to and including the next one starting with `prefix`."""
+        got, deadline = [], time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no '{prefix}' line within {timeout}s; "
+                                     f"output so far:\n" + "\n".join(self.seen)) from None
+            if line is None:
+                raise AssertionError("the watcher ended:\n" + "\n".join(self.seen))
+            got.append(line)
+            self.seen.append(line)
+            if line.startswith(prefix):
+                return got
+
+    def cycle(self, timeout: float = 120) -> DoitRun:
+        """The next cycle's doit output, once the watcher waits again."""
+        lines = self.until("== doit exited", timeout)
+        return DoitRun(subprocess.CompletedProcess([], 0, "\n".join(lines) + "\n", ""))
+
+    def interrupt(self) -> int:
+        self.process.send_signal(signal.SIGINT)
+        code = self.process.wait(timeout=60)
+        while (line := self.lines.get(timeout=10)) is not None:
+            self.seen.append(line)
+        return code
+
+    def close(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.reader.join(timeout=10)
+        self.process.stdout.close()
+
+
+@pytest.fixture
+def watcher(project):
+    started = []
+
+    def start(*args: str) -> Watcher:
+        started.append(Watcher(project, *args))
+        return started[-1]
+    yield start
+    for w in started:
+        w.close()
+
+
+def left_in(root: Path) -> list[str]:
+    """Processes still working in the checkout (doit, pytest, the warm server), after
+    giving them a moment to go."""
+    deadline = time.monotonic() + 5
+    while True:
+        found = []
+        for name in os.listdir("/proc"):
+            try:
+                if name.isdigit() and Path(os.readlink(f"/proc/{name}/cwd")) == root:
+                    found.append(Path(f"/proc/{name}/cmdline").read_bytes()
+                                 .replace(b"\0", b" ").decode(errors="replace"))
+            except OSError:
+                continue
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def edit_mul(project, body: str) -> None:
+    name, default_exp, _ = SOURCES["03_mul"]
+    project.write(project.source("03_mul"), source_text(default_exp, body))
+
+
+def test_a_code_edit_reruns_the_module_and_its_dependents(project, watcher):
+    w = watcher()
+    first = w.cycle()
+    assert first.summary.startswith("Executed 4 out of 4 test targets: 4 passed")
+    assert first.stdout.startswith(f"== watching {project.root} -> doit all\n")
+    saved_at = time.monotonic()
+    edit_mul(project, "from minicalc.numbers import number\n\n\n"
+                      "def mul(a, b):\n    return number(b) * number(a)\n")
+    header = w.until("== change:", timeout=30)[-1]
+    assert time.monotonic() - saved_at < 5, "the cycle started late"
+    assert header == "== change: modules/03_mul/mul_dev.py -> doit all"
+    second = w.cycle()
+    assert second.statuses == {"01_numbers": "(cached) PASSED", "02_add": "(cached) PASSED",
+                               "03_mul": "PASSED", "04_power": "PASSED"}
+    assert second.stdout.endswith("== doit exited 0; watching for changes (Ctrl-C to stop)\n")
+    assert w.interrupt() == 130
+    assert w.seen[-1] == "watch: stopped (Ctrl-C)"
+    assert left_in(project.root) == []
+
+
+def test_a_markdown_edit_reruns_nothing_and_ctrl_c_stops_a_run(project, watcher):
+    w = watcher("test:4")      # a short name, as `orchestrator why` takes it
+    assert w.cycle().summary.startswith("Executed 4 out of 4 test targets: 4 passed")
+    project.append(project.source("03_mul"), "\n# %% [markdown]\n# Why mul commutes.\n")
+    run = w.cycle(timeout=60)
+    assert run.stdout.startswith(
+        "== change: modules/03_mul/mul_dev.py -> doit test:04_power\n")
+    assert set(run.statuses.values()) == {"(cached) PASSED"} and len(run.statuses) == 4
+    # a failure is shown, never ends the watch; Ctrl-C during a run stops it and the run
+    project.write("tests/01_numbers/test_slow.py", SLOW_TEST)
+    w.until("== change: tests/01_numbers/test_slow.py", timeout=30)
+    time.sleep(3)                       # doit is running 01's slow test now
+    assert w.process.poll() is None
+    started = time.monotonic()
+    assert w.interrupt() == 130
+    assert time.monotonic() - started < 30
+    assert w.seen[-1] == "watch: stopped (Ctrl-C)"
+    assert left_in(project.root) == []
+
+
+def test_a_bad_target_is_one_line_and_exit_3(project):
+    run = project.orchestrator("watch", "test:99_nothing")
+    assert run.returncode == 3
+    assert run.stderr == ("error: unknown target 'test:99_nothing' (targets: all, test:NN, "
+                          "export:NN)\n")
+    run = project.orchestrator("watch", "all", "stirct=1")
+    assert run.returncode == 3 and len(run.stderr.splitlines()) == 1
+    assert "stirct: unknown variable (did you mean strict?)" in run.stderr
+
+
+def test_targets_are_checked_and_named_as_doit_names_them(project):
+    graph = load(project.root)
+    assert doit_arguments(graph, ()) == ["all"]
+    assert doit_arguments(graph, ("03", "export:add", "test:04_power", "pytest=-x -k core")) \
+        == ["test:03_mul", "export:02_add", "test:04_power", "pytest=-x -k core"]
+    for bad in ("tset:03", "test:mull", "strict=maybe"):
+        with pytest.raises(BadTarget):
+            doit_arguments(graph, (bad,))
+
+
+def test_only_what_a_key_can_name_is_watched(project):
+    project.write("data/table.csv", "1,2\n")
+    project.write("graph.toml", project.read("graph.toml").replace(
+        'title = "Power"', 'title = "Power"\ninputs = ["data/table.csv"]'))
+    keep = Watched(load(project.root))
+    watched = ["modules/03_mul/mul_dev.py", "tests/02_add/test_add_core.py",
+               "tests/conftest.py", "conftest.py", "graph.toml", "pyproject.toml",
+               "data/table.csv", "tests/02_add/fixtures/new.json"]
+    ignored = [".orchestrator/results/02_add/x.json", "minicalc/ops/mul.py",
+               "tests/02_add/__pycache__/test_add_core.cpython-311.pyc", ".git/index",
+               "modules/03_mul/.mul_dev.py.swp", "modules/03_mul/mul_dev.py~",
+               "modules/03_mul/4913", ".pytest_cache/v/cache/nodeids", "README.md",
+               "data/other.csv", "../elsewhere.py"]
+    assert [p for p in watched if not keep(2, str(project.root / p))] == []
+    assert [p for p in ignored if keep(2, str(project.root / p))] == []
+    # a temp file written and renamed within one batch is not named as a change
+    source = str(project.root / "modules/03_mul/mul_dev.py")
+    temp = str(project.root / "modules/03_mul/sedX1y2z3")
+    assert saved({(1, temp), (3, temp), (2, source)}, keep) == ["modules/03_mul/mul_dev.py"]
