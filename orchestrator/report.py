@@ -23,6 +23,7 @@ from doit.exceptions import TaskFailed, UnmetDependency
 
 from . import reaper, run_context, status
 from .run_context import Exit
+from .progress import Progress
 from .store import Store
 
 MAX_FAILURES_SHOWN = 10
@@ -44,6 +45,7 @@ class Reporter:
 
     def __init__(self, outstream, options):
         self.out = outstream
+        self.progress: Progress | None = None      # made when the run's targets are known
         self.root = Path.cwd()
         self.store = Store(self.root)
         self.lock = threading.Lock()
@@ -60,7 +62,10 @@ class Reporter:
             if self.closed:
                 return
             try:
-                self.out.write(text)
+                if self.progress is not None:
+                    self.progress.print(text)
+                else:
+                    self.out.write(text)
                 self.out.flush()
             except BrokenPipeError:
                 # `doit all | head`: the reader is gone. Stop writing, quietly, and point
@@ -69,6 +74,11 @@ class Reporter:
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, sys.stdout.fileno())
                 os.close(devnull)
+
+    def settle(self, target: str, status: str) -> None:
+        self.status[target] = status
+        if self.progress is not None:
+            self.progress.finished(target)
 
     @property
     def context(self):
@@ -84,17 +94,38 @@ class Reporter:
             wanted.add(name)
             stack.extend(tasks[name].task_dep)
         self.selected = [target_of(tasks[n]) for n in tasks if n in wanted and target_of(tasks[n])]
+        if self.selected:
+            self.progress = self.make_progress()
+
+    def make_progress(self) -> Progress:
+        campaign = active_campaign()
+        path, took = {}, {}
+        if campaign is not None:
+            from .schedule import durations
+            took = durations(campaign.graph)
+            path = {t: p for t, p in campaign.priorities().items() if t in self.selected}
+        return Progress(self.out, len(self.selected), path, took)
 
     def get_status(self, task):
         pass
 
     def execute_task(self, task):
-        pass
+        target = target_of(task)
+        if target and self.progress is not None and not self.context.interrupted.is_set():
+            self.progress.started(target)
+            if self.progress.live is None:
+                self.flush()
+
+    def flush(self) -> None:
+        try:
+            self.out.flush()
+        except BrokenPipeError:
+            pass
 
     def skip_uptodate(self, task):
         target = target_of(task)
         if target:
-            self.status[target] = "cached"
+            self.settle(target, "cached")
             campaign = active_campaign()
             hit = (campaign.hits.get(target) if campaign else None) or self.store.latest(target)
             self.write(f"(cached) {self.passed_line(target, hit)}\n")
@@ -102,13 +133,13 @@ class Reporter:
     def skip_ignore(self, task):
         target = target_of(task)
         if target:
-            self.status[target] = "ignored"
+            self.settle(target, "ignored")
             self.write(f"IGNORED {target}\n")
 
     def add_success(self, task):
         target = target_of(task)
         if target and not self.context.interrupted.is_set():
-            self.status[target] = "passed"
+            self.settle(target, "passed")
             result = self.store.latest(target)
             if result.flaky:
                 self.flaky += 1
@@ -136,7 +167,7 @@ class Reporter:
         if context.bad_input and fail.message == context.bad_input:
             self.kinds.add("bad input")
             if target:
-                self.status[target] = "refused"
+                self.settle(target, "refused")
             if not self.said_bad_input:
                 self.said_bad_input = True
                 self.write(f"{context.bad_input}\n")
@@ -146,7 +177,7 @@ class Reporter:
         self.kinds.add("failed" if isinstance(fail, TaskFailed) else "error")
         if target is None:
             return self.write(f"FAILED {task.name}: {fail.message.strip() or fail.get_name()}\n")
-        self.status[target] = "failed"
+        self.settle(target, "failed")
         result = self.store.latest(target)
         if result is None or result.passed:  # the action itself crashed
             self.kinds.add("error")
@@ -166,7 +197,7 @@ class Reporter:
         if campaign is not None:      # say now what this blocks; doit only skips them later
             for waiting in campaign.waiting_on(target):
                 if waiting in self.selected and waiting not in self.status:
-                    self.status[waiting] = "blocked"
+                    self.settle(waiting, "blocked")
                     self.blocked_by[waiting] = [target]
                     self.write(f"BLOCKED {waiting} (by {target})\n")
 
@@ -181,6 +212,8 @@ class Reporter:
         pass
 
     def complete_run(self):
+        if self.progress is not None:
+            self.progress.stop()
         if not self.selected:
             return
         statuses = {t: s for t, s in self.status.items() if s not in ("ignored", "refused")}
@@ -224,7 +257,7 @@ class Reporter:
         causes = sorted(set(causes)) or ["a failed dependency"]
         if target is None or self.status.get(target) == "blocked":   # already said
             return
-        self.status[target] = "blocked"
+        self.settle(target, "blocked")
         self.blocked_by[target] = causes
         self.write(f"BLOCKED {target} (by {', '.join(causes)})\n")
 

@@ -60,3 +60,69 @@ def test_flaky_survives_caching(project):
     assert "FLAKY 02_add" in first.stdout, first.stdout
     again = project.doit("test:02_add", "flaky_attempts=2")
     assert "(cached) FLAKY 02_add (1 of 2 tests passed only on a retry)" in again.stdout
+
+
+def run_in_pty(project, *args: str, env: dict | None = None) -> str:
+    """doit on a real pseudo-terminal; everything it drew, escape codes included."""
+    import os
+    import pty
+    import select
+    import sys
+    pid, fd = pty.fork()
+    if pid == 0:   # the child: doit, its output on the pty
+        os.chdir(project.root)
+        environment = {**project.env(), "COLUMNS": "120", "TERM": "xterm", **(env or {})}
+        for name in ("NO_COLOR", "FORCE_COLOR"):
+            if name not in (env or {}):
+                environment.pop(name, None)
+        os.execve(sys.executable, [sys.executable, "-m", "doit", *args], environment)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([fd], [], [], 120)
+        if not ready:
+            break
+        try:
+            data = os.read(fd, 65536)
+        except OSError:        # the child closed the pty
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.waitpid(pid, 0)
+    os.close(fd)
+    return b"".join(chunks).decode("utf-8", errors="replace")
+
+
+def colours(screen: str) -> set[str]:
+    """The foreground colours set by escape codes (SGR 30-37, 38;..., 90-97)."""
+    found = set()
+    for params in re.findall(r"\x1b\[([0-9;]*)m", screen):
+        parts = params.split(";")
+        found |= {p for p in parts if p.isdigit() and (30 <= int(p) <= 38 or 90 <= int(p) <= 97)}
+    return found
+
+
+SLOW = "import time\n\n\ndef test_slow():\n    time.sleep(1.5)\n"
+
+
+def test_a_terminal_gets_a_live_status_line_and_colour(project):
+    project.write("tests/03_mul/test_slow.py", SLOW)
+    screen = run_in_pty(project, "-n", "2", "all")
+    assert re.search(r"\[\d/4 done\] .*running [^\n]*03_mul \d+\.\ds", screen), screen
+    assert colours(screen)
+    assert "RUNNING" not in screen
+    assert "Executed 4 out of 4 test targets" in screen
+
+
+def test_no_color_turns_colour_off_on_a_terminal(project):
+    screen = run_in_pty(project, "all", env={"NO_COLOR": "1"})
+    assert "Executed 4 out of 4" in screen
+    assert not colours(screen), repr(screen[:400])
+
+
+def test_piped_output_has_running_lines_and_no_escape_codes(project):
+    project.write("tests/03_mul/test_slow.py", SLOW)
+    run = project.doit("-n", "2", "all")
+    assert "RUNNING 03_mul" in run.stdout
+    assert "\x1b" not in run.stdout
+    assert run.stdout.index("RUNNING 03_mul") < run.stdout.index("PASSED 03_mul")
