@@ -11,8 +11,8 @@ in curriculum order, each with a `status` property (passed, cached, failed, bloc
             shows why (a crash, nothing collected, all skipped) gets one <testcase>
             named test:NN with an <error> carrying its reason.
   cached    cached=true, and the stored per-test outcomes of the run it reused with
-            time 0 (this run spent none); that run's time and date are the properties
-            stored_duration and stored_finished, and the suite's timestamp.
+            time 0 (this run spent none); that run's duration and end are the properties
+            stored_duration and stored_finished, its start the suite's timestamp.
   blocked   one <testcase name="test:NN"> with <skipped message="blocked by 02_add"/>,
             and the property blocked_by.
 Under GitHub Actions (GITHUB_ACTIONS=true) each failure becomes an `::error` workflow
@@ -22,6 +22,7 @@ file named by $GITHUB_STEP_SUMMARY. Every line comes from a stored result.
 from __future__ import annotations
 
 import datetime
+import errno
 import os
 import re
 import sys
@@ -159,7 +160,7 @@ def suite(target: Target) -> ET.Element:
                        for c in cases):
                 cases.append(case(target.module, f"test:{target.module}", "error", result.reason))
         props["key"] = result.key
-        if result.log:
+        if result.log and not cached:   # logs/NN.log is of NN's latest run, maybe not this one
             props["log"] = result.log
         if result.narrowed:
             props.update(selected=str(result.selected), collected=str(result.collected))
@@ -200,7 +201,7 @@ def case(classname: str | None, nodeid: str, kind: str | None, message: str = ""
     """A <testcase>; `kind` adds a failure, error or skipped child with `message`."""
     derived, name = split_nodeid(nodeid)
     element = ET.Element("testcase", classname=classname or derived, name=text(name),
-                         time="0")
+                         time=seconds(0))
     path = nodeid.split("::")[0]
     if path.endswith(".py"):
         element.set("file", text(path))
@@ -210,7 +211,6 @@ def case(classname: str | None, nodeid: str, kind: str | None, message: str = ""
     if kind:
         child = ET.SubElement(element, kind, message=text(first_line(message)))
         if kind != "skipped":
-            child.set("type", kind)
             child.text = text(f"{where}: {message}" if where else message)
     return element
 
@@ -387,12 +387,17 @@ def after_run(root: Path, statuses: Mapping[str, str], blocked_by: Mapping[str, 
     asked, and under GitHub Actions the annotations (through `write`) and the step
     summary. Never raises for a file it cannot write: returns the problems, one line each."""
     env = os.environ if env is None else env
+    if not junit and env.get("GITHUB_ACTIONS") != "true":
+        return []          # nothing asked for: a no-op run reads no stored result for it
     write = write or sys.stdout.write
     targets = gather(Path(root), statuses, blocked_by, results=results)
     problems = []
     if junit:
         path = Path(root) / junit
         try:
+            if not path.parent.is_dir():     # a mistyped folder is not created
+                raise FileNotFoundError(errno.ENOENT, f"the folder {Path(junit).parent} "
+                                                      "does not exist")
             write_junit(path, targets)
         except OSError as e:
             problems.append(f"cannot write the JUnit report {junit}: {e.strerror}")

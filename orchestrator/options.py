@@ -29,6 +29,7 @@ HELP = {
     "xdist": "xdist=never|always: override the xdist policy (policy, never, always)",
     "launcher": "launcher=cold: a new pytest process per module instead of a fork of the warm "
                 "server (warm, cold)",
+    "junit": "junit=FILE: also write the run's JUnit XML (one testsuite per module) to FILE",
 }
 
 
@@ -44,6 +45,7 @@ class RunOptions:
     lock: str = "wait"
     xdist: str = "policy"
     launcher: str = "warm"
+    junit: str = ""                 # where to write the run's JUnit XML ('' for nowhere)
 
     @property
     def wait_for_lock(self) -> bool:
@@ -62,7 +64,8 @@ class RunOptions:
             flaky_attempts=positive_int("flaky_attempts", value("flaky_attempts", "1")),
             lock=choice("lock", value("lock", "wait"), LOCK_MODES),
             xdist=choice("xdist", value("xdist", "policy"), XDIST_MODES),
-            launcher=choice("launcher", value("launcher", "warm"), LAUNCHERS))
+            launcher=choice("launcher", value("launcher", "warm"), LAUNCHERS),
+            junit=value("junit", ""))
 
 
 def split_pytest_args(text: str, name: str = "pytest") -> tuple[str, ...]:

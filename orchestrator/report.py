@@ -21,7 +21,7 @@ from pathlib import Path
 
 from doit.exceptions import TaskFailed, UnmetDependency
 
-from . import reaper, run_context, status
+from . import ci_report, reaper, run_context, status
 from .run_context import Exit
 from .progress import Progress
 from .store import Store
@@ -221,6 +221,12 @@ class Reporter:
             status.record_run(self.root, statuses)
         except OSError:
             pass     # the summary still says what happened; `status` may show older state
+        campaign = active_campaign()
+        for problem in ci_report.after_run(
+                self.root, statuses, self.blocked_by,
+                junit=campaign.options.junit if campaign else None,
+                results=campaign.hits if campaign else None, write=self.write):
+            self.write(f"warning: {problem}\n")
         counts = {s: sum(1 for v in self.status.values() if v == s)
                   for s in ("passed", "failed", "blocked", "cached")}
         if self.context.interrupted.is_set():

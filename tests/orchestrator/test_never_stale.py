@@ -204,3 +204,48 @@ def test_an_unwritable_state_dir_is_one_line(project):
     assert "Traceback" not in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1, run.stderr
     assert ".orchestrator" in run.stderr
+
+
+@pytest.fixture
+def full_disk(project):
+    """The project's state dir on a tiny tmpfs, filled to the last byte (root only)."""
+    state = project.root / ".orchestrator"
+    state.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(state)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        fd = os.open(state / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            while True:
+                os.write(fd, b"x" * 512)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        yield project
+    finally:
+        subprocess.run(["umount", "-l", str(state)], capture_output=True)
+
+
+def test_a_full_disk_is_one_line_and_exit_3(full_disk):
+    run = full_disk.doit("all")
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert run.stderr.strip() == (f"ERROR: cannot write the state dir "
+                                  f"{full_disk.root / '.orchestrator'}: the disk is full")
+    assert "every requested target passed" not in run.stdout
+
+
+def test_a_store_that_fails_mid_run_is_bad_input_not_a_pass(warm):
+    warm.append(warm.test_file("03_mul"), "\n# edited\n")
+    results = warm.root / ".orchestrator" / "results" / "03_mul"
+    for path in results.iterdir():
+        path.unlink()
+    results.rmdir()
+    results.write_text("a file where the results folder should be\n")
+    run = warm.doit("all")
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert "cannot write the state dir" in run.stdout and "a file is in the way" in run.stdout
+    assert "every requested target passed" not in run.stdout
+    assert "Traceback" not in run.stderr
