@@ -1,7 +1,7 @@
 """doit tasks for this curriculum; everything comes from graph.toml.
 
     doit                    same as `doit all`
-    doit test:05_autograd   export and test 05 after the tests of what it builds on
+    doit test:NN_name       export and test NN after the tests of what it builds on
     doit list --all         every task
 The logic lives in orchestrator/tasks.py.
 """

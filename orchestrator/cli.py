@@ -159,12 +159,16 @@ def graph(root, fmt, output, focus, strict):
 @click.pass_obj
 def check(root):
     """Validate graph.toml, then check that every module imports only what it builds on."""
+    from .init import missing_setup
     from .layering import check as layering_check
     g = load_graph(root)
     violations = layering_check(g)
     for v in violations:
         click.echo(str(v), err=True)
-    if violations:
+    problems = missing_setup(g.root)
+    for problem in problems:
+        click.echo(f"doit setup: {problem}", err=True)
+    if violations or problems:
         raise SystemExit(1)
     click.echo(f"graph.toml ok; layering ok: {len(g.modules)} modules import only their "
                "dependency closure")
@@ -371,10 +375,11 @@ def watch(root, targets, debounce):
 @click.option("--sources", metavar="GLOB",
               help="The module folders (or source files), relative to DIRECTORY "
                    "[default: modules/NN_*, else src/NN_*].")
-@click.option("--tests", "tests_dir", default="tests", show_default=True,
+@click.option("--tests", "tests_dir", metavar="DIR", default="tests", show_default=True,
               help="The folder holding one test folder per module.")
-@click.option("--package", help="The package the modules export into [default: the one "
-                                "their imports name].")
+@click.option("--package", metavar="NAME",
+              help="The package the modules export into [default: the one their "
+                   "imports name].")
 @click.pass_obj
 def init_command(root, directory, sources, tests_dir, package):
     """Write graph.toml and dodo.py for the module sources and tests in DIRECTORY

@@ -2,7 +2,7 @@
 
 A pipeline of plain steps, each a function of the previous step's result:
 
-    find_sources -> pair_tests -> name_package -> infer_deps -> render -> write
+    survey: find_sources -> pair_tests -> name_package -> infer_deps;  then render, write
 
 Sources are `modules/NN_name/` or `src/NN_name/` folders (or what a glob names),
 each with one percent-format file holding `#| default_exp`. Each is paired with
@@ -24,11 +24,12 @@ from pathlib import Path, PurePosixPath
 import networkx as nx
 
 from . import export
-from .graph import GRAPH_FILE, MODULE_ID
-from .layering import _imports
+from .graph import GRAPH_FILE, MODULE_ID, GraphError, load
+from .layering import imports_in
 
 DEFAULT_SOURCES = ("modules/[0-9]*_*", "src/[0-9]*_*")
 RUN_COMMAND = "orchestrator.doit_run:Run"
+DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 # doit reads the [COMMAND] section of doit.cfg (INI) like [tool.doit.plugins.command] of
 # pyproject.toml (doit_cmd.DoitConfig); ConfigParser knows no trailing comments.
 DOIT_CFG = f"""\
@@ -45,7 +46,7 @@ DODO = '''\
 """doit tasks for this curriculum; everything comes from graph.toml.
 
     doit                    same as `doit all`
-    doit test:05_autograd   export and test 05 after the tests of what it builds on
+    doit test:NN_name       export and test NN after the tests of what it builds on
     doit list --all         every task
 The logic lives in orchestrator/tasks.py.
 """
@@ -121,13 +122,20 @@ def init(root: Path, sources: str | None = None, tests_dir: str = "tests",
     if not root.is_dir():
         raise InitError(f"{root}: no such folder")
     refuse_existing(root)
-    modules, notes = find_sources(root.resolve(), sources)
-    plan = Plan(root=root.resolve(), modules=modules, notes=notes,
+    plan = survey(root, sources, tests_dir, package)
+    return write(plan) + report(plan)
+
+
+def survey(root: Path, sources: str | None = None, tests_dir: str = "tests",
+           package: str | None = None) -> Plan:
+    """What init would write, found without writing anything."""
+    modules, notes = find_sources(Path(root).resolve(), sources)
+    plan = Plan(root=Path(root).resolve(), modules=modules, notes=notes,
                 tests_dir=_relative(tests_dir, "--tests"))
     pair_tests(plan)
     name_package(plan, package)
     infer_deps(plan)
-    return write(plan) + report(plan)
+    return plan
 
 
 def refuse_existing(root: Path) -> None:
@@ -147,7 +155,7 @@ def find_sources(root: Path, pattern: str | None) -> tuple[list[Found], list[str
         if matches:
             break
     else:
-        looked = pattern or " and ".join(f"{p}/" for p in DEFAULT_SOURCES)
+        looked = pattern or "modules/NN_name/ and src/NN_name/"
         raise InitError(f"no module sources in {root}: looked for {looked} "
                         "(name another place with --sources GLOB)")
     found, skipped = [], []
@@ -179,7 +187,7 @@ def _module_at(root: Path, path: Path, skipped: list[str]) -> Found | None:
         if mid is None:
             skipped.append(f"{where}: the folder name is not NN_name")
             return None
-        source = _source_in(path, mid.split("_", 1)[1], skipped)
+        source = _source_in(path, where, mid.split("_", 1)[1], skipped)
     elif path.suffix == ".py":
         stem = path.stem.removesuffix("_dev")
         mid = module_id(stem) or module_id(path.parent.name)
@@ -193,15 +201,18 @@ def _module_at(root: Path, path: Path, skipped: list[str]) -> Found | None:
         return None
     if source is None:
         return None
+    default_exp = _default_exp(source)
+    if not DOTTED.fullmatch(default_exp):
+        skipped.append(f"{where}: '#| default_exp {default_exp}' is not a dotted module path")
+        return None
     return Found(id=mid, name=mid.split("_", 1)[1],
                  source=PurePosixPath(source.relative_to(root).as_posix()),
-                 default_exp=_default_exp(source))
+                 default_exp=default_exp)
 
 
-def _source_in(folder: Path, name: str, skipped: list[str]) -> Path | None:
+def _source_in(folder: Path, where: str, name: str, skipped: list[str]) -> Path | None:
     """The percent-format file of a module folder: the one .py with `#| default_exp`."""
     candidates = [p for p in sorted(folder.glob("*.py")) if _default_exp(p) is not None]
-    where = folder.name
     if len(candidates) > 1:
         preferred = [p for p in candidates if p.name == f"{name}_dev.py"]
         if len(preferred) == 1:
@@ -253,11 +264,9 @@ def _guess_package(plan: Plan) -> tuple[str, str]:
     votes: Counter = Counter()
     paths = {m.default_exp for m in plan.modules}
     for name in [n for m in plan.modules for n, _ in m.imports]:
-        parts = name.split(".")
-        for cut in range(1, len(parts)):
-            rest = ".".join(parts[cut:])
-            if any(rest == p or rest.startswith(p + ".") for p in paths):
-                votes[".".join(parts[:cut])] += 1
+        top, _, rest = name.partition(".")        # `top.ops.add`: a vote for `top`
+        if any(rest == p or rest.startswith(p + ".") for p in paths):
+            votes[top] += 1
     if votes:
         best = votes.most_common(1)[0][0]
         return best, "named by the imports of the sources and tests"
@@ -296,9 +305,10 @@ def pair_tests(plan: Plan) -> None:
                     if how is not _same_id:
                         plan.notes.append(f"paired {module.id} with {matches[0]} "
                                           f"(same {'number' if how is _same_number else 'name'})")
-    for folder in free:
-        plan.notes.append(f"could not pair {folder}: no module source numbered "
-                          f"{free[folder].split('_', 1)[0]} or named {free[folder].split('_', 1)[1]}")
+    for folder, mid in free.items():
+        number, name = mid.split("_", 1)
+        plan.notes.append(f"could not pair {folder}: no module source numbered {number} "
+                          f"or named {name}")
     for module in plan.modules:
         if module.tests is None:
             module.tests = PurePosixPath(plan.tests_dir, module.id)
@@ -329,12 +339,10 @@ def infer_deps(plan: Plan) -> None:
     dag.add_nodes_from(by_id)
     for module in plan.modules:
         for name, where in module.imports:
-            owner = next((path for path in owners
-                          if name == path or name.startswith(path + ".")), None)
-            if owner is not None and owners[owner] != module.id:
-                module.why.setdefault(owners[owner], f"{where} imports {owner}")
-                owner = owners[owner]
-                dag.add_edge(owner, module.id)
+            path = next((p for p in owners if name == p or name.startswith(p + ".")), None)
+            if path is not None and owners[path] != module.id:
+                module.why.setdefault(owners[path], f"{where} imports {path}")
+                dag.add_edge(owners[path], module.id)
     try:
         cycle = nx.find_cycle(dag)
     except nx.NetworkXNoCycle:
@@ -364,7 +372,7 @@ def _source_imports(root: Path, module: Found):
             tree = ast.parse("\n".join(cell.lines))
         except SyntaxError:
             continue              # export names it; the deps of the rest still count
-        for line, name in _imports(tree):
+        for line, name in imports_in(tree):
             yield name, f"{module.source}:{cell.line + line - 1}"
 
 
@@ -375,7 +383,7 @@ def _test_imports(root: Path, module: Found):
             tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
         except (SyntaxError, UnicodeDecodeError):
             continue
-        for line, name in _imports(tree):
+        for line, name in imports_in(tree):
             yield name, f"{path.relative_to(root).as_posix()}:{line}"
 
 
@@ -415,7 +423,7 @@ def render(plan: Plan) -> str:
         if module.tests != PurePosixPath(plan.tests_dir, module.id):
             out.append(f'tests = "{module.tests}"')
         if i == 0:
-            out.append('# size = "small"        # the timeout of its tests: small 60 s, '
+            out.append('# size = "small"   # the timeout of its tests: small 60 s, '
                        "medium 300 s, large 900 s")
     return "\n".join(out) + "\n"
 
@@ -449,6 +457,10 @@ def report(plan: Plan) -> list[str]:
               for r in rows]
     lines += plan.notes
     lines += _generated_conflicts(plan)
+    try:
+        load(plan.root)
+    except GraphError as e:       # a case init does not foresee: say so, keep the file
+        lines.append(f"the graph.toml written does not load ({e}): edit it, or tell us")
     lines += missing_setup(plan.root)
     lines.append("next: doit all")
     return lines

@@ -4,6 +4,8 @@ Read by AST, never by importing. An import of the package must name an export
 path of the module's dependency closure (or the module itself, or a bare
 package); anything else must be the standard library or a declared
 third-party distribution (pyproject's dependencies and optional dependencies).
+A project with no pyproject.toml declares none: third-party imports are then not
+judged. Tests may always import pytest, which runs them.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 from . import export
 from .graph import Module, ModuleGraph
 
+TEST_RUNNER = {"pytest", "_pytest"}
 # Distributions whose import name differs from their normalized name.
 IMPORT_NAMES = {"pytest_xdist": "xdist", "scikit_learn": "sklearn", "pyyaml": "yaml"}
 
@@ -33,7 +36,7 @@ class Violation:
 
 
 def check(graph: ModuleGraph) -> list[Violation]:
-    third_party = declared_packages(graph.root)
+    third_party = declared_packages(graph.root)     # None: nothing declared, nothing judged
     owner = {m.export: m.id for m in graph}
     found = []
     shared_test_helpers = f"{graph.tests_dir}.support"   # keys.support_dir: keyed for all
@@ -43,6 +46,8 @@ def check(graph: ModuleGraph) -> list[Violation]:
             if path.startswith(f"{graph.tests_dir}/") and \
                     (name == shared_test_helpers or name.startswith(shared_test_helpers + ".")):
                 continue   # tests/support imports nothing from the package (see its __init__)
+            if path.startswith(f"{graph.tests_dir}/") and name.split(".")[0] in TEST_RUNNER:
+                continue
             problem = judge(name, graph.package, allowed, owner, third_party, module)
             if problem:
                 found.append(Violation(path, line, name, problem))
@@ -50,7 +55,7 @@ def check(graph: ModuleGraph) -> list[Violation]:
 
 
 def judge(name: str, package: str, allowed: set[str], owner: dict[str, str],
-          third_party: set[str], module: Module) -> str | None:
+          third_party: set[str] | None, module: Module) -> str | None:
     top = name.split(".")[0]
     if top == package:
         if any(name == a or name.startswith(a + ".") for a in allowed):
@@ -63,7 +68,8 @@ def judge(name: str, package: str, allowed: set[str], owner: dict[str, str],
             return f"no module in graph.toml exports {name}"
         return (f"{provider} is not in {module.id}'s dependency closure "
                 f"(add it to deps of {module.id} in graph.toml, or drop the import)")
-    if top in sys.stdlib_module_names or top in third_party or top == "__future__":
+    if top in sys.stdlib_module_names or top == "__future__" or third_party is None or \
+            top in third_party:
         return None
     return f"'{top}' is neither the standard library nor a declared dependency in pyproject.toml"
 
@@ -76,15 +82,16 @@ def imports_of(graph: ModuleGraph, module: Module):
         yield module.source.as_posix(), 0, f"<export failed: {e}>"
         return
     for cell in cells:
-        for line, name in _imports(ast.parse("\n".join(cell.lines))):
+        for line, name in imports_in(ast.parse("\n".join(cell.lines))):
             yield module.source.as_posix(), cell.line + line - 1, name
     for path in sorted((graph.root / module.tests).rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-        for line, name in _imports(tree):
+        for line, name in imports_in(tree):
             yield path.relative_to(graph.root).as_posix(), line, name
 
 
-def _imports(tree: ast.AST):
+def imports_in(tree: ast.AST):
+    """(line, dotted name) of every absolute import in an AST."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
@@ -104,11 +111,14 @@ def _is_import_module(func: ast.AST) -> bool:
         (isinstance(func, ast.Name) and func.id == "import_module")
 
 
-def declared_packages(root: Path) -> set[str]:
-    """Import names of the distributions pyproject.toml declares (all extras included)."""
+def declared_packages(root: Path) -> set[str] | None:
+    """Import names of the distributions pyproject.toml declares (all extras included);
+    None when there is no pyproject.toml [project] to declare them."""
     try:
         project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    except (FileNotFoundError, KeyError, tomllib.TOMLDecodeError):
+    except (FileNotFoundError, KeyError):
+        return None
+    except tomllib.TOMLDecodeError:
         return set()
     specs = list(project.get("dependencies", []))
     for extra in project.get("optional-dependencies", {}).values():

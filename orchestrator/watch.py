@@ -18,7 +18,9 @@ runs were observed to read. Never the state dir, the generated package, caches,
 .git, a virtualenv inside the checkout, or editor temp files: a run's own writes do
 not start another run. Changes saved while a run is on are kept and start the next
 cycle when it ends. A cycle's exit code is shown, never ends the watch; Ctrl-C does
-(exit 130), interrupting a run in progress the way Ctrl-C interrupts doit.
+(exit 130; SIGTERM and SIGHUP too, 128 + the signal), interrupting a run in progress
+the way Ctrl-C interrupts doit. doit runs below reaper.py's wrapper, so even a watch
+killed by SIGKILL leaves no run behind.
 """
 from __future__ import annotations
 
@@ -27,7 +29,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path, PurePosixPath
 
 from . import reaper
@@ -37,7 +38,6 @@ from .options import BadOption, RunOptions, unknown_variables
 from .state import STATE_DIR
 from .store import Store
 
-INTERRUPTED = 130
 STOP_GRACE = 15.0          # seconds doit gets to stop after SIGINT (it stops its pytests)
 MAX_BATCH_MS = 2000        # a stream of changes starts a cycle after this long at most
 ADDED = 1                  # watchfiles.Change.added
@@ -132,32 +132,69 @@ class Watched:
 
 def watch(graph: ModuleGraph, doit_args: list[str], debounce: float = 0.2,
           out=None) -> int:
-    """Run doit now, then after every debounced batch of relevant changes, until Ctrl-C.
-    Returns the exit code: 130 (it ends only when interrupted)."""
+    """Run doit now, then after every debounced batch of relevant changes, until Ctrl-C
+    (or SIGTERM, SIGHUP). Returns the exit code: 128 + the signal, 130 for Ctrl-C."""
     from watchfiles._rust_notify import RustNotify   # the notifier behind watchfiles.watch
     out = out or sys.stdout
-    command = [sys.executable, "-m", "doit", *doit_args]
+    # doit runs below reaper.py's wrapper: if this process dies, even by SIGKILL, the
+    # wrapper kills doit and everything it started
+    command = [sys.executable, "-I", "-S", reaper.__file__, "--die-with", str(os.getpid()),
+               "--", sys.executable, "-m", "doit", *doit_args]
     shown = "doit " + " ".join(doit_args)
     filter_ = Watched(graph)
     doit = None
-    try:
-        # watching starts before the first run: nothing saved from now on is missed
-        with RustNotify([str(graph.root)], False, force_polling(), 300, True, True) as notify:
-            header = f"== watching {graph.root} -> {shown}"
-            while True:
-                say(out, header)
-                doit = subprocess.Popen(command, cwd=graph.root, start_new_session=True)
-                code = doit.wait()
-                doit = None
-                say(out, f"== doit exited {code}; watching for changes (Ctrl-C to stop)")
-                filter_ = rebuilt(filter_, graph.root)
-                changed = next_batch(notify, filter_, debounce)
-                header = f"== change: {describe(changed)} -> {shown}"
-    except KeyboardInterrupt:
-        if doit is not None:
-            stop(doit)
-        print("watch: stopped (Ctrl-C)", file=sys.stderr, flush=True)
-        return INTERRUPTED
+    with Signals() as signals:
+        try:
+            # watching starts before the first run: nothing saved from now on is missed
+            with RustNotify([str(graph.root)], False, force_polling(), 300, True,
+                            True) as notify:
+                header = f"== watching {graph.root} -> {shown}"
+                while True:
+                    say(out, header)
+                    doit = subprocess.Popen(command, cwd=graph.root, start_new_session=True)
+                    code = doit.wait()
+                    doit = None
+                    say(out, f"== {ended(code)}; watching for changes (Ctrl-C to stop)")
+                    filter_ = rebuilt(filter_, graph.root)
+                    changed = next_batch(notify, filter_, debounce)
+                    header = f"== change: {describe(changed)} -> {shown}"
+        except KeyboardInterrupt:
+            if doit is not None:
+                stop(doit)
+            why = "Ctrl-C" if signals.received == signal.SIGINT else \
+                signal.Signals(signals.received).name
+            print(f"watch: stopped ({why})", file=sys.stderr, flush=True)
+            return 128 + signals.received
+
+
+class Signals:
+    """Ctrl-C, SIGTERM and SIGHUP stop the watch (KeyboardInterrupt), even where the
+    shell started it with SIGINT ignored (a background job): it has no other way out,
+    and it must never leave a run behind. `received`: the last one (SIGINT if none)."""
+    STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self):
+        self.received = signal.SIGINT
+        self.previous = {}
+
+    def __enter__(self):
+        for signum in self.STOPPING:
+            self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.received = signum
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        return False
+
+
+def ended(code: int) -> str:
+    return f"doit was killed by {signal.Signals(-code).name}" if code < 0 else \
+        f"doit exited {code}"
 
 
 def next_batch(notify, keep, debounce: float) -> list[str]:
@@ -203,8 +240,8 @@ def describe(paths: list[str]) -> str:
 
 def stop(doit: subprocess.Popen) -> None:
     """Interrupt a run as Ctrl-C interrupts doit (SIGINT: it stops its pytests, stores
-    nothing of what was running, prints INTERRUPTED); kill the tree if it lingers, or on
-    a second Ctrl-C."""
+    nothing of what was running, prints INTERRUPTED; the wrapper above it ignores it and
+    sweeps what is left); kill the whole tree if it lingers, or on a second Ctrl-C."""
     try:
         reaper.kill_group(doit.pid, signal.SIGINT)
         doit.wait(timeout=STOP_GRACE)

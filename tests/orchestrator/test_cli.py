@@ -141,12 +141,20 @@ def test_check_passes_then_names_a_layering_violation(project):
 
 
 def test_check_flags_undeclared_third_party_in_exported_code(project):
+    project.write("pyproject.toml", '[project]\nname = "minicalc"\ndependencies = ["numpy"]\n\n'
+                  + project.read("pyproject.toml"))
     project.write(project.source("01_numbers"), project.read(project.source("01_numbers"))
                   .replace("def number(x):", "import requests\n\n\ndef number(x):"))
     run = cli(project, "check")
     assert run.returncode == 1
     assert ("modules/01_numbers/numbers_dev.py:9: imports requests: 'requests' is neither the "
             "standard library nor a declared dependency") in run.stderr
+
+
+def test_check_lets_tests_import_pytest_and_skips_undeclared_projects(project):
+    project.append(project.test_file("02_add"), "\nimport pytest\nimport requests\n")
+    run = cli(project, "check")       # no [project] in pyproject.toml: nothing is declared
+    assert run.returncode == 0, run.stderr
 
 
 def test_coverage_matrix_and_check(ran):
@@ -270,7 +278,8 @@ def one_line_error(run, exit_code: int = 3) -> str:
     (["cache"], "error: orchestrator cache: missing command (one of: export, import) "
                 "(see 'orchestrator cache --help')"),
     ([], "error: orchestrator: missing command (one of: affected, cache, check, ci-matrix, "
-         "coverage, export, graph, status, why) (see 'orchestrator --help')"),
+         "coverage, export, graph, init, report, status, watch, why) "
+         "(see 'orchestrator --help')"),
 ])
 def test_usage_errors_are_one_line_and_exit_3(project, args, expected):
     assert one_line_error(project.orchestrator(*args)) == expected

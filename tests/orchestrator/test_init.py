@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 from .conftest import REPO, source_text
@@ -49,6 +49,26 @@ def test_init_infers_the_graph_of_minicalc(bare):
                         "imports of the sources and tests):")
     assert lines[-1] == "next: doit all"
     assert missing_setup(bare.root) == []
+
+
+def test_the_shipped_curriculum_is_read_as_its_graph_toml_declares_it():
+    """The inferred deps are direct edges; graph.toml may list more, but the dependency
+    closure of every module, which decides what runs before what, is the same."""
+    declared = load(REPO)
+    plan = init_mod.survey(REPO, f"{declared.modules_dir}/[0-9]*_*", declared.tests_dir)
+    assert plan.package == declared.package
+    found = {m.id: m for m in plan.modules}
+    assert set(found) == set(declared.modules)
+    for module in declared:
+        assert plan.export(found[module.id]) == module.export
+        assert found[module.id].tests == PurePosixPath(module.tests.as_posix())
+        inferred = set()
+        todo = list(found[module.id].deps)
+        while todo:
+            dep = todo.pop()
+            inferred.add(dep)
+            todo += found[dep].deps
+        assert inferred == set(declared.closure(module.id)), module.id
 
 
 def test_init_then_doit_all_passes(bare):
@@ -134,11 +154,14 @@ def test_src_layout_a_glob_of_files_and_left_out_folders(bare):
 def test_left_out_folders_are_named(bare):
     bare.write("modules/05_notes/readme.md", "no source here\n")
     bare.write("modules/06_nb/nb.ipynb", "{}\n")
-    bare.write("modules/Extras/x.py", "x = 1\n")
+    bare.write("modules/Extras/x.py", "x = 1\n")         # not NN_*: not even looked at
+    bare.write("modules/07_odd/odd_dev.py", "# %%\n#| default_exp odd name\n")
     lines = init(bare.root)
-    assert "left out 05_notes: no .py file with a '#| default_exp' directive" in lines
-    assert ("left out 06_nb: only a notebook (nb.ipynb); pair it with a percent-format .py "
-            "first (jupytext --set-formats ipynb,py:percent)") in lines
+    assert ("left out modules/07_odd: '#| default_exp odd name' is not a dotted module "
+            "path") in lines
+    assert "left out modules/05_notes: no .py file with a '#| default_exp' directive" in lines
+    assert ("left out modules/06_nb: only a notebook (nb.ipynb); pair it with a "
+            "percent-format .py first (jupytext --set-formats ipynb,py:percent)") in lines
     assert list(load(bare.root).modules) == ["01_numbers", "02_add", "03_mul", "04_power"]
 
 

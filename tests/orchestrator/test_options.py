@@ -82,7 +82,8 @@ def test_options_are_frozen():
 
 
 def test_help_has_one_line_per_variable():
-    assert set(HELP) == {"pytest", "strict", "flaky_attempts", "lock", "xdist", "launcher"}
+    assert set(HELP) == {"pytest", "strict", "flaky_attempts", "lock", "xdist", "launcher",
+                         "junit"}
     assert all("\n" not in line for line in HELP.values())
     assert len(help_text().splitlines()) == len(HELP)
 
@@ -92,4 +93,4 @@ def test_unknown_variable_suggests_the_closest():
     with pytest.raises(BadOption) as info:
         unknown_variables(["stirct"])
     assert str(info.value) == ("stirct: unknown variable (did you mean strict?) (known: "
-                               "pytest, strict, flaky_attempts, lock, xdist, launcher)")
+                               "pytest, strict, flaky_attempts, lock, xdist, launcher, junit)")

@@ -1,0 +1,549 @@
+"""The shared result cache on a server: Bazel's HTTP remote cache protocol, signed entries.
+
+    ORCHESTRATOR_REMOTE_CACHE=https://cache.example.org/tinytorch   (else [project] remote_cache)
+    ORCHESTRATOR_CACHE_KEY=...            HMAC-SHA256 key; without it nothing remote is trusted
+    ORCHESTRATOR_REMOTE_CACHE_TOKEN=...   optional: sent as `Authorization: Bearer ...`
+    ORCHESTRATOR_REMOTE_CACHE_MODE=read-write | read-only | off   (default: read-write)
+    ORCHESTRATOR_REMOTE_CACHE_TIMEOUT=2   seconds a request may take
+
+The server is anything that speaks Bazel's HTTP cache (GET and PUT of /ac/<sha256> and
+/cas/<sha256>): nginx with WebDAV PUT, bazel-remote, BuildBuddy. Two levels, like Bazel's
+action cache pointing into its CAS:
+
+    /cas/<sha256 of the result JSON>           the result (store.Result.to_json), self-verifying
+    /ac/<sha256(format, module, declared)>     a signed envelope naming that blob
+
+A lookup can only be addressed by what is known before a run: the digest of the declared
+inputs (keys.declared). The result's own key also covers the inputs the run observed, so
+the caller trusts a fetched result only once its observed inputs, valued here and now, give
+its key (the same test as a local hit). The envelope travels as the stdout_raw field of a
+protobuf ActionResult, which is what bazel-remote and BuildBuddy check an /ac/ body to be.
+
+Trust: the envelope {format, module, declared, key, cas, size, key_id} is signed with
+HMAC-SHA256; a run accepts an entry only if the signature checks with its key, the blob's
+sha256 is its address, the blob fits the result schema (Result.from_dict, the one used for
+local results), it is a pass of this module whose key is the digest of its inputs, and
+those inputs are this checkout's now. Anything else is rejected in one line and the module
+runs. A run without the key trusts nothing remote and uploads nothing; read-only mode (a
+run that has the key, e.g. to check a pull request) never uploads.
+
+Never slower, never failing: every request has a short timeout and a size cap; the first
+failure of the server (refused, timed out, 5xx, not a cache answer) is said in one line
+and the rest of the run asks it nothing more; the first local miss fetches every module's
+entry at once in background threads, so a chain of cached targets does not wait on one
+round trip after another.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import importlib.util
+import json
+import os
+import queue
+import sys
+import threading
+import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from . import keys
+from .graph import ModuleGraph
+from .store import InvalidResult, Result
+
+ENV_URL = "ORCHESTRATOR_REMOTE_CACHE"
+ENV_KEY = "ORCHESTRATOR_CACHE_KEY"
+ENV_TOKEN = "ORCHESTRATOR_REMOTE_CACHE_TOKEN"
+ENV_MODE = "ORCHESTRATOR_REMOTE_CACHE_MODE"
+ENV_TIMEOUT = "ORCHESTRATOR_REMOTE_CACHE_TIMEOUT"
+MODES = ("read-write", "read-only", "off")
+TIMEOUT = 2.0                 # seconds: connect, and each read or write
+MIN_KEY_CHARS = 16
+MAX_AC_BYTES = 64 << 10       # an envelope is ~400 bytes
+MAX_CAS_BYTES = 8 << 20       # a result is kilobytes (one line per test)
+PREFETCH_THREADS = 8
+FORMAT = "orchestrator-result/1"
+
+
+class ConfigError(ValueError):
+    """A bad remote cache setting, as one printable line."""
+
+
+class Unavailable(Exception):
+    """The server cannot be used for the rest of this run (down, slow, 5xx, not a cache)."""
+
+
+class Rejected(Exception):
+    """An entry that must not be used: the module runs."""
+
+
+# --- settings ---------------------------------------------------------------------------
+
+def url_problem(url: str, where: str, credentials: bool = True) -> str:
+    """'' if `url` can be a cache's base URL, else why not (graph.toml passes
+    credentials=False: a secret has no place in a committed file)."""
+    try:
+        parts = urlsplit(url)
+        parts.port
+    except ValueError as e:
+        return f"{where}: not a URL ({e})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{where}: expected http://host/prefix or https://host/prefix, not '{url}'"
+    if parts.query or parts.fragment:
+        return f"{where}: a cache URL has no ?query or #fragment"
+    if not credentials and (parts.username or parts.password):
+        return (f"{where}: no user or password in the URL of a committed file "
+                f"(use {ENV_URL} or {ENV_TOKEN})")
+    return ""
+
+
+def redact(url: str) -> str:
+    """The URL without user and password, for messages."""
+    parts = urlsplit(url)
+    if not (parts.username or parts.password):
+        return url
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+@dataclass(frozen=True)
+class Settings:
+    url: str                    # the base URL, without a trailing slash
+    key: bytes | None           # the HMAC key; None: nothing remote can be trusted
+    token: str | None
+    mode: str                   # read-write | read-only | off
+    timeout: float
+
+    @property
+    def readable(self) -> bool:
+        return self.mode != "off" and self.key is not None
+
+    @property
+    def writable(self) -> bool:
+        return self.mode == "read-write" and self.key is not None
+
+    @classmethod
+    def from_environment(cls, environ, configured: str = "") -> "Settings | None":
+        """None when no cache is configured or mode is off; ConfigError for a bad setting."""
+        url = environ.get(ENV_URL, "").strip() or (configured or "").strip()
+        mode = environ.get(ENV_MODE, "").strip().lower() or "read-write"
+        if mode not in MODES:
+            raise ConfigError(f"{ENV_MODE}={mode}: expected one of {', '.join(MODES)}")
+        if not url or mode == "off":
+            return None
+        where = ENV_URL if environ.get(ENV_URL, "").strip() else "graph.toml [project] remote_cache"
+        problem = url_problem(url, where)
+        if problem:
+            raise ConfigError(problem)
+        secret = environ.get(ENV_KEY, "")
+        if secret and len(secret) < MIN_KEY_CHARS:
+            raise ConfigError(f"{ENV_KEY} is shorter than {MIN_KEY_CHARS} characters; use a "
+                              "random secret, e.g. `openssl rand -hex 32`")
+        raw_timeout = environ.get(ENV_TIMEOUT, "").strip() or str(TIMEOUT)
+        try:
+            timeout = float(raw_timeout)
+            if not 0 < timeout <= 60:
+                raise ValueError
+        except ValueError:
+            raise ConfigError(f"{ENV_TIMEOUT}={raw_timeout}: expected seconds, "
+                              "more than 0 and at most 60") from None
+        return cls(url=url.rstrip("/"), key=secret.encode() if secret else None,
+                   token=environ.get(ENV_TOKEN, "").strip() or None, mode=mode,
+                   timeout=timeout)
+
+
+# --- addresses, envelopes and signatures ------------------------------------------------
+
+def ac_address(module_id: str, declared_digest: str) -> str:
+    """Where the entry of `module_id` with these declared inputs lives under /ac/."""
+    return hashlib.sha256(f"{FORMAT}\0{module_id}\0{declared_digest}".encode()).hexdigest()
+
+
+def key_id(key: bytes) -> str:
+    """A short public name of a key, so a wrongly-keyed entry is told from a tampered one."""
+    return hashlib.sha256(b"orchestrator cache key id\0" + key).hexdigest()[:16]
+
+
+def signature(key: bytes, fields: dict) -> str:
+    message = json.dumps({k: v for k, v in fields.items() if k != "signature"},
+                         sort_keys=True, separators=(",", ":")).encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def make_envelope(key: bytes, result: Result, declared_digest: str, blob: bytes) -> dict:
+    fields = {"format": FORMAT, "module": result.module, "declared": declared_digest,
+              "key": result.key, "cas": hashlib.sha256(blob).hexdigest(), "size": len(blob),
+              "key_id": key_id(key)}
+    return {**fields, "signature": signature(key, fields)}
+
+
+ENVELOPE_FIELDS = {"format": str, "module": str, "declared": str, "key": str, "cas": str,
+                   "size": int, "key_id": str, "signature": str}
+
+
+def check_envelope(envelope: dict, key: bytes, module_id: str, declared_digest: str) -> None:
+    """Rejected unless the envelope is signed with `key` and names this module's entry."""
+    if "signature" not in envelope:
+        raise Rejected("it is not signed")
+    for name, kind in ENVELOPE_FIELDS.items():
+        if not isinstance(envelope.get(name), kind) or isinstance(envelope.get(name), bool):
+            raise Rejected(f"its envelope field '{name}' is missing or mistyped")
+    if set(envelope) - set(ENVELOPE_FIELDS):
+        raise Rejected(f"its envelope has unknown fields {sorted(set(envelope) - set(ENVELOPE_FIELDS))}")
+    if envelope["key_id"] != key_id(key):
+        raise Rejected("it is signed with another key")
+    if not hmac.compare_digest(envelope["signature"], signature(key, envelope)):
+        raise Rejected("its signature does not check: altered after it was signed")
+    if envelope["format"] != FORMAT or envelope["module"] != module_id or \
+            envelope["declared"] != declared_digest:
+        raise Rejected("it is signed for another module or other inputs")
+    if not 0 < envelope["size"] <= MAX_CAS_BYTES:
+        raise Rejected(f"its result is larger than {MAX_CAS_BYTES} bytes")
+
+
+def read_result(blob: bytes, envelope: dict) -> Result:
+    """The result in a CAS blob, checked against the envelope that named it; or Rejected."""
+    if len(blob) != envelope["size"] or hashlib.sha256(blob).hexdigest() != envelope["cas"]:
+        raise Rejected("its result does not match its content address (altered on the server)")
+    try:
+        result = Result.from_dict(json.loads(blob.decode("utf-8")))
+    except (ValueError, UnicodeDecodeError) as e:
+        why = str(e) if isinstance(e, InvalidResult) else type(e).__name__
+        raise Rejected(f"its result does not fit the schema ({why})") from None
+    if result.module != envelope["module"] or result.key != envelope["key"]:
+        raise Rejected("its result is another module's or has another key")
+    if keys.digest(result.inputs) != result.key:
+        raise Rejected("its result's inputs do not give its key")
+    if not result.passed:
+        raise Rejected("it is not a pass")
+    return result
+
+
+# --- the /ac/ body: a protobuf ActionResult whose stdout_raw (field 5) holds the envelope --
+
+def action_result(payload: bytes) -> bytes:
+    return b"\x2a" + _varint(len(payload)) + payload
+
+
+def stdout_raw(data: bytes) -> bytes:
+    """The stdout_raw field of a serialized ActionResult; ValueError if it is none. Other
+    fields are skipped (bazel-remote adds execution_metadata to what it stores)."""
+    found, at = None, 0
+    while at < len(data):
+        tag, at = _read_varint(data, at)
+        field, wire = tag >> 3, tag & 7
+        if wire == 0:
+            _, at = _read_varint(data, at)
+        elif wire == 1:
+            at += 8
+        elif wire == 5:
+            at += 4
+        elif wire == 2:
+            length, at = _read_varint(data, at)
+            if at + length > len(data):
+                raise ValueError("truncated field")
+            if field == 5:
+                found = data[at:at + length]
+            at += length
+        else:
+            raise ValueError(f"wire type {wire}")
+        if field == 0 or at > len(data):
+            raise ValueError("not a protobuf message")
+    if found is None:
+        raise ValueError("no stdout_raw field")
+    return found
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _read_varint(data: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if at >= len(data) or shift > 63:
+            raise ValueError("bad varint")
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, at
+
+
+def parse_ac(data: bytes) -> dict:
+    """The envelope in an /ac/ body; Unavailable if the body is no cache entry at all (the
+    server answers something else: a proxy's page, garbage)."""
+    try:
+        envelope = json.loads(stdout_raw(data).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise Unavailable(f"it answered an /ac/ request with something that is not a cache "
+                          f"entry ({e})") from None
+    if not isinstance(envelope, dict):
+        raise Unavailable("it answered an /ac/ request with something that is not a cache entry")
+    return envelope
+
+
+# --- the client -------------------------------------------------------------------------
+
+class RemoteCache:
+    """One run's use of the server. Thread-safe: doit checks targets in its main thread,
+    runs them in worker threads, and the prefetch has threads of its own."""
+
+    def __init__(self, settings: Settings, graph: ModuleGraph, pytest_args=(),
+                 say=None):
+        self.settings, self.graph = settings, graph
+        self.pytest_args = list(pytest_args)
+        self.say = say if say is not None else _stderr
+        self.name = redact(settings.url)
+        self._client = None        # made on the first request: a run of local hits
+        self._httpx = None         # never imports httpx (~0.1 s)
+        self._lock = threading.Lock()
+        self._fetches: dict[tuple[str, str], Future] = {}
+        self._down = ""            # why the server is not used any more this run
+        self._no_uploads = ""      # why uploads stopped (reads may go on)
+        self._prefetch: queue.Queue | None = None
+        self._threads: list[threading.Thread] = []
+        self.counts = {"hits": 0, "misses": 0, "rejected": 0, "uploaded": 0}
+
+    @classmethod
+    def from_environment(cls, graph: ModuleGraph, pytest_args=(), environ=None,
+                         say=None) -> "RemoteCache | None":
+        """The run's remote cache, or None (not configured, off, or unusable: said in one
+        line; a setting of the remote cache never fails a run)."""
+        say = say if say is not None else _stderr
+        environ = os.environ if environ is None else environ
+        try:
+            settings = Settings.from_environment(environ, getattr(graph, "remote_cache", ""))
+        except ConfigError as e:
+            say(f"warning: remote cache not used: {e}")
+            return None
+        if settings is None:
+            return None
+        if not settings.readable:
+            say(f"note: remote cache {redact(settings.url)} not used: {ENV_KEY} is not set, "
+                "so its entries cannot be verified")
+            return None
+        if importlib.util.find_spec("httpx") is None:
+            say("warning: remote cache not used: the httpx package is not installed")
+            return None
+        return cls(settings, graph, pytest_args, say)
+
+    @property
+    def usable(self) -> bool:
+        return not self._down
+
+    @property
+    def client(self):
+        with self._lock:
+            if self._client is None:
+                import httpx
+                headers = {"Accept-Encoding": "identity",
+                           "User-Agent": "orchestrator-remote-cache"}
+                if self.settings.token:
+                    headers["Authorization"] = f"Bearer {self.settings.token}"
+                self._httpx = httpx
+                self._client = httpx.Client(
+                    timeout=httpx.Timeout(self.settings.timeout), headers=headers,
+                    follow_redirects=False,
+                    limits=httpx.Limits(max_connections=PREFETCH_THREADS + 4))
+            return self._client
+
+    # --- what tasks.py calls ---------------------------------------------------------------
+    def lookup(self, module_id: str, declared: dict[str, str]) -> Result | None:
+        """The module's pass from the server, verified, whose inputs (declared, and observed
+        valued now) give its key; None for a miss, a rejected entry or a server in trouble."""
+        if self._down:
+            return None
+        try:
+            self._start_prefetch()
+            result = self._entry(module_id, keys.digest(declared))
+        except Rejected as e:
+            self.counts["rejected"] += 1
+            self.say(f"warning: remote cache: {module_id} entry rejected: {e}; it runs here")
+            return None
+        except Unavailable as e:
+            self._trip(str(e))
+            return None
+        except Exception as e:       # a bug here must never fail a run
+            self._trip(f"{type(e).__name__}: {e}")
+            return None
+        if result is None or \
+                keys.digest({**declared, **keys.current(self.graph, result.observed)}) != result.key:
+            self.counts["misses"] += 1
+            return None
+        self.counts["hits"] += 1
+        return result
+
+    def upload(self, result: Result, declared: dict[str, str]) -> None:
+        """Share a pass this run executed (never a failure, never in read-only mode)."""
+        if not (self.settings.writable and result.passed) or self._down or self._no_uploads:
+            return
+        try:
+            blob = result.to_json().encode("utf-8")
+            if len(blob) > MAX_CAS_BYTES:
+                return
+            envelope = make_envelope(self.settings.key, result, keys.digest(declared), blob)
+            body = action_result(json.dumps(envelope, sort_keys=True).encode())
+            self._put("cas", envelope["cas"], blob)        # the blob first: an /ac/ entry
+            self._put("ac", ac_address(result.module, envelope["declared"]), body)  # never dangles
+            self.counts["uploaded"] += 1
+        except Rejected as e:
+            with self._lock:
+                first, self._no_uploads = not self._no_uploads, str(e)
+            if first:
+                self.say(f"warning: remote cache {self.name}: {e}; this run uploads nothing more")
+        except Unavailable as e:
+            self._trip(str(e))
+        except Exception as e:
+            self._trip(f"{type(e).__name__}: {e}")
+
+    def close(self, wait: float = 0.0) -> None:
+        """End of the run: ask nothing more. The prefetch threads are daemons, so a run
+        never waits for a slow server; `wait` seconds lets them finish first (tests)."""
+        with self._lock:
+            self._down = self._down or "closed"
+        deadline = time.monotonic() + wait
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if self._client is not None:
+            self._client.close()
+
+    # --- fetching --------------------------------------------------------------------------
+    def _entry(self, module_id: str, declared_digest: str) -> Result | None:
+        """The verified entry at this address, fetched once per run (by whichever thread
+        asks first: a prefetch thread or the lookup)."""
+        with self._lock:
+            future = self._fetches.get((module_id, declared_digest))
+            mine = future is None
+            if mine:
+                future = self._fetches[(module_id, declared_digest)] = Future()
+        if mine:
+            try:
+                future.set_result(self._fetch(module_id, declared_digest))
+            except BaseException as e:
+                future.set_exception(e)
+        try:
+            return future.result(timeout=4 * self.settings.timeout + 1)
+        except FutureTimeout:
+            raise Unavailable(f"no answer within {self.settings.timeout:g}s") from None
+
+    def _fetch(self, module_id: str, declared_digest: str) -> Result | None:
+        if self._down:
+            return None
+        data = self._get("ac", ac_address(module_id, declared_digest), MAX_AC_BYTES)
+        if data is None:
+            return None
+        envelope = parse_ac(data)
+        check_envelope(envelope, self.settings.key, module_id, declared_digest)
+        blob = self._get("cas", envelope["cas"], envelope["size"])
+        if blob is None:          # evicted by the server (bazel-remote keeps a bounded size)
+            return None
+        return read_result(blob, envelope)
+
+    def _start_prefetch(self) -> None:
+        """On the first lookup: fetch every module's entry in the background, addressed by
+        its declared inputs as the next export will make them (a fresh clone has not
+        exported yet). A lookup whose inputs turn out otherwise fetches its own."""
+        with self._lock:
+            if self._prefetch is not None or self._down:
+                return
+            self._prefetch = jobs = queue.Queue()
+        for module in self.graph:
+            jobs.put(module)
+        for _ in range(PREFETCH_THREADS):
+            jobs.put(None)
+            # daemon threads: a run that ends never waits for a slow server
+            thread = threading.Thread(target=self._prefetcher, args=(jobs,), daemon=True,
+                                      name="remote-cache-prefetch")
+            self._threads.append(thread)
+            thread.start()
+
+    def _prefetcher(self, jobs: queue.Queue) -> None:
+        while (module := jobs.get()) is not None:
+            if self._down:
+                continue
+            try:
+                declared = keys.declared(self.graph, module, self.pytest_args, prospective=True)
+                self._entry(module.id, keys.digest(declared))
+            except Unavailable as e:
+                self._trip(str(e))
+            except Exception:
+                pass    # rejected entries are said by the lookup that asks for them
+
+    # --- HTTP ------------------------------------------------------------------------------
+    def _url(self, kind: str, address: str) -> str:
+        return f"{self.settings.url}/{kind}/{address}"
+
+    def _get(self, kind: str, address: str, limit: int) -> bytes | None:
+        """The body at /kind/address (None: 404); Unavailable if the server fails, answers
+        slower than the timeout or with another status; Rejected if the body is too large."""
+        client, timeout = self.client, self.settings.timeout
+        httpx, deadline = self._httpx, time.monotonic() + 2 * timeout
+        try:
+            with client.stream("GET", self._url(kind, address)) as response:
+                if response.status_code == 404:
+                    return None
+                if response.status_code != 200:
+                    raise Unavailable(f"GET /{kind}/ answered HTTP {response.status_code}")
+                length = response.headers.get("content-length", "")
+                if length.isdigit() and int(length) > limit:
+                    raise Rejected(f"it is larger than {limit} bytes")
+                data = bytearray()
+                for chunk in response.iter_raw():
+                    data += chunk
+                    if len(data) > limit:
+                        raise Rejected(f"it is larger than {limit} bytes")
+                    if time.monotonic() > deadline:
+                        raise Unavailable(f"no answer within {2 * timeout:g}s")
+                return bytes(data)
+        except httpx.TimeoutException:
+            raise Unavailable(f"no answer within {timeout:g}s") from None
+        except httpx.HTTPError as e:
+            raise Unavailable(_describe(e)) from None
+
+    def _put(self, kind: str, address: str, body: bytes) -> None:
+        client = self.client
+        httpx = self._httpx
+        try:
+            response = client.put(self._url(kind, address), content=body,
+                                       headers={"Content-Type": "application/octet-stream"})
+        except httpx.TimeoutException:
+            raise Unavailable(f"no answer within {self.settings.timeout:g}s") from None
+        except httpx.HTTPError as e:
+            raise Unavailable(_describe(e)) from None
+        if response.status_code >= 500:
+            raise Unavailable(f"PUT /{kind}/ answered HTTP {response.status_code}")
+        if not 200 <= response.status_code < 300:
+            raise Rejected(f"upload refused: PUT /{kind}/ answered HTTP {response.status_code}")
+
+    def _trip(self, why: str) -> None:
+        """The circuit breaker: the first failure is said once, and nothing more is asked."""
+        with self._lock:
+            first, self._down = not self._down, self._down or why
+        if first:
+            self.say(f"warning: remote cache {self.name} not used: {why}; "
+                     "this run goes on locally")
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _describe(error) -> str:
+    """'connection refused', 'name or service not known': the OS's words where there are."""
+    seen = error
+    for _ in range(8):           # the chain httpx -> httpcore -> OSError
+        if seen is None:
+            break
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror[0].lower() + seen.strerror[1:]
+        seen = seen.__cause__ or seen.__context__
+    return f"{type(error).__name__}: {error}"

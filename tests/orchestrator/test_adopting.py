@@ -1,0 +1,108 @@
+"""docs/ADOPTING.md, run: every shell block in order, every file it shows written or
+compared, every output it shows checked against the real one.
+
+The doc's conventions (so that it reads as plain Markdown):
+- "`PATH`:" on the line before a fenced block: write the block to PATH;
+- "`PATH`, as init wrote it:" before a block: the file must hold exactly that;
+- a ```bash block: commands, run by bash -e in the folder the previous block ended in;
+- a ```text block: output of the last commands; each of its lines must be printed
+  (in any order: independent modules finish in either order), with durations and
+  column widths left out of the comparison.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator import init as init_mod
+
+from .conftest import REPO, Project
+
+DOC = REPO / "docs" / "ADOPTING.md"
+FENCE = re.compile(r"^```(\w*)\s*$")
+WRITE = re.compile(r"^`([^`]+)`:$")
+WROTE = re.compile(r"^`([^`]+)`, as init wrote it:$")
+# blocks that are neither commands, files nor outputs, and what they must equal
+SHOWN = {init_mod.PYPROJECT_LINES + "\n": "the lines init prints for a pyproject.toml"}
+
+
+@dataclass
+class Block:
+    kind: str        # "bash", "text", "write", "wrote", "shown"
+    text: str
+    path: str = ""
+    line: int = 0
+
+
+def blocks(doc: str) -> list[Block]:
+    found, lines, i = [], doc.splitlines(), 0
+    before = ""
+    while i < len(lines):
+        fence = FENCE.match(lines[i])
+        if not fence:
+            if lines[i].strip():
+                before = lines[i]
+            i += 1
+            continue
+        start = i
+        end = next(j for j in range(i + 1, len(lines)) if lines[j] == "```")
+        text = "\n".join(lines[i + 1:end]) + "\n"
+        lang, i = fence.group(1), end + 1
+        if WRITE.match(before):
+            found.append(Block("write", text, WRITE.match(before).group(1), start + 1))
+        elif WROTE.match(before):
+            found.append(Block("wrote", text, WROTE.match(before).group(1), start + 1))
+        elif lang in ("bash", "text"):
+            found.append(Block(lang, text, line=start + 1))
+        else:
+            found.append(Block("shown", text, line=start + 1))
+        before = ""
+    return found
+
+
+def normal(line: str) -> str:
+    line = re.sub(r"\b\d+(\.\d+)?s\b", "<time>", line)
+    return " ".join(line.split())
+
+
+def test_the_doc_has_what_the_test_needs():
+    kinds = Counter(b.kind for b in blocks(DOC.read_text(encoding="utf-8")))
+    assert kinds["bash"] >= 4 and kinds["text"] >= 4 and kinds["write"] == 6 and \
+        kinds["wrote"] == 3
+
+
+def test_adopting_walk(tmp_path):
+    bin_dir = Path(sys.executable).parent
+    for tool in ("doit", "orchestrator"):
+        assert (bin_dir / tool).exists(), f"{tool} is not installed beside {sys.executable}"
+    env = Project(tmp_path).env()
+    env["PATH"] = f"{bin_dir}:{env['PATH']}"
+    cwd, output = tmp_path, None
+    where = tmp_path / ".cwd"
+    for block in blocks(DOC.read_text(encoding="utf-8")):
+        at = f"docs/ADOPTING.md:{block.line}"
+        if block.kind == "write":
+            path = cwd / block.path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(block.text, encoding="utf-8")
+        elif block.kind == "wrote":
+            assert (cwd / block.path).read_text(encoding="utf-8") == block.text, at
+        elif block.kind == "shown":
+            assert block.text in SHOWN, f"{at}: a block the test does not check"
+        elif block.kind == "bash":
+            run = subprocess.run(["bash", "-eo", "pipefail", "-c",
+                                  f"{block.text}\npwd > {where}"],
+                                 cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+            output = run.stdout + run.stderr
+            assert run.returncode == 0, f"{at}: exit {run.returncode}\n{output}"
+            cwd = Path(where.read_text().strip())
+        else:
+            assert output is not None, f"{at}: output shown before any command"
+            printed = Counter(normal(l) for l in output.splitlines())
+            expected = Counter(normal(l) for l in block.text.splitlines() if l.strip())
+            assert not expected - printed, f"{at}: not printed: {list(expected - printed)}\n" \
+                                           f"printed:\n{output}"
