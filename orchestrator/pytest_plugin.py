@@ -39,7 +39,11 @@ def pytest_load_initial_conftests(early_config, parser, args):
 
 
 def pytest_configure(config):
+    # the markers a curriculum uses come from here and graph.toml, never from a copy of
+    # them in the project's pytest configuration (--strict-markers needs them registered)
     config.addinivalue_line("markers", "covers(module): credit this test to another module")
+    config.addinivalue_line("markers", "flaky: a test known to be flaky; the orchestrator "
+                                       "retries it")
     graph = _graph(config)
     if graph is None:
         return
@@ -133,6 +137,13 @@ class ReportWriter:
         if report.failed:
             self.errors.append({"nodeid": report.nodeid, "message": _message(report),
                                 **_location(report)})
+
+    def pytest_runtest_logstart(self, nodeid, location):
+        # if this process dies or hangs here, the runner names the test it was running
+        self.path.with_suffix(".running").write_text(nodeid, encoding="utf-8")
+
+    def pytest_runtest_logfinish(self, nodeid, location):
+        self.path.with_suffix(".running").unlink(missing_ok=True)
 
     def pytest_runtest_logreport(self, report):
         test = self.tests.setdefault(report.nodeid, {"markers": [], "covers": [],

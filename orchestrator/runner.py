@@ -105,6 +105,7 @@ def attempt(graph: ModuleGraph, module: Module, selection: list[str], pytest_arg
     report, basetemp = state.report(module.id), state.tmp(module.id)
     report.parent.mkdir(parents=True, exist_ok=True)
     report.unlink(missing_ok=True)
+    report.with_suffix(".running").unlink(missing_ok=True)
     shutil.rmtree(basetemp, ignore_errors=True)
     basetemp.parent.mkdir(parents=True, exist_ok=True)
     args = pytest_args_for(selection, basetemp, pytest_args, xdist_workers)
@@ -144,9 +145,10 @@ def judge(result: Result, module: Module, report: Path, crash: str, log: Path) -
         return result
 
     if crash:
+        during = running_test(report)
         if "timed out" in crash:
-            return fail(Cause.TIMED_OUT, f"{crash} (size {module.size})")
-        return fail(Cause.CRASHED, crash)
+            return fail(Cause.TIMED_OUT, f"{crash} (size {module.size}){during}")
+        return fail(Cause.CRASHED, f"{crash}{during}")
     try:
         data = json.loads(report.read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError):
@@ -199,6 +201,15 @@ def judge_outcomes(result: Result, module: Module) -> Result:
     else:
         result.status, result.cause, result.reason = Status.PASSED, Cause.NONE, ""
     return result
+
+
+def running_test(report: Path) -> str:
+    """' while running <nodeid>' if the plugin saw a test start and not finish."""
+    try:
+        nodeid = report.with_suffix(".running").read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+    return f" while running {nodeid}" if nodeid else ""
 
 
 def usage_error(log: Path) -> str:

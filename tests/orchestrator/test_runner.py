@@ -96,7 +96,8 @@ def test_segfault_inside_a_test(project, run):
     result = run(project, "03_mul", "import os, signal\n\n\ndef test_crash():\n"
                                     "    os.kill(os.getpid(), signal.SIGSEGV)\n")
     assert not result.passed
-    assert result.reason == "crashed: pytest was killed by SIGSEGV"
+    assert result.reason == ("crashed: pytest was killed by SIGSEGV while running "
+                             "tests/03_mul/test_mul_core.py::test_crash")
 
 
 def test_hanging_test_times_out_by_size_class(project, run, monkeypatch):
@@ -105,7 +106,8 @@ def test_hanging_test_times_out_by_size_class(project, run, monkeypatch):
     result = run(project, "03_mul", "import time\n\n\ndef test_hang():\n    time.sleep(600)\n")
     assert time.perf_counter() - start < 30
     assert not result.passed
-    assert result.reason == "timed out after 3s (size small)"
+    assert result.reason == ("timed out after 3s (size small) while running "
+                             "tests/03_mul/test_mul_core.py::test_hang")
 
 
 def test_failures_carry_ids_and_messages(project, run):
