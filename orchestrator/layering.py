@@ -51,6 +51,33 @@ def check(graph: ModuleGraph) -> list[Violation]:
             problem = judge(name, graph.package, allowed, owner, third_party, module)
             if problem:
                 found.append(Violation(path, line, name, problem))
+    return found + eager_package_imports(graph)
+
+
+def eager_package_imports(graph: ModuleGraph) -> list[Violation]:
+    """An `__init__.py` of the package that imports its modules (as nbdev's often do):
+    importing any one module then loads them all, so a module's tests see code outside
+    its closure and its cache key is wrong. The package's __init__ files must import
+    nothing of the package (export writes them that way when they are missing)."""
+    found = []
+    for init in sorted((graph.root / graph.package.replace(".", "/")).rglob("__init__.py")):
+        path = init.relative_to(graph.root).as_posix()
+        try:
+            tree = ast.parse(init.read_text(encoding="utf-8"), path)
+        except (SyntaxError, UnicodeDecodeError, OSError):
+            continue
+        for node in tree.body:
+            names = []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or "."] if node.level or \
+                    (node.module or "").split(".")[0] == graph.package else []
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names if a.name.split(".")[0] == graph.package]
+            for name in names:
+                found.append(Violation(path, node.lineno, name, (
+                    "the package's __init__ imports its modules eagerly: importing any one "
+                    "module loads them all, so its tests run code outside their dependency "
+                    "closure; empty this __init__.py")))
     return found
 
 

@@ -333,3 +333,14 @@ def test_find_root(project):
 def test_why_with_unbalanced_quotes(project):
     assert one_line_error(project.orchestrator("why", "02", "--pytest", "-k 'broken")) == \
         "error: --pytest=-k 'broken: unbalanced quotes (No closing quotation)"
+
+
+def test_check_flags_an_eager_package_init(project):
+    assert project.doit("export:01_numbers").returncode == 0
+    project.write("minicalc/__init__.py", "from .numbers import number\nfrom minicalc import ops\n")
+    run = cli(project, "check")
+    assert run.returncode == 1
+    lines = run.stderr.strip().splitlines()
+    assert lines[0].startswith("minicalc/__init__.py:1: imports numbers: the package's "
+                               "__init__ imports its modules eagerly")
+    assert lines[1].startswith("minicalc/__init__.py:2: imports minicalc: ")
