@@ -62,8 +62,9 @@ def _targets_of(graph: ModuleGraph, since: str, path: PurePosixPath) -> set[str]
     hit = set()
     for module in graph:
         tests = PurePosixPath(module.tests.as_posix())
-        if path == PurePosixPath(module.source.as_posix()):
-            if _export_changed(graph, module, since):
+        source = next((s for s in module.sources if path == PurePosixPath(s.as_posix())), None)
+        if source is not None:
+            if _export_changed(graph, module, source, since):
                 hit |= {module.id, *graph.dependents(module.id)}
         elif tests in path.parents:
             hit.add(module.id)
@@ -75,12 +76,12 @@ def _targets_of(graph: ModuleGraph, since: str, path: PurePosixPath) -> set[str]
     return hit
 
 
-def _export_changed(graph: ModuleGraph, module, since: str) -> bool:
-    before = old_text(graph.root, since, module.source.as_posix())
+def _export_changed(graph: ModuleGraph, module, source, since: str) -> bool:
+    before = old_text(graph.root, since, source.as_posix())
     if before is None:
         return True
     try:
-        old_cells = export.exported_cells(module, graph, before)
+        old_cells = export.exported_cells(module, graph, {source: before})
         new_cells = export.exported_cells(module, graph)
     except export.ExportError:
         return True

@@ -45,6 +45,7 @@ class Cell:
     lines: list[str]
     directives: dict[str, str]
     directive_lines: dict[str, int]
+    origin: Path | None = None     # the source file it came from (a module may have several)
 
 
 def sha256(data: str | bytes) -> str:
@@ -98,41 +99,49 @@ def _cell(start: int, lines: list[str], code: bool = True) -> Cell:
 
 def render(module: Module, graph: ModuleGraph) -> str:
     """The generated file's full text for `module`, or ExportError."""
-    source = (graph.root / module.source).read_bytes()
-    exported = exported_cells(module, graph, source.decode("utf-8"))
+    raw = {path: (graph.root / path).read_bytes() for path in module.sources}
+    exported = exported_cells(module, graph, {p: b.decode("utf-8") for p, b in raw.items()})
     body = "\n\n\n".join("\n".join(c.lines).strip("\n") for c in exported) + "\n"
     # the hash of the bytes, as is_current compares it (the text has no \r of CRLF)
-    return header(module, sha256(source), sha256(body)) + body
+    return header(module, sha256(b"".join(raw.values())), sha256(body)) + body
 
 
-def exported_cells(module: Module, graph: ModuleGraph, text: str | None = None) -> list[Cell]:
-    """The cells that go into the generated file, checked; or ExportError."""
-    if text is None:
-        text = (graph.root / module.source).read_text(encoding="utf-8")
-    cells = split_cells(text)
+def exported_cells(module: Module, graph: ModuleGraph,
+                   texts: dict[Path, str] | None = None) -> list[Cell]:
+    """The cells that go into the generated file, checked; or ExportError. The module's
+    sources are read in order (`texts` may give some of them instead, e.g. as they were
+    at a git revision)."""
+    texts = texts or {}
+    cells = []
+    for path in module.sources:
+        text = texts[path] if path in texts else (graph.root / path).read_text(encoding="utf-8")
+        for cell in split_cells(text):
+            cell.origin = path
+            cells.append(cell)
     target = module.export.removeprefix(graph.package + ".")
+    named = ", ".join(p.as_posix() for p in module.sources)
     default_exp = None
     for cell in cells:
         for name in cell.directives:
             if name not in KNOWN_DIRECTIVES:
-                raise ExportError(f"{module.source}:{cell.directive_lines[name]}: unknown "
+                raise ExportError(f"{cell.origin}:{cell.directive_lines[name]}: unknown "
                                   f"directive '#| {name}' (known: "
                                   f"{', '.join(sorted(KNOWN_DIRECTIVES))})")
             if name in EXPORTING and cell.directives[name] not in ("", target):
                 # nbdev's `#| export other` sends a cell to another module: here a source
                 # exports to one module only, so refuse rather than put it in the wrong one
-                raise ExportError(f"{module.source}:{cell.directive_lines[name]}: '#| {name} "
+                raise ExportError(f"{cell.origin}:{cell.directive_lines[name]}: '#| {name} "
                                   f"{cell.directives[name]}' exports to another module; "
                                   f"this source exports only to '{target}'")
         default_exp = cell.directives.get("default_exp", default_exp)
     if default_exp is None:
-        raise ExportError(f"{module.source}: no '#| default_exp {target}' cell")
+        raise ExportError(f"{named}: no '#| default_exp {target}' cell")
     if default_exp != target:
-        raise ExportError(f"{module.source}: '#| default_exp {default_exp}' does not match "
+        raise ExportError(f"{named}: '#| default_exp {default_exp}' does not match "
                           f"graph.toml export {module.export} (expected '{target}')")
     exported = [c for c in cells if EXPORTING & c.directives.keys()]
     if not exported:
-        raise ExportError(f"{module.source}: no cell is tagged '#| export'; nothing to export")
+        raise ExportError(f"{named}: no cell is tagged '#| export'; nothing to export")
     _check_syntax(module, exported)
     return exported
 
@@ -140,14 +149,16 @@ def exported_cells(module: Module, graph: ModuleGraph, text: str | None = None) 
 def _check_syntax(module: Module, cells: list[Cell]) -> None:
     for cell in cells:
         try:
-            compile("\n".join(cell.lines), str(module.source), "exec")
+            compile("\n".join(cell.lines), str(cell.origin or module.source), "exec")
         except SyntaxError as e:
             line = cell.line + (e.lineno or 1) - 1
-            raise ExportError(f"{module.source}:{line}: syntax error: {e.msg}") from None
+            raise ExportError(f"{cell.origin or module.source}:{line}: syntax error: "
+                              f"{e.msg}") from None
 
 
 def header(module: Module, source_sha: str, body_sha: str) -> str:
-    return (f"# Generated from {module.source.as_posix()} by `orchestrator export`: do not edit.\n"
+    sources = ", ".join(p.as_posix() for p in module.sources)
+    return (f"# Generated from {sources} by `orchestrator export`: do not edit.\n"
             f"# source-sha256: {source_sha}\n"
             f"# body-sha256: {body_sha}\n")
 
@@ -189,7 +200,7 @@ def is_current(module: Module, graph: ModuleGraph) -> bool:
     if parsed is None:
         return False
     fields, body = parsed
-    source = (graph.root / module.source).read_bytes()
+    source = b"".join((graph.root / path).read_bytes() for path in module.sources)
     return fields.get("source-sha256") == sha256(source) and \
         fields.get("body-sha256") == sha256(body)
 

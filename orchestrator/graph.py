@@ -18,7 +18,7 @@ GRAPH_FILE = "graph.toml"
 SIZE_TIMEOUTS = {"small": 60, "medium": 300, "large": 900}  # seconds, like Bazel's size
 PROJECT_KEYS = {"package", "modules_dir", "tests_dir", "progressive", "preload"}
 MODULE_KEYS = {"title", "export", "deps", "api", "requires", "not_applicable", "size",
-               "source", "tests", "flaky", "inputs"}
+               "source", "sources", "tests", "flaky", "inputs"}
 REQUIRED_MODULE_KEYS = {"export", "deps"}   # the rest have defaults (README, "graph.toml reference")
 MODULE_ID = re.compile(r"^(\d+)_([a-z][a-z0-9_]*)$")
 MARKER = "marker"
@@ -41,10 +41,15 @@ class Module:
     requires: tuple[str, ...]    # categories the plan requires
     not_applicable: tuple[str, ...]
     size: str
-    source: Path                 # relative to the project root
+    source: Path                 # relative to the project root (the first, if several)
     tests: Path                  # relative to the project root
     flaky: tuple[str, ...]       # test ids known to be flaky (retried)
     entry: dict = field(compare=False, repr=False)  # the raw table, for cache keys
+    more_sources: tuple[Path, ...] = ()   # `sources = [...]`: exported in order after `source`
+
+    @property
+    def sources(self) -> tuple[Path, ...]:
+        return (self.source, *self.more_sources)
 
     @property
     def timeout(self) -> int:
@@ -235,11 +240,9 @@ def _module(graph: ModuleGraph, fail, index: int, mid: str, entry) -> Module:
         # keys.py hashes these: one outside the checkout, or missing, is a mistake
         if not (graph.root / _path(fail, entry, "inputs", value=extra, **at)).exists():
             fail(mid, f"inputs '{extra}' does not exist", key="inputs")
-    source = _path(fail, entry, "source", f"{graph.modules_dir}/{mid}/{name}_dev.py", **at)
+    sources = _sources(graph, fail, mid, name, entry, at)
+    source = sources[0]
     tests = _path(fail, entry, "tests", f"{graph.tests_dir}/{mid}", **at)
-    if not (graph.root / source).is_file():
-        fail(mid, f"module source {source.as_posix()} does not exist",
-             key="source" if "source" in entry else None)
     if not (graph.root / tests).is_dir():
         fail(mid, f"tests directory {tests.as_posix()} does not exist",
              key="tests" if "tests" in entry else None)
@@ -247,7 +250,29 @@ def _module(graph: ModuleGraph, fail, index: int, mid: str, entry) -> Module:
                   deps=tuple(lists["deps"]), api=tuple(lists["api"]),
                   requires=tuple(lists["requires"]),
                   not_applicable=tuple(lists["not_applicable"]), size=size,
-                  source=source, tests=tests, flaky=tuple(lists["flaky"]), entry=entry)
+                  source=source, tests=tests, flaky=tuple(lists["flaky"]), entry=entry,
+                  more_sources=tuple(sources[1:]))
+
+
+def _sources(graph: "ModuleGraph", fail, mid: str, name: str, entry: dict, at: dict) -> list[Path]:
+    """`source = "x.py"` (default modules/NN_name/name_dev.py) or `sources = [...]`, several
+    files exported in order into one module; each must exist inside the project."""
+    if "source" in entry and "sources" in entry:
+        fail(mid, "give 'source' or 'sources', not both", key="sources")
+    if "sources" in entry:
+        listed = entry["sources"]
+        if not isinstance(listed, list) or not listed or \
+                not all(isinstance(v, str) for v in listed):
+            fail(mid, "'sources' must be a non-empty list of strings", key="sources")
+        paths = [_path(fail, entry, "sources", value=v, **at) for v in listed]
+        key = "sources"
+    else:
+        paths = [_path(fail, entry, "source", f"{graph.modules_dir}/{mid}/{name}_dev.py", **at)]
+        key = "source" if "source" in entry else None
+    for path in paths:
+        if not (graph.root / path).is_file():
+            fail(mid, f"module source {path.as_posix()} does not exist", key=key)
+    return paths
 
 
 # Type checks: a value of the wrong TOML type is one line naming the key, never a TypeError.

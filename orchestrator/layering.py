@@ -110,7 +110,7 @@ def imports_of(graph: ModuleGraph, module: Module):
         return
     for cell in cells:
         for line, name in imports_in(ast.parse("\n".join(cell.lines))):
-            yield module.source.as_posix(), cell.line + line - 1, name
+            yield (cell.origin or module.source).as_posix(), cell.line + line - 1, name
     for path in sorted((graph.root / module.tests).rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
         for line, name in imports_in(tree):
