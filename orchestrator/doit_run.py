@@ -23,7 +23,7 @@ import signal
 import sys
 import threading
 
-from doit import cmd_run
+from doit import cmd_help, cmd_run
 from doit.control import TaskControl, TaskDispatcher
 from doit.exceptions import InvalidCommand
 from doit.runner import MThreadRunner, Runner
@@ -145,3 +145,16 @@ class interrupts_noted:
         for signum, handler in self.previous.items():
             signal.signal(signum, handler)
         return False
+
+
+class Help(cmd_help.Help):
+    """doit's `help`; for a test task (or `all`) it also lists the variables that
+    `doit test:NN name=value` takes (a task's doc shows only its first line)."""
+
+    def _execute(self, pos_args):
+        found = super()._execute(pos_args)
+        if found and pos_args[0].split(":")[0] in ("test", "all"):
+            from .options import help_text
+            print("\nvariables (doit " + pos_args[0] + " name=value ...):")
+            print(help_text())
+        return found

@@ -29,17 +29,21 @@ from .layering import imports_in
 
 DEFAULT_SOURCES = ("modules/[0-9]*_*", "src/[0-9]*_*")
 RUN_COMMAND = "orchestrator.doit_run:Run"
+HELP_COMMAND = "orchestrator.doit_run:Help"
 DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 # doit reads the [COMMAND] section of doit.cfg (INI) like [tool.doit.plugins.command] of
 # pyproject.toml (doit_cmd.DoitConfig); ConfigParser knows no trailing comments.
 DOIT_CFG = f"""\
 # doit's `run` command, replaced by the orchestrator's: the longest remaining path runs
 # first, one run holds the checkout at a time, and the exit code says what happened.
+# Its `help` also lists the variables of `doit test:NN name=value`.
 [COMMAND]
 run = {RUN_COMMAND}
+help = {HELP_COMMAND}
 """
-PYPROJECT_LINES = f'[tool.doit.plugins.command]\nrun = "{RUN_COMMAND}"'
-DOIT_CFG_LINES = f"[COMMAND]\nrun = {RUN_COMMAND}"
+PYPROJECT_LINES = (f'[tool.doit.plugins.command]\nrun = "{RUN_COMMAND}"\n'
+                   f'help = "{HELP_COMMAND}"')
+DOIT_CFG_LINES = f"[COMMAND]\nrun = {RUN_COMMAND}\nhelp = {HELP_COMMAND}"
 
 # The same text as the project's own dodo.py (test_init checks that they are equal).
 DODO = '''\

@@ -98,7 +98,8 @@ def test_existing_doit_cfg_is_left_alone(bare):
     assert lines[0] == "wrote graph.toml, dodo.py"
     assert bare.read("doit.cfg") == "[GLOBAL]\nverbosity = 2\n"
     assert any(l.startswith("doit.cfg does not register the orchestrator's run command")
-               and l.endswith("add to it:\n    [COMMAND]\n    run = orchestrator.doit_run:Run")
+               and l.endswith("add to it:\n    [COMMAND]\n    run = orchestrator.doit_run:Run\n"
+                             "    help = orchestrator.doit_run:Help")
                for l in lines)
 
 
@@ -109,7 +110,8 @@ def test_existing_pyproject_gets_the_two_lines_printed_not_written(bare):
     assert not (bare.root / "doit.cfg").exists()
     assert bare.read("pyproject.toml") == '[project]\nname = "minicalc"\n'
     [line] = [l for l in lines if l.startswith("pyproject.toml")]
-    assert line.endswith('\n    [tool.doit.plugins.command]\n    run = "orchestrator.doit_run:Run"')
+    assert line.endswith('\n    [tool.doit.plugins.command]\n    run = "orchestrator.doit_run:Run"\n'
+                      '    help = "orchestrator.doit_run:Help"')
 
 
 def test_pairing_by_number_and_name(bare):
