@@ -7,7 +7,10 @@
 #
 # 1. **A deep-learning default dtype.** Floating data becomes float32 unless you ask
 #    for another dtype: half the memory of float64 and what GPUs use. Integer data
-#    stays integer (class labels and indices are integers).
+#    stays integer (class labels and indices are integers). When integers meet
+#    floats, the result takes the float's dtype, and integer math that cannot stay
+#    integer (`/`, `exp`, a float number) gives float32 too: the rule is written out
+#    below, next to `result_dtype`.
 # 2. **Clear errors.** A shape mismatch names both shapes; a string or `None` where
 #    a number belongs is a `TypeError` that says what was expected.
 # 3. **A record of how each result was made.** When an input has
@@ -15,6 +18,13 @@
 #    module never computes a gradient: module 05 (autograd) reads that record and
 #    walks it backwards. Keeping the two apart means you can learn (and test) the
 #    forward computations first, then add differentiation without changing them.
+# 4. **A version counter.** Every in-place change (`x -= 0.1 * g`, `x[0] = 5`) bumps
+#    `x._version` (and that of every view of the same memory, like `x.T` or `x[0]`),
+#    and every recorded operation notes the versions of its inputs,
+#    so module 05 can refuse to compute a gradient from values that changed after
+#    the forward pass, instead of silently returning a wrong one. Writing into
+#    `x.data` directly bypasses the counter, as PyTorch's `.data` does: an escape
+#    hatch for code that knows no graph is waiting (initialisation, pruning).
 
 # %%
 #| default_exp core.tensor
@@ -103,6 +113,75 @@ def _cast(array, dtype):
     return array.astype(dtype, copy=False)
 
 # %% [markdown]
+# ## Which dtype a result gets
+#
+# numpy promotes `int64 + float32` to float64 and `int / int` to float64; PyTorch,
+# whose behaviour students compare against, keeps float32 as its one default. We
+# follow PyTorch:
+#
+# | operands | result |
+# |---|---|
+# | two tensors of the same kind (bool, int or float) | numpy's rule: the wider one (`float32 + float64` is float64) |
+# | an integer or bool tensor and a float tensor | the float tensor's dtype |
+# | a tensor and a 0-d tensor (like a loss) | as a Python number: the 0-d tensor counts only if its kind is higher |
+# | a float tensor and a Python number, list or array | the tensor's dtype (`t * 0.5` stays float32) |
+# | an integer tensor and a Python float | float32 |
+# | `/`, `exp`, `log`, `sqrt` (and activations like `sigmoid`) of integers | float32 |
+# | `mean` of integers | an error, as in PyTorch (say which float you want) |
+# | matmul of an integer and a float tensor | an error, as in PyTorch |
+#
+# Two deliberate differences: `Tensor(array)` turns a float64 numpy array into
+# float32 (PyTorch keeps float64), so data loaded with numpy lands in the default
+# dtype; pass `dtype=np.float64` to keep it. And matmul of float32 with float64
+# gives float64 (PyTorch refuses), and so do the layers built on it (`Linear`,
+# `Conv2d`, `LayerNorm` with float32 parameters and a float64 input): module 05's
+# `gradcheck` runs parameters in float64 next to float32 inputs. The learned layers
+# (module 03 on) and the losses (module 04) refuse integer inputs, as PyTorch's do.
+
+# %%
+#| export
+DEFAULT_FLOAT = np.dtype(np.float32)
+
+
+def as_float(array):
+    """`array` as floating point: bool and integers become DEFAULT_FLOAT, floats stay."""
+    return array if array.dtype.kind == "f" else array.astype(DEFAULT_FLOAT)
+
+
+KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2}    # bool < integers < floats
+
+
+def result_dtype(a, b):
+    """The dtype of a binary operation between tensors a and b (PyTorch's rule)."""
+    if (a.ndim == 0) != (b.ndim == 0):          # a 0-d tensor counts like a number: only
+        full, scalar = (a, b) if b.ndim == 0 else (b, a)     # if its kind ranks higher
+        if KIND_RANK[scalar.dtype.kind] <= KIND_RANK[full.dtype.kind]:
+            return full.dtype
+        return scalar.dtype
+    a_float, b_float = a.dtype.kind == "f", b.dtype.kind == "f"
+    if a_float != b_float:                      # int with float: the float wins as it is
+        return (a if a_float else b).dtype
+    return np.result_type(a.dtype, b.dtype)
+
+# %% [markdown]
+# ## One check for sizes and counts
+#
+# Every later module takes sizes from its user: features, channels, heads, batch
+# sizes, steps. They are all checked the same way, by this one helper: a real
+# integer (numpy integers too, but not `True`, which Python counts as 1) no smaller
+# than `minimum`, or a `ValueError` that names who asked and for what.
+
+# %%
+#| export
+def check_int(owner, name, value, minimum=1):
+    """int(value) if it is an integer >= minimum, else a ValueError naming owner and name."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        wanted = {0: "a non-negative integer", 1: "a positive integer"}.get(
+            minimum, f"an integer >= {minimum}")
+        raise ValueError(f"{owner}: {name} must be {wanted}, got {value!r}")
+    return int(value)
+
+# %% [markdown]
 # ## Checking shapes before numpy does
 #
 # numpy's own messages are correct but not always helpful ("mismatch in its core
@@ -167,12 +246,13 @@ def _index_array(index):
 # - **`_make`** is the one door every operation's result goes through. If some
 #   input requires a gradient and recording is enabled, it remembers the
 #   operation's name (`_op`), its inputs (`_parents`) and anything else a backward
-#   rule will need (`_saved`, e.g. the axis of a sum). That is the whole graph.
+#   rule will need (`_saved`, e.g. the axis of a sum), and the version of each
+#   input at that moment (`_versions`). That is the whole graph.
 # - **`_operand`** turns the other side of `t + 2`, `t * array` or `2 - t` into a
 #   Tensor. Next to a float tensor, numbers, lists and arrays take its dtype, so
 #   float32 stays float32 (`t * 0.5`, `t + np.ones(3)`); next to an integer tensor,
-#   numpy's promotion rules apply. Two Tensors always follow numpy's rules.
-#   Anything that is not numeric data is a `TypeError`.
+#   a Python float gives float32 and an integer keeps the tensor's dtype. Two
+#   Tensors follow `result_dtype`. Anything that is not numeric data is a `TypeError`.
 # - Then the operations, each one line on top of numpy: arithmetic, matrix
 #   multiplication, reductions, shape changes, indexing, comparisons and
 #   elementwise math.
@@ -195,20 +275,23 @@ class Tensor:
                             f"got dtype {self.data.dtype}")
         self.requires_grad = bool(requires_grad)
         self.grad = None      # a Tensor like this one after backward(), else None
+        self._counter = [0]   # its version: bumped by every in-place change (shared by views)
         self._op = None       # how this tensor was made: an op name, like "mul"
         self._parents = ()    # the tensors it was made from
+        self._versions = ()   # their _version when it was made
         self._saved = {}      # what that op's backward rule needs besides its parents
 
     @staticmethod
     def _make(data, op, parents, **saved):
         """Wrap an op's result; record the op if a gradient may flow through it."""
         out = Tensor.__new__(Tensor)   # skip __init__: `data` is already a fresh array
-        out.data, out.grad = np.asarray(data), None
+        out.data, out.grad, out._counter = np.asarray(data), None, [0]
         out.requires_grad = any(p.requires_grad for p in parents) and autograd_hook.is_grad_enabled()
         if out.requires_grad:
             out._op, out._parents, out._saved = op, tuple(parents), saved
+            out._versions = tuple(p._version for p in parents)
         else:
-            out._op, out._parents, out._saved = None, (), {}
+            out._op, out._parents, out._versions, out._saved = None, (), (), {}
         return out
 
     def _operand(self, other, op):
@@ -220,7 +303,9 @@ class Tensor:
                             f"(expected a Tensor, a number, or an array of numbers)")
         if self.dtype.kind == "f":                   # float32 * 2 or * an array stays float32
             return Tensor(other, dtype=self.dtype)
-        if isinstance(other, (bool, int, float)):    # numpy's rule for Python numbers
+        if isinstance(other, float):                 # int tensor + 0.5: the default float
+            return Tensor(other, dtype=DEFAULT_FLOAT)
+        if isinstance(other, (bool, int)):           # int tensor + 2 keeps the tensor's dtype
             return Tensor(other, dtype=np.result_type(self.data, other))
         return Tensor(other)
 
@@ -241,6 +326,18 @@ class Tensor:
     @property
     def size(self):
         return self.data.size
+
+    @property
+    def _version(self):
+        """How many in-place changes this tensor's memory has seen (PyTorch's `_version`)."""
+        return self._counter[0]
+
+    def _view_of(self, base):
+        """A reshape, transpose or slice shares its base's memory, so it shares its version
+        counter too: changing either in place changes both."""
+        if np.may_share_memory(self.data, base.data):
+            self._counter = base._counter
+        return self
 
     @property
     def is_leaf(self):
@@ -293,14 +390,20 @@ class Tensor:
 
     def detach(self):
         """The same data, cut off from the graph: no gradient flows through it."""
-        return Tensor._make(self.data, "detach", ())
+        return Tensor._make(self.data, "detach", ())._view_of(self)
 
     # ---- arithmetic (numpy broadcasting) --------------------------------------------
 
-    def _binary(self, other, op, compute):
+    def _binary(self, other, op, compute, floating=False):
+        """compute(a, b) on both arrays, cast first to the result's dtype (`result_dtype`;
+        `floating` ops like division turn integers into the default float)."""
         other = self._operand(other, op)
         _check_broadcast(op, self, other)
-        return Tensor._make(compute(self.data, other.data), op, (self, other))
+        dtype = result_dtype(self, other)
+        if floating and dtype.kind != "f":
+            dtype = DEFAULT_FLOAT
+        a, b = self.data.astype(dtype, copy=False), other.data.astype(dtype, copy=False)
+        return Tensor._make(compute(a, b), op, (self, other))
 
     def __add__(self, other):
         return self._binary(other, "add", np.add)
@@ -312,7 +415,7 @@ class Tensor:
         return self._binary(other, "mul", np.multiply)
 
     def __truediv__(self, other):
-        return self._binary(other, "div", np.true_divide)
+        return self._binary(other, "div", np.true_divide, floating=True)
 
     def __pow__(self, exponent):
         return self._binary(exponent, "pow", np.power)
@@ -346,7 +449,12 @@ class Tensor:
         """Matrix product with numpy's rules: batched over leading dims, 1-D as vectors."""
         other = self._operand(other, "matmul")
         _check_matmul(self, other)
-        return Tensor._make(np.matmul(self.data, other.data), "matmul", (self, other))
+        if (self.dtype.kind == "f") != (other.dtype.kind == "f"):   # as PyTorch: say which
+            raise TypeError(f"matmul: both operands must be floating point or both integer, "
+                            f"got {self.dtype} and {other.dtype}")
+        dtype = result_dtype(self, other)
+        a, b = self.data.astype(dtype, copy=False), other.data.astype(dtype, copy=False)
+        return Tensor._make(np.matmul(a, b), "matmul", (self, other))
 
     def __matmul__(self, other):
         return self.matmul(other)
@@ -365,6 +473,9 @@ class Tensor:
         return self._reduce("sum", np.sum, axis, keepdims)
 
     def mean(self, axis=None, keepdims=False):
+        if self.dtype.kind != "f":   # as PyTorch: the mean of integers has no obvious dtype
+            raise TypeError(f"mean needs a floating-point tensor, got {self.dtype}; "
+                            f"convert first, e.g. Tensor(t, dtype=np.float32)")
         return self._reduce("mean", np.mean, axis, keepdims)
 
     def max(self, axis=None, keepdims=False):
@@ -379,7 +490,7 @@ class Tensor:
         """`t.reshape(2, 3)` or `t.reshape((2, 3))`; one size may be -1."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return Tensor._make(self.data.reshape(shape), "reshape", (self,))
+        return Tensor._make(self.data.reshape(shape), "reshape", (self,))._view_of(self)
 
     def transpose(self, *axes):
         """Permute axes.
@@ -397,7 +508,7 @@ class Tensor:
             order = axes or tuple(reversed(range(self.ndim)))
         data = self.data.transpose(order)            # numpy checks the permutation
         order = tuple(axis % self.ndim for axis in order)
-        return Tensor._make(data, "transpose", (self,), axes=order)
+        return Tensor._make(data, "transpose", (self,), axes=order)._view_of(self)
 
     def _swapped(self, dim0, dim1):
         if not (-self.ndim <= dim0 < self.ndim and -self.ndim <= dim1 < self.ndim):
@@ -414,7 +525,7 @@ class Tensor:
     def __getitem__(self, index):
         """numpy indexing: ints, slices, None, Ellipsis, integer arrays, boolean masks."""
         index = _index_array(index)
-        return Tensor._make(self.data[index], "getitem", (self,), index=index)
+        return Tensor._make(self.data[index], "getitem", (self,), index=index)._view_of(self)
 
     # ---- comparisons: boolean tensors, never part of a graph -------------------------
 
@@ -448,13 +559,13 @@ class Tensor:
     # ---- elementwise math ---------------------------------------------------------------
 
     def exp(self):
-        return Tensor._make(np.exp(self.data), "exp", (self,))
+        return Tensor._make(np.exp(as_float(self.data)), "exp", (self,))
 
     def log(self):
-        return Tensor._make(np.log(self.data), "log", (self,))
+        return Tensor._make(np.log(as_float(self.data)), "log", (self,))
 
     def sqrt(self):
-        return Tensor._make(np.sqrt(self.data), "sqrt", (self,))
+        return Tensor._make(np.sqrt(as_float(self.data)), "sqrt", (self,))
 
     def abs(self):
         return Tensor._make(np.abs(self.data), "abs", (self,))
@@ -463,7 +574,91 @@ class Tensor:
         """Limit values to [min, max]; either bound may be None (no limit)."""
         if min is None and max is None:
             raise ValueError("clip: give at least one of min and max")
-        return Tensor._make(np.clip(self.data, min, max), "clip", (self,))
+        float_bound = any(isinstance(b, float) for b in (min, max))
+        data = as_float(self.data) if float_bound else self.data     # int.clip(0.5): float32
+        return Tensor._make(np.clip(data, min, max), "clip", (self,), min=min, max=max)
+
+    # ---- in-place changes: each one bumps _version ---------------------------------------
+
+    def _check_inplace(self, op, other):
+        """Refuse an in-place change a recorded graph would not see (PyTorch refuses too)."""
+        if not autograd_hook.is_grad_enabled() or not (self.requires_grad or other.requires_grad):
+            return
+        if self.requires_grad and self.is_leaf:
+            raise RuntimeError(f"{op}: a leaf tensor that requires grad cannot be changed in "
+                               f"place while a graph is recorded; do it under `with no_grad():` "
+                               f"(as optimizers do)")
+        raise RuntimeError(f"{op}: in-place changes are not recorded in the graph; write "
+                           f"`t = t + other` (or `t += other`), or use `with no_grad():`")
+
+    def _inplace(self, op, compute, other, rebind=False):
+        """self = compute(self, other), writing into self.data; returns self.
+
+        Under a recorded graph the operator forms (`y += x`, `rebind=True`) compute a new
+        tensor instead, and Python rebinds `y` to it; the old `y` counts as overwritten
+        (its version is bumped), so a backward rule that saved it refuses, as in PyTorch.
+        (Another name for the old `y` still shows the old values; in PyTorch it would not.)
+        """
+        other = self._operand(other, op)
+        recorded = autograd_hook.is_grad_enabled() and (self.requires_grad or other.requires_grad)
+        if rebind and recorded and not (self.requires_grad and self.is_leaf):
+            self._counter[0] += 1
+            return self._binary(other, op, compute, floating=op == "div")
+        self._check_inplace(op + "_", other)
+        _check_broadcast(op, self, other)
+        if np.broadcast_shapes(self.shape, other.shape) != self.shape:
+            raise ValueError(f"{op}_: the result would have shape "
+                             f"{np.broadcast_shapes(self.shape, other.shape)}, but an in-place "
+                             f"result must keep this tensor's shape {self.shape}")
+        dtype = result_dtype(self, other)
+        if op == "div" and dtype.kind != "f":
+            dtype = DEFAULT_FLOAT
+        if not np.can_cast(dtype, self.dtype, "same_kind"):
+            raise TypeError(f"{op}_: the result would be {dtype}, which cannot be stored in "
+                            f"this {self.dtype} tensor in place")
+        compute(self.data, other.data, out=self.data, casting="same_kind")
+        self._counter[0] += 1
+        return self
+
+    def add_(self, other):
+        return self._inplace("add", np.add, other)
+
+    def sub_(self, other):
+        return self._inplace("sub", np.subtract, other)
+
+    def mul_(self, other):
+        return self._inplace("mul", np.multiply, other)
+
+    def div_(self, other):
+        return self._inplace("div", np.true_divide, other)
+
+    def __iadd__(self, other):
+        return self._inplace("add", np.add, other, rebind=True)
+
+    def __isub__(self, other):
+        return self._inplace("sub", np.subtract, other, rebind=True)
+
+    def __imul__(self, other):
+        return self._inplace("mul", np.multiply, other, rebind=True)
+
+    def __itruediv__(self, other):
+        return self._inplace("div", np.true_divide, other, rebind=True)
+
+    def __setitem__(self, index, value):
+        """t[index] = value, in place, with numpy's indexing and casting."""
+        value = self._operand(value, "setitem")
+        self._check_inplace("setitem", value)
+        self.data[_index_array(index)] = value.data
+        self._counter[0] += 1
+
+    def zero_(self):
+        self[...] = 0
+        return self
+
+    def copy_(self, source):
+        """Overwrite every entry with `source` (broadcast to this shape), in place."""
+        self[...] = source
+        return self
 
 # %% [markdown]
 # ## Trying it out
@@ -523,3 +718,12 @@ assert c.requires_grad and c._op == "sum" and c._parents[0]._op == "mul"
 assert not (b * 2).requires_grad          # no input needs a gradient: nothing recorded
 assert a.grad is None                      # filled only by a backward pass (module 05)
 print(c)
+
+# %% [markdown]
+# In-place changes keep the tensor and bump its version; `c` noted `a`'s version 0.
+
+# %%
+b += 1                                     # b needs no gradient: changed in place
+assert b._version == 1 and np.array_equal(b.data, [5.0, 6.0])
+assert c._parents[0]._versions == (0, 0)   # the mul saw a and b at version 0
+assert (Tensor([1, 2]) / 2).dtype == np.float32 and (Tensor([1, 2]) + 0.5).dtype == np.float32

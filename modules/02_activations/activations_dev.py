@@ -21,6 +21,11 @@
 # `"sigmoid"`, `"tanh"`), whose backward rules live in module 05. `GELU`,
 # `Softmax` and `LogSoftmax` are built from Tensor operations, so they get their
 # gradients for free from those operations' rules.
+#
+# Dtypes follow module 01's rule: float inputs keep their dtype, and integer inputs
+# give float32 (`as_float`), as PyTorch does for `sigmoid` and `tanh`; `ReLU` of
+# integers stays integer. (PyTorch refuses integers in `GELU` and `Softmax`; here
+# they are computed in float32 like the rest.)
 
 # %%
 #| default_exp core.activations
@@ -33,7 +38,7 @@ import math
 
 import numpy as np
 
-from tinytorch.core.tensor import Tensor
+from tinytorch.core.tensor import Tensor, as_float
 
 # %% [markdown]
 # ## A common shape
@@ -99,7 +104,7 @@ class Sigmoid(Activation):
     """1 / (1 + exp(-x)), elementwise, stable for large |x|."""
 
     def forward(self, x):
-        return Tensor._make(stable_sigmoid(x.data), "sigmoid", (x,))
+        return Tensor._make(stable_sigmoid(as_float(x.data)), "sigmoid", (x,))
 
 # %% [markdown]
 # ## Tanh
@@ -113,7 +118,7 @@ class Tanh(Activation):
     """tanh(x), elementwise."""
 
     def forward(self, x):
-        return Tensor._make(np.tanh(x.data), "tanh", (x,))
+        return Tensor._make(np.tanh(as_float(x.data)), "tanh", (x,))
 
 # %% [markdown]
 # ## GELU: the tanh approximation
@@ -164,6 +169,12 @@ class GELU(Activation):
 #
 # Because the shift does not change the result, it does not need a gradient
 # either: we `detach()` it, and the gradients flow through the other operations.
+#
+# One consequence to know when comparing with PyTorch: its fused softmax keeps its
+# output for backward, so changing that output in place (under `no_grad()`) before
+# `backward()` is an error there. Ours is built from operations that keep their
+# inputs (the exponentials and their sum), not the output, so the same change is
+# harmless here and the gradient is still exact (module 05's in-place tests).
 
 # %%
 #| export

@@ -26,7 +26,7 @@ import numbers
 
 import numpy as np
 
-from tinytorch.core.tensor import Tensor
+from tinytorch.core.tensor import Tensor, check_int
 
 # %% [markdown]
 # ## Module
@@ -149,6 +149,12 @@ def init_weight(fan_in, fan_out, init, rng):
 # `W` gives `(N, out_features)`, and the bias `(out_features,)` broadcasts over the
 # `N` rows. (PyTorch stores the transpose and computes `x @ W.T`; same maths.)
 # Extra leading dimensions, like `(B, T, in_features)`, work the same way.
+#
+# The input must be floating point: an integer input is a `TypeError`, as in
+# PyTorch (pixels or counts need an explicit conversion). A float input of another
+# width follows module 01's rule, so a float64 input gives a float64 output; PyTorch
+# raises there instead, but `gradcheck` (module 05) relies on mixing float64
+# parameters with float32 inputs.
 
 # %%
 #| export
@@ -156,17 +162,19 @@ class Linear(Module):
     """y = x @ weight + bias, with weight (in_features, out_features)."""
 
     def __init__(self, in_features, out_features, bias=True, init="xavier", seed=None):
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"Linear: {name} must be a positive integer, got {value!r}")
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.in_features = check_int("Linear", "in_features", in_features)
+        self.out_features = check_int("Linear", "out_features", out_features)
         weight = init_weight(self.in_features, self.out_features, init, make_rng(seed))
         self.weight = Tensor(weight, requires_grad=True)
-        self.bias = Tensor(np.zeros(self.out_features), requires_grad=True) if bias else None
+        self.bias = Tensor(np.zeros(self.out_features, np.float32), requires_grad=True) \
+            if bias else None
 
     def forward(self, x):
         if not isinstance(x, Tensor):
             raise TypeError(f"Linear expects a Tensor, got {type(x).__name__}")
+        if x.dtype.kind != "f":      # as PyTorch: no silent int -> float guess inside a layer
+            raise TypeError(f"Linear expects a floating-point input, got {x.dtype}; convert "
+                            f"it first, e.g. Tensor(x, dtype=np.float32)")
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear({self.in_features}, {self.out_features}) expects inputs whose "
                              f"last dimension is {self.in_features}, got shape {x.shape}")

@@ -33,13 +33,17 @@ from tinytorch.core.tensor import Tensor
 # A loss is where shapes from two different places (the model, the data) meet, so
 # mismatches surface here. We reject them with messages that show both shapes,
 # rather than letting broadcasting silently compare the wrong things: `(N, 1)`
-# predictions minus `(N,)` targets would broadcast to `(N, N)`.
+# predictions minus `(N,)` targets would broadcast to `(N, N)`. Predictions must be
+# floating point (an integer prediction is a `TypeError`, as in PyTorch); targets
+# take the prediction's dtype, so integer 0/1 labels work as they are.
 
 # %%
 #| export
 def _check_prediction(loss, pred):
     if not isinstance(pred, Tensor):
         raise TypeError(f"{loss}: the prediction must be a Tensor, got {type(pred).__name__}")
+    if pred.dtype.kind != "f":       # as PyTorch: predictions (and logits) are floats
+        raise TypeError(f"{loss}: the prediction must be floating point, got {pred.dtype}")
     if pred.size == 0:
         # the mean over no samples is undefined: say so rather than return NaN
         raise ValueError(f"{loss}: empty batch (prediction shape {pred.shape})")

@@ -113,17 +113,50 @@ def unbroadcast(grad, shape):
 # Each rule is the derivative of its forward computation times `grad` (the chain
 # rule). Read them next to module 01: `out = a * b` gives `da = grad * b`,
 # `db = grad * a`.
+#
+# **What a rule reads.** The rule for `a * b` reads `b` (for `da`) and `a` (for
+# `db`) at backward time. If one of them was changed in place after the forward
+# pass (an optimizer step, `x[0] = 5` under `no_grad()`), the gradient would be
+# silently wrong. So each rule also says which tensors it reads, `saves=`: a
+# function of `out` giving the parents it reads (by position) and `OUT` if it reads
+# the output. The engine compares their versions (module 01 bumps `_version` on
+# every in-place change) with the ones `out` noted when it was made, and raises
+# naming the op if they differ. Like PyTorch, a rule reads only what it needs:
+# `a + b` reads nothing, so changing `a` afterwards is harmless, and `a * b` reads
+# `a` only if `b` needs a gradient.
 
 # %%
 #| export
 BACKWARD_RULES = {}
+SAVES = {}        # op -> saves(out): the parent positions (and OUT) its rule reads
+OUT = "out"
 
 
-def rule(*ops):
-    """Register the decorated function as the backward rule of the named ops."""
+def nothing(out):
+    return ()
+
+
+def inputs(out):
+    return range(len(out._parents))
+
+
+def output(out):
+    return (OUT,)
+
+
+def crossed(out):
+    """a * b or a @ b: da reads b, db reads a."""
+    a, b = out._parents
+    return [i for i, other in ((0, b), (1, a)) if other.requires_grad]
+
+
+def rule(*ops, saves=inputs):
+    """Register the decorated function as the backward rule of the named ops, reading
+    the tensors `saves(out)` names."""
     def register(backward_rule):
         for op in ops:
             BACKWARD_RULES[op] = backward_rule
+            SAVES[op] = saves
         return backward_rule
     return register
 
@@ -139,29 +172,43 @@ def rule(*ops):
 
 # %%
 #| export
-@rule("add")
+@rule("add", saves=nothing)
 def _add(out, grad):
     return grad, grad
 
 
-@rule("sub")
+@rule("sub", saves=nothing)
 def _sub(out, grad):
     return grad, -grad
 
 
-@rule("mul")
+@rule("mul", saves=crossed)
 def _mul(out, grad):
     a, b = out._parents
     return grad * b.data, grad * a.data
 
 
-@rule("div")
+def _div_saves(out):
+    a, b = out._parents
+    return (0, 1) if b.requires_grad else (1,)
+
+
+@rule("div", saves=_div_saves)
 def _div(out, grad):
     a, b = out._parents
-    return grad / b.data, -grad * out.data / b.data       # d(a/b)/db = -a/b^2 = -out/b
+    grad_a = grad / b.data
+    grad_b = -grad_a * a.data / b.data if b.requires_grad else None   # d(a/b)/db = -a/b^2
+    return grad_a, grad_b
 
 
-@rule("pow")
+def _pow_saves(out):
+    # PyTorch also keeps the output of `x ** tensor` when the exponent needs no
+    # gradient; this rule does not read it then, so changing it is harmless here.
+    base, exponent = out._parents
+    return (0, 1, OUT) if exponent.requires_grad else (0, 1)
+
+
+@rule("pow", saves=_pow_saves)
 def _pow(out, grad):
     base, exponent = out._parents
     a, n = base.data, exponent.data
@@ -176,7 +223,7 @@ def _pow(out, grad):
     return grad_base, grad_exponent
 
 
-@rule("neg")
+@rule("neg", saves=nothing)
 def _neg(out, grad):
     return (-grad,)
 
@@ -199,7 +246,7 @@ def _maximum(out, grad):
 
 # %%
 #| export
-@rule("matmul")
+@rule("matmul", saves=crossed)
 def _matmul(out, grad):
     a, b = out._parents
     A = a.data[None, :] if a.ndim == 1 else a.data        # (..., n, k)
@@ -233,20 +280,20 @@ def _expand_reduced(grad, x, axis, keepdims):
     return np.broadcast_to(grad, x.shape)
 
 
-@rule("sum")
+@rule("sum", saves=nothing)
 def _sum(out, grad):
     (x,) = out._parents
     return (_expand_reduced(grad, x, **out._saved),)
 
 
-@rule("mean")
+@rule("mean", saves=nothing)
 def _mean(out, grad):
     (x,) = out._parents
     count = x.size / out.size                              # entries averaged into each output
     return (_expand_reduced(grad, x, **out._saved) / count,)
 
 
-@rule("max", "min")
+@rule("max", "min", saves=lambda out: (0, OUT))
 def _max_min(out, grad):
     (x,) = out._parents
     axis, keepdims = out._saved["axis"], out._saved["keepdims"]
@@ -265,18 +312,18 @@ def _max_min(out, grad):
 
 # %%
 #| export
-@rule("reshape")
+@rule("reshape", saves=nothing)
 def _reshape(out, grad):
     (x,) = out._parents
     return (grad.reshape(x.shape),)
 
 
-@rule("transpose")
+@rule("transpose", saves=nothing)
 def _transpose(out, grad):
     return (grad.transpose(np.argsort(out._saved["axes"])),)   # the inverse permutation
 
 
-@rule("getitem")
+@rule("getitem", saves=nothing)
 def _getitem(out, grad):
     (x,) = out._parents
     full = np.zeros(x.shape, dtype=grad.dtype)
@@ -293,7 +340,7 @@ def _getitem(out, grad):
 
 # %%
 #| export
-@rule("exp")
+@rule("exp", saves=output)
 def _exp(out, grad):
     return (grad * out.data,)
 
@@ -304,7 +351,7 @@ def _log(out, grad):
     return (grad / x.data,)
 
 
-@rule("sqrt")
+@rule("sqrt", saves=output)
 def _sqrt(out, grad):
     return (grad / (2 * out.data),)
 
@@ -318,7 +365,13 @@ def _abs(out, grad):
 @rule("clip")
 def _clip(out, grad):
     (x,) = out._parents
-    return (grad * (out.data == x.data),)
+    low, high = out._saved["min"], out._saved["max"]
+    inside = np.ones(x.shape, dtype=bool)
+    if low is not None:
+        inside &= x.data >= low
+    if high is not None:
+        inside &= x.data <= high
+    return (grad * inside,)
 
 # %% [markdown]
 # ### Activations and losses with their own operation
@@ -332,19 +385,18 @@ def _clip(out, grad):
 
 # %%
 #| export
-@rule("relu")
+@rule("relu", saves=output)
 def _relu(out, grad):
-    (x,) = out._parents
-    return (grad * (x.data > 0),)
+    return (grad * (out.data > 0),)          # out > 0 exactly where the input was
 
 
-@rule("sigmoid")
+@rule("sigmoid", saves=output)
 def _sigmoid(out, grad):
     s = out.data
     return (grad * s * (1 - s),)
 
 
-@rule("tanh")
+@rule("tanh", saves=output)
 def _tanh(out, grad):
     return (grad * (1 - out.data ** 2),)
 
@@ -377,6 +429,10 @@ def _bce_with_logits(out, grad):
 # `.grad = None`.
 #
 # `.grad` is a Tensor with the same shape and dtype as its tensor.
+#
+# **Versions.** Just before a rule runs, `_check_versions` compares the versions
+# of the tensors that rule reads (its `saves`) with the ones noted in the forward
+# pass, and raises, naming the op, if an in-place change came in between.
 
 # %%
 #| export
@@ -409,6 +465,7 @@ def backward(root, grad=None):
             continue
         if node._op not in BACKWARD_RULES:
             raise RuntimeError(f"no backward rule for op {node._op!r}: register one with @rule")
+        _check_versions(node)
         parent_grads = BACKWARD_RULES[node._op](node, node_grad)
         for parent, parent_grad in zip(node._parents, parent_grads):
             if parent_grad is None or not parent.requires_grad:
@@ -418,6 +475,19 @@ def backward(root, grad=None):
                 grads[id(parent)] = grads[id(parent)] + parent_grad
             else:
                 grads[id(parent)] = parent_grad
+
+
+def _check_versions(node):
+    """Raise if a tensor node's rule reads was changed in place after the forward pass."""
+    for saved in SAVES.get(node._op, inputs)(node):   # a rule set by hand reads its inputs
+        tensor, then = (node, 0) if saved == OUT else (node._parents[saved], node._versions[saved])
+        if tensor._version != then:
+            what = "its output" if saved == OUT else f"its input {saved}"
+            raise RuntimeError(
+                f"backward of {node._op!r}: one of the variables needed for gradient "
+                f"computation has been modified by an inplace operation: {what}, of shape "
+                f"{tensor.shape}, is at version {tensor._version}; expected version {then}. "
+                f"Run the forward pass again after changing it")
 
 
 def _initial_grad(root, grad):

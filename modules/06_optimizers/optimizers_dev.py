@@ -18,8 +18,11 @@
 #
 # Three rules hold for all of them:
 #
-# 1. **Updates happen in place** on `param.data`: the model keeps holding the same
-#    Tensor objects, and their dtype (float32) does not change.
+# 1. **Updates happen in place** (`param -= lr * grad`, `param.mul_(...)`): the model
+#    keeps holding the same Tensor objects, their dtype (float32) does not change,
+#    and each update bumps the parameter's version (module 01). A graph computed
+#    before the step and differentiated after it then fails loudly in `backward()`
+#    instead of giving gradients of values that no longer exist (as in PyTorch).
 # 2. **Updates are not part of the graph.** `step()` runs under `no_grad()`: the
 #    next `backward()` must see the new values as fresh leaves, not as the result
 #    of an operation on the old ones.
@@ -135,7 +138,7 @@ class Optimizer:
         raise NotImplementedError(f"{type(self).__name__} must define set_hyperparameters()")
 
     def update(self, param, grad):
-        """Change `param.data` in place, given its gradient as a numpy array."""
+        """Change `param` in place (`param -= ...`), given its gradient as a numpy array."""
         raise NotImplementedError(f"{type(self).__name__} must define update()")
 
     def hyperparameters(self):
@@ -262,7 +265,7 @@ class SGD(Optimizer):
                 buffer *= self.momentum
                 buffer += (1 - self.dampening) * grad
             grad = grad + self.momentum * buffer if self.nesterov else buffer
-        param.data -= self.lr * grad
+        param -= self.lr * grad
 
 # %% [markdown]
 # ## Adam
@@ -330,7 +333,7 @@ class Adam(Optimizer):
         beta1, beta2 = self.betas
         step_size = self.lr / (1 - beta1 ** t)
         denominator = np.sqrt(v) / math.sqrt(1 - beta2 ** t) + self.eps
-        param.data -= step_size * (m / denominator)
+        param -= step_size * (m / denominator)
 
     def update(self, param, grad):
         if self.weight_decay:
@@ -359,7 +362,7 @@ class AdamW(Adam):
 
     def update(self, param, grad):
         if self.weight_decay:
-            param.data *= 1 - self.lr * self.weight_decay
+            param *= 1 - self.lr * self.weight_decay
         self._adam_step(param, grad)
 
 # %% [markdown]

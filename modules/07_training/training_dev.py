@@ -35,7 +35,7 @@ from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Module
 from tinytorch.core.losses import BinaryCrossEntropyLoss, CrossEntropyLoss
 from tinytorch.core.optimizers import Optimizer
-from tinytorch.core.tensor import Tensor
+from tinytorch.core.tensor import Tensor, check_int
 
 # %% [markdown]
 # ## Batches from arrays
@@ -61,10 +61,8 @@ class ArrayBatches:
             raise ValueError(f"ArrayBatches: {len(self.inputs)} inputs but {len(self.targets)} targets")
         if len(self.inputs) == 0:
             raise ValueError("ArrayBatches: no examples (the arrays are empty)")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or batch_size < 1:
-            raise ValueError(f"ArrayBatches: batch_size must be a positive integer, got {batch_size!r}")
-        self.batch_size, self.shuffle = int(batch_size), shuffle
+        self.batch_size = check_int("ArrayBatches", "batch_size", batch_size)
+        self.shuffle = shuffle
         self.rng = np.random.default_rng(seed)
 
     def __len__(self):
@@ -192,19 +190,13 @@ class LRScheduler:
         self.optimizer.lr = self.lr_at(self.last_epoch)
 
 
-def _positive_int(scheduler, name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{scheduler}: {name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 # Each schedule stores its settings before calling LRScheduler.__init__, which uses
 # lr_at(0) and so needs them.
 class StepLR(LRScheduler):
     """lr = base_lr * gamma ** (epoch // step_size)."""
 
     def __init__(self, optimizer, step_size, gamma=0.1):
-        self.step_size = _positive_int("StepLR", "step_size", step_size)
+        self.step_size = check_int("StepLR", "step_size", step_size)
         if not (isinstance(gamma, (int, float)) and 0 < gamma < math.inf):
             raise ValueError(f"StepLR: gamma must be a finite number > 0, got {gamma!r}")
         self.gamma = float(gamma)
@@ -218,7 +210,7 @@ class CosineAnnealingLR(LRScheduler):
     """lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2."""
 
     def __init__(self, optimizer, T_max, eta_min=0.0):
-        self.T_max = _positive_int("CosineAnnealingLR", "T_max", T_max)
+        self.T_max = check_int("CosineAnnealingLR", "T_max", T_max)
         if not (isinstance(eta_min, (int, float)) and 0 <= eta_min < math.inf):
             raise ValueError(f"CosineAnnealingLR: eta_min must be a finite number >= 0, got {eta_min!r}")
         self.eta_min = float(eta_min)
@@ -313,8 +305,9 @@ def load_checkpoint(path, model, optimizer=None):
             optimizer.load_state_dict(state_dict)    # checks everything before changing anything
         except ValueError as error:
             raise CheckpointError(f"{path}: {error}") from None
-    for param, value in zip(model.parameters(), values):
-        param.data[...] = value
+    with no_grad():                                    # an in-place change: bumps versions
+        for param, value in zip(model.parameters(), values):
+            param.copy_(value)
     return {"epoch": meta["epoch"], "extra": meta["extra"]}
 
 
@@ -468,8 +461,7 @@ class Trainer:
     def fit(self, train_data, epochs, val_data=None, progress=None):
         """Train for `epochs` passes over train_data (an iterable of (x, y) batches);
         write a progress line per epoch to the `progress` stream if given. Returns history."""
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ValueError(f"fit: epochs must be an integer >= 0, got {epochs!r}")
+        epochs = check_int("fit", "epochs", epochs, minimum=0)
         for epoch in range(1, epochs + 1):
             self.model.train()
             lr = self.optimizer.lr

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinytorch.core.tensor import Tensor
+from tinytorch.core.tensor import Tensor, check_int
 
 # %% [markdown]
 # ## Dataset
@@ -207,11 +207,8 @@ class DataLoader:
         if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
             raise TypeError(f"DataLoader needs a dataset with __len__ and __getitem__, "
                             f"got {type(dataset).__name__}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or batch_size < 1:
-            raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
+        self.batch_size = check_int("DataLoader", "batch_size", batch_size)
         self.dataset = dataset
-        self.batch_size = int(batch_size)
         self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
         self.rng = np.random.default_rng(seed)      # one generator for every epoch
         self.collate_fn = default_collate if collate_fn is None else collate_fn

@@ -35,9 +35,9 @@ from functools import lru_cache
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from tinytorch.core.autograd import rule
+from tinytorch.core.autograd import nothing, rule
 from tinytorch.core.layers import Module, make_rng
-from tinytorch.core.tensor import Tensor
+from tinytorch.core.tensor import Tensor, check_int
 
 # %% [markdown]
 # ## Output size
@@ -152,7 +152,7 @@ def im2col(x, kernel_size, stride=1, padding=0):
     return Tensor._make(columns, "im2col", (x,), kernel=kernel, stride=stride, padding=padding)
 
 
-@rule("im2col")
+@rule("im2col", saves=nothing)                  # it reads only x's shape
 def _im2col_backward(out, grad):
     (x,) = out._parents
     return (_col2im(grad, x.shape, **out._saved),)
@@ -227,9 +227,9 @@ def window_indices(channels, height, width, kernel, stride, padding):
 # results that never leave the function, which is why the columns themselves
 # (kept for backward) and the gradients (returned) are fresh arrays.
 #
-# Integer images (say uint8 pixels) are converted to the weights' float dtype
-# first; they cannot require a gradient, so no graph is lost. Mixed float dtypes
-# compute in the widest one, as numpy's `@` and `+` would.
+# Integer images (say uint8 pixels) are a `TypeError`, as for `Linear` and in
+# PyTorch: scaling pixels to floats is a choice the caller makes. Mixed float
+# dtypes compute in the widest one, module 01's rule (PyTorch refuses them).
 #
 # **Initialisation.** Kaiming (He) uniform, `U(-b, b)` with `b = sqrt(6 / fan_in)`
 # and `fan_in = in_channels * kh * kw` (the inputs of one output value): the right
@@ -262,7 +262,7 @@ def _conv2d(x, weight, bias, stride, padding):
     return Tensor._make(out, "conv2d", parents, columns=columns, stride=stride, padding=padding)
 
 
-@rule("conv2d")
+@rule("conv2d", saves=lambda out: (0, 1))      # x and weight, as PyTorch (not the bias)
 def _conv2d_backward(out, grad):
     x, weight = out._parents[:2]
     columns = out._saved["columns"]                             # (N, C*kh*kw, Ho*Wo)
@@ -286,10 +286,8 @@ class Conv2d(Module):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  bias=True, seed=None):
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"Conv2d: {name} must be a positive integer, got {value!r}")
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.in_channels = check_int("Conv2d", "in_channels", in_channels)
+        self.out_channels = check_int("Conv2d", "out_channels", out_channels)
         self.kernel_size = _pair(kernel_size, "Conv2d: kernel_size")
         self.stride = _pair(stride, "Conv2d: stride")
         self.padding = _pair(padding, "Conv2d: padding", minimum=0)
@@ -308,8 +306,9 @@ class Conv2d(Module):
     def forward(self, x):
         _check_images("Conv2d", x, self.in_channels)
         _check_fits("Conv2d", x, self.kernel_size, self.padding)
-        if x.dtype.kind != "f":      # integer pixels (e.g. uint8) are constants: no graph to keep
-            x = Tensor(x.data, dtype=self.weight.dtype)
+        if x.dtype.kind != "f":      # as Linear (and PyTorch): convert pixels explicitly
+            raise TypeError(f"Conv2d expects floating-point images, got {x.dtype}; convert "
+                            f"them first, e.g. Tensor(pixels / 255, dtype=np.float32)")
         return _conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
     def __repr__(self):
@@ -323,10 +322,14 @@ class Conv2d(Module):
 # channel first, so seen as `(N, C, kh*kw, Ho*Wo)` they hold every window of every
 # channel; then one reduction over the window axis does the pooling:
 #
-# - `MaxPool2d`: `max` over the window. Its gradient goes to the largest entry of
-#   each window (if several tie, module 05 splits it between them equally;
-#   PyTorch gives it all to the first one).
+# - `MaxPool2d`: the largest entry of each window, picked by index (`argmax`). Its
+#   gradient goes to that one entry. When several entries tie, `argmax` picks the
+#   first (in reading order), and it alone gets the gradient, as in PyTorch. (A
+#   plain `max` reduction would split the gradient between tied entries, as
+#   module 05's `max` rule does, like PyTorch's `amax`.)
 # - `AvgPool2d`: `mean` over the window; each entry gets `1 / (kh*kw)` of the gradient.
+#   Like every mean (module 01), it refuses integer images, where PyTorch returns
+#   truncated integer averages.
 #
 # Both gradients then flow through im2col's rule back to the pixels.
 #
@@ -363,8 +366,12 @@ class MaxPool2d(_Pool2d):
     """The largest value of each kh x kw window, per channel."""
 
     def forward(self, x):
-        windows, out_hw = self.windows(x)
-        return windows.max(axis=2).reshape(*x.shape[:2], *out_hw)
+        windows, out_hw = self.windows(x)                          # (N, C, kh*kw, L)
+        n, c, _, length = windows.shape
+        first = windows.data.argmax(axis=2)                        # (N, C, L): first largest
+        picked = windows[np.arange(n)[:, None, None], np.arange(c)[None, :, None], first,
+                         np.arange(length)]                        # (N, C, L)
+        return picked.reshape(*x.shape[:2], *out_hw)
 
 
 class AvgPool2d(_Pool2d):

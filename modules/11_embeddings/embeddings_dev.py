@@ -30,7 +30,7 @@ import numpy as np
 
 import tinytorch.core.autograd  # noqa: F401  (installs backward: the table's gradients)
 from tinytorch.core.layers import Module, make_rng
-from tinytorch.core.tensor import Tensor
+from tinytorch.core.tensor import Tensor, check_int
 
 # %% [markdown]
 # ## Looking up rows, and the gradient of a lookup
@@ -63,12 +63,6 @@ from tinytorch.core.tensor import Tensor
 
 # %%
 #| export
-def _check_size(cls, name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{cls}: {name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def _check_ids(ids, num_embeddings, cls="Embedding"):
     """The ids as an integer numpy array, each in [0, num_embeddings), or a clear error."""
     array = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
@@ -86,8 +80,8 @@ class Embedding(Module):
     """A (num_embeddings, embedding_dim) table of learned vectors; ids (*shape) -> (*shape, dim)."""
 
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, seed=None):
-        self.num_embeddings = _check_size("Embedding", "num_embeddings", num_embeddings)
-        self.embedding_dim = _check_size("Embedding", "embedding_dim", embedding_dim)
+        self.num_embeddings = check_int("Embedding", "num_embeddings", num_embeddings)
+        self.embedding_dim = check_int("Embedding", "embedding_dim", embedding_dim)
         if padding_idx is not None:
             if isinstance(padding_idx, bool) or not isinstance(padding_idx, (int, np.integer)):
                 raise TypeError(f"Embedding: padding_idx must be an integer or None, "
@@ -141,8 +135,8 @@ class LearnedPositionalEmbedding(Embedding):
     """x (..., T, dim) -> x + weight[:T]: one learned vector per position."""
 
     def __init__(self, max_len, embedding_dim, seed=None):
-        self.max_len = _check_size("LearnedPositionalEmbedding", "max_len", max_len)
-        _check_size("LearnedPositionalEmbedding", "embedding_dim", embedding_dim)
+        self.max_len = check_int("LearnedPositionalEmbedding", "max_len", max_len)
+        check_int("LearnedPositionalEmbedding", "embedding_dim", embedding_dim)
         super().__init__(max_len, embedding_dim, seed=seed)
 
     def forward(self, x):
@@ -189,8 +183,8 @@ class SinusoidalPositionalEncoding(Module):
     """x (..., T, dim) -> x + encoding[:T], with the fixed sinusoidal table."""
 
     def __init__(self, max_len, embedding_dim, base=10000.0):
-        self.max_len = _check_size("SinusoidalPositionalEncoding", "max_len", max_len)
-        self.embedding_dim = _check_size("SinusoidalPositionalEncoding", "embedding_dim",
+        self.max_len = check_int("SinusoidalPositionalEncoding", "max_len", max_len)
+        self.embedding_dim = check_int("SinusoidalPositionalEncoding", "embedding_dim",
                                          embedding_dim)
         self.encoding = Tensor(sinusoidal_table(self.max_len, self.embedding_dim, base))
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from tinytorch.core.activations import Softmax
 from tinytorch.core.layers import Dropout, Linear, Module, make_rng
-from tinytorch.core.tensor import Tensor
+from tinytorch.core.tensor import Tensor, check_int
 
 # %% [markdown]
 # ## Masks: which keys each query may see
@@ -222,10 +222,8 @@ class MultiHeadAttention(Module):
     """num_heads attentions over slices of the channels, with q/k/v and output projections."""
 
     def __init__(self, embed_dim, num_heads, bias=True, dropout=0.0, seed=None):
-        for name, value in (("embed_dim", embed_dim), ("num_heads", num_heads)):
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"MultiHeadAttention: {name} must be a positive integer, "
-                                 f"got {value!r}")
+        check_int("MultiHeadAttention", "embed_dim", embed_dim)
+        check_int("MultiHeadAttention", "num_heads", num_heads)
         if embed_dim % num_heads:
             raise ValueError(f"MultiHeadAttention: embed_dim {embed_dim} is not divisible by "
                              f"num_heads {num_heads} (each head gets embed_dim / num_heads "

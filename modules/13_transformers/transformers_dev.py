@@ -32,7 +32,7 @@ from tinytorch.core.activations import GELU
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Dropout, Linear, Module, make_rng
 from tinytorch.core.losses import CrossEntropyLoss
-from tinytorch.core.tensor import Tensor
+from tinytorch.core.tensor import Tensor, check_int
 from tinytorch.models.attention import MultiHeadAttention
 from tinytorch.text.embeddings import Embedding, LearnedPositionalEmbedding
 
@@ -57,9 +57,7 @@ class GPTConfig:
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"GPTConfig: {name} must be a positive integer, got {value!r}")
+            check_int("GPTConfig", name, getattr(self, name))
         if self.n_embd % self.n_head:
             raise ValueError(f"GPTConfig: n_embd {self.n_embd} is not divisible by "
                              f"n_head {self.n_head}")
@@ -88,8 +86,7 @@ class LayerNorm(Module):
     """(x - mean) / sqrt(var + eps) * weight + bias over the last axis of size dim."""
 
     def __init__(self, dim, eps=1e-5):
-        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-            raise ValueError(f"LayerNorm: dim must be a positive integer, got {dim!r}")
+        check_int("LayerNorm", "dim", dim)
         if not eps > 0:
             raise ValueError(f"LayerNorm: eps must be positive, got {eps!r}")
         self.dim, self.eps = int(dim), float(eps)
@@ -220,10 +217,7 @@ def _token_ids(ids, config, name="idx", any_length=False):
 
 
 def _check_generate_args(config, max_new_tokens, temperature, top_k):
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) \
-            or max_new_tokens < 0:
-        raise ValueError(f"generate: max_new_tokens must be a non-negative integer, "
-                         f"got {max_new_tokens!r}")
+    check_int("generate", "max_new_tokens", max_new_tokens, minimum=0)
     if not temperature > 0:
         raise ValueError(f"generate: temperature must be positive, got {temperature!r}")
     if top_k is not None and not 1 <= top_k <= config.vocab_size:

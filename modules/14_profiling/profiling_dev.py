@@ -38,7 +38,7 @@ from tinytorch.core.activations import GELU, LogSoftmax, ReLU, Sigmoid, Softmax,
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Dropout, Linear, Module, Sequential
 from tinytorch.core.spatial import AvgPool2d, Conv2d, Flatten, MaxPool2d, output_size
-from tinytorch.core.tensor import Tensor
+from tinytorch.core.tensor import Tensor, check_int
 
 # %% [markdown]
 # ## Counting parameters
@@ -419,19 +419,13 @@ class LatencyResult:
                 f"min {format_seconds(self.min)}, {len(self.samples)} x {self.number} calls)")
 
 
-def _positive_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"measure_latency: {name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def measure_latency(fn, warmup=3, repeats=20, number=1, timer=time.perf_counter):
     """Time fn() `repeats` times (each sample: `number` calls, divided by number)."""
     if not callable(fn):
         raise TypeError(f"measure_latency needs a callable, got {type(fn).__name__}")
-    warmup = _positive_int("warmup", warmup, 0)
-    repeats = _positive_int("repeats", repeats, 1)
-    number = _positive_int("number", number, 1)
+    warmup = check_int("measure_latency", "warmup", warmup, minimum=0)
+    repeats = check_int("measure_latency", "repeats", repeats)
+    number = check_int("measure_latency", "number", number)
     for _ in range(warmup):
         fn()
     gc_was_enabled = gc.isenabled()

@@ -39,7 +39,7 @@ import numpy as np
 
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import make_rng
-from tinytorch.core.tensor import Tensor
+from tinytorch.core.tensor import Tensor, check_int
 from tinytorch.models.attention import scaled_dot_product_attention
 # The same argument checks and the same sampler as GPT.generate: both paths then
 # validate alike and draw exactly the same random numbers.
@@ -61,12 +61,6 @@ from tinytorch.models.transformer import GPT, _check_generate_args, _sample, _to
 
 # %%
 #| export
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"KVCache: {name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 class KVCache:
     """Keys and values of up to max_len tokens for n_layer layers, each layer's stored
     as (B, n_head, max_len, head_dim) arrays; `position` tokens are filled."""
@@ -74,7 +68,7 @@ class KVCache:
     def __init__(self, n_layer, batch_size, n_head, max_len, head_dim, dtype=np.float32):
         sizes = dict(n_layer=n_layer, batch_size=batch_size, n_head=n_head,
                      max_len=max_len, head_dim=head_dim)
-        sizes = {name: _positive_int(name, value) for name, value in sizes.items()}
+        sizes = {name: check_int("KVCache", name, value) for name, value in sizes.items()}
         self.n_layer, self.max_len = sizes["n_layer"], sizes["max_len"]
         self.shape = (sizes["batch_size"], sizes["n_head"], self.max_len, sizes["head_dim"])
         self.keys = [np.zeros(self.shape, dtype) for _ in range(self.n_layer)]
@@ -85,7 +79,7 @@ class KVCache:
     def for_model(cls, model, batch_size, max_len=None):
         """A cache sized for `model` (a GPT); max_len defaults to its block_size."""
         config = model.config
-        max_len = config.block_size if max_len is None else _positive_int("max_len", max_len)
+        max_len = config.block_size if max_len is None else check_int("KVCache", "max_len", max_len)
         if max_len > config.block_size:
             raise ValueError(f"KVCache: max_len {max_len} is larger than the model's "
                              f"block_size {config.block_size}: it has no positions beyond")

@@ -37,7 +37,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.spatial import Conv2d, output_size
-from tinytorch.core.tensor import Tensor
+from tinytorch.core.tensor import Tensor, check_int
 from tinytorch.profiling import (LatencyResult, format_seconds, format_table, measure_latency,
                                  memory_of)
 
@@ -109,19 +109,14 @@ def _check_same(name, expected, got, rtol, atol):
                          f"{worst:.3g} (rtol={rtol}, atol={atol})")
 
 
-def _count(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"compare: {name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def compare(variants, args=(), kwargs=None, warmup=2, repeats=10, number=1,
             timer=time.perf_counter, check=True, rtol=1e-4, atol=1e-5, memory=False):
     """Time each variant(*args, **kwargs) in interleaved rounds; speed-ups are relative
     to the first variant. check: outputs must match the first's; memory: trace peaks."""
     if not variants:
         raise ValueError("compare needs at least one variant")
-    warmup, repeats = _count("warmup", warmup, 0), _count("repeats", repeats, 1)
+    warmup = check_int("compare", "warmup", warmup, minimum=0)
+    repeats = check_int("compare", "repeats", repeats)
     kwargs = kwargs or {}
     calls = {name: (lambda fn=fn: fn(*args, **kwargs)) for name, fn in variants.items()}
     if check:
@@ -322,16 +317,10 @@ def conv2d_tinytorch(x, weight, bias=None, stride=1, padding=0):
 
 # %%
 #| export
-def _check_tile(tile):
-    if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 1:
-        raise ValueError(f"tile must be a positive int, got {tile!r}")
-    return int(tile)
-
-
 def tiled_matmul(a, b, tile=64):
     """a @ b computed block by block: out[I, J] += a[I, P] @ b[P, J] with numpy."""
     a, b = _check_matrices("tiled_matmul", a, b)
-    tile = _check_tile(tile)
+    tile = check_int("tiled_matmul", "tile", tile)
     (n, k), m = a.shape, b.shape[1]
     out = np.zeros((n, m), dtype=np.result_type(a, b))
     for i in range(0, n, tile):
@@ -345,7 +334,7 @@ def tiled_matmul(a, b, tile=64):
 def tiled_matmul_loops(a, b, tile=16):
     """a @ b with the blocking of tiled_matmul, scalar Python loops inside each block."""
     a, b = _check_matrices("tiled_matmul_loops", a, b)
-    tile = _check_tile(tile)
+    tile = check_int("tiled_matmul", "tile", tile)
     (n, k), m = a.shape, b.shape[1]
     rows, cols = a.tolist(), b.tolist()
     out = [[0.0] * m for _ in range(n)]

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinytorch.core.tensor import check_int
 from tinytorch.profiling import LatencyResult, format_seconds
 
 # %% [markdown]
@@ -196,11 +197,6 @@ def _as_call(name, variant):
         raise TypeError(f"variant {name!r} is not callable: got {type(fn).__name__}")
     return functools.partial(fn, *args) if args else fn
 
-
-def _count(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
 
 # %% [markdown]
 # ## Metrics: what was traded for the speed
@@ -405,9 +401,9 @@ class Benchmark:
     clock: object = time.perf_counter
 
     def __post_init__(self):
-        _count("warmup", self.warmup, 0)
-        _count("repeats", self.repeats, 1)
-        _count("number", self.number, 1)
+        check_int("Benchmark", "warmup", self.warmup, minimum=0)
+        check_int("Benchmark", "repeats", self.repeats)
+        check_int("Benchmark", "number", self.number)
         if not callable(self.clock):
             raise TypeError(f"clock must be callable (like time.perf_counter), "
                             f"got {type(self.clock).__name__}")

@@ -157,3 +157,22 @@ def test_tensors_hash_by_identity():
     a, b = Tensor([1.0]), Tensor([1.0])
     table = {a: "a", b: "b"}
     assert table[a] == "a" and table[b] == "b"
+
+
+# ---- check_int: the curriculum's one size check ------------------------------------------------
+
+@pytest.mark.parametrize("value, minimum, wanted", [
+    (0, 1, "a positive integer"), (2.0, 1, "a positive integer"), (True, 1, "a positive integer"),
+    ("3", 1, "a positive integer"), (-1, 0, "a non-negative integer"), (1, 2, "an integer >= 2"),
+])
+def test_check_int_names_the_owner_the_name_and_what_was_wanted(value, minimum, wanted):
+    from tinytorch.core.tensor import check_int
+    with pytest.raises(ValueError, match=f"^Layer: size must be {wanted}, got {value!r}$"):
+        check_int("Layer", "size", value, minimum)
+
+
+def test_check_int_returns_a_python_int_for_numpy_integers():
+    from tinytorch.core.tensor import check_int
+    checked = check_int("Layer", "size", np.int32(3))
+    assert checked == 3 and type(checked) is int
+    assert check_int("Layer", "size", 0, minimum=0) == 0

@@ -122,10 +122,11 @@ def test_python_numbers_do_not_promote_float32():
     assert (x + np.ones(2)).dtype == np.float32          # float64 array takes x's dtype
 
 
-def test_two_tensors_follow_numpy_promotion():
+def test_two_tensors_follow_the_promotion_rule():
     a, b = Tensor([1.0]), Tensor([1.0], dtype=np.float64)
-    assert (a + b).dtype == np.float64
-    assert (Tensor([1, 2]) + 2.5).dtype == np.result_type(np.int64, 2.5)
+    assert (a + b).dtype == np.float64                    # same kind: the wider one
+    assert (Tensor([1, 2]) + 2.5).dtype == np.float32     # int and a float: the default float
+    assert (Tensor([1, 2]) + a).dtype == np.float32       # int and float32: float32, not float64
     assert (Tensor([1, 2], dtype=np.int32) + 2).dtype == np.int32
     np.testing.assert_array_equal((Tensor([7, 8]) / Tensor([2, 2])).data, [3.5, 4.0])
 

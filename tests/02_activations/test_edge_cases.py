@@ -92,3 +92,21 @@ def test_fully_masked_row_is_nan_like_pytorch(torch):
 def test_softmax_dim_out_of_range_is_an_error():
     with pytest.raises(ValueError, match="out of bounds"):       # numpy's AxisError
         Softmax(dim=2)(Tensor([[1.0, 2.0]]))
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "relu"])
+@pytest.mark.parametrize("dtype", ["int32", "int64", "float32", "float64"])
+def test_activation_dtypes_follow_pytorch(torch, name, dtype):
+    from tinytorch.core.activations import ReLU, Sigmoid, Tanh
+    values = np.array([-2, 0, 3]).astype(dtype)
+    ours = {"sigmoid": Sigmoid(), "tanh": Tanh(), "relu": ReLU()}[name](Tensor(values, dtype=dtype))
+    theirs = getattr(torch, name)(torch.tensor(values))
+    assert str(ours.dtype) == str(theirs.dtype).removeprefix("torch.")
+    np.testing.assert_allclose(ours.data, theirs.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+def test_gelu_and_softmax_of_integers_are_float32_a_documented_difference(dtype):
+    from tinytorch.core.activations import GELU, Softmax
+    x = Tensor(np.array([-2, 0, 3]), dtype=dtype)
+    assert GELU()(x).dtype == np.float32 and Softmax()(x).dtype == np.float32

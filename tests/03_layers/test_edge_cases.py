@@ -106,3 +106,17 @@ def test_subclass_without_super_init_still_trains_and_lists_parameters():
 
 def test_module_without_parameters_has_an_empty_list():
     assert Dropout(0.5).parameters() == [] and Sequential().parameters() == []
+
+
+def test_linear_input_dtypes_against_pytorch(torch):
+    layer = Linear(2, 3, seed=0)
+    t_layer = torch.nn.Linear(2, 3)
+    with pytest.raises(RuntimeError):                       # PyTorch: integers are refused
+        t_layer(torch.tensor([[1, 2]]))
+    with pytest.raises(TypeError, match="Linear expects a floating-point input, got int64"):
+        layer(Tensor([[1, 2]]))
+    with pytest.raises(RuntimeError):                       # PyTorch: float64 is refused too
+        t_layer(torch.tensor([[1.0, 2.0]], dtype=torch.float64))
+    # The documented difference (module 03's Linear section): mixed floats promote.
+    assert layer(Tensor([[1.0, 2.0]], dtype=np.float64)).dtype == np.float64
+    assert layer(Tensor([[1.0, 2.0]])).dtype == np.float32

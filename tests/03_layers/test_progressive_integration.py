@@ -31,12 +31,12 @@ def test_notebook_demo_cells_are_not_exported():
     assert not hasattr(layers, "ReLU")               # imported only by that cell
 
 
-def test_layers_accept_any_tensor_module_01_makes():
+def test_linear_takes_float_tensors_and_refuses_integers():
     layer = Linear(2, 3, seed=0)
-    from_ints = layer(Tensor([[1, 2]]))             # integer data stays integer in a Tensor
+    with pytest.raises(TypeError, match="Linear expects a floating-point input, got int64"):
+        layer(Tensor([[1, 2]]))                     # integers stay integers: PyTorch refuses too
     from_floats = layer(Tensor([[1.0, 2.0]]))       # float data becomes float32
     assert from_floats.dtype == np.float32
-    np.testing.assert_allclose(from_ints.data, from_floats.data, rtol=1e-6)
     np.testing.assert_allclose(from_floats.data, [[1, 2]] @ layer.weight.data, rtol=1e-6)
 
 

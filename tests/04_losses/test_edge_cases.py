@@ -93,3 +93,17 @@ def test_binary_targets_at_exactly_zero_and_one_are_fine():
 def test_empty_batch_is_a_clear_error_not_nan(loss, pred, target):
     with pytest.raises(ValueError, match=r"empty batch \(prediction shape \(0,"):
         loss(Tensor(pred), Tensor(target) if target.dtype.kind == "f" else target)
+
+
+@pytest.mark.parametrize("loss, target", [("MSELoss", [1, 3]), ("BinaryCrossEntropyLoss", [1, 0]),
+                                          ("CrossEntropyLoss", [0])])
+def test_integer_predictions_are_refused_as_in_pytorch(torch, loss, target):
+    from tinytorch.core import losses
+    pred = [[1, 2]] if loss == "CrossEntropyLoss" else [1, 2]
+    theirs = {"MSELoss": torch.nn.functional.mse_loss,
+              "BinaryCrossEntropyLoss": torch.nn.functional.binary_cross_entropy_with_logits,
+              "CrossEntropyLoss": torch.nn.functional.cross_entropy}[loss]
+    with pytest.raises((RuntimeError, NotImplementedError)):
+        theirs(torch.tensor(pred), torch.tensor(target))
+    with pytest.raises(TypeError, match=f"{loss}: the prediction must be floating point, got int64"):
+        getattr(losses, loss)()(Tensor(pred), target if loss == "CrossEntropyLoss" else Tensor(target))

@@ -86,7 +86,7 @@ def test_epochs_zero_changes_nothing_and_prints_nothing():
 
 @pytest.mark.parametrize("epochs", [-1, 1.5, True, "3"])
 def test_invalid_epochs_are_rejected(epochs):
-    with pytest.raises(ValueError, match="epochs must be an integer >= 0"):
+    with pytest.raises(ValueError, match="epochs must be a non-negative integer"):
         regression_trainer().fit(batches(), epochs=epochs)
 
 

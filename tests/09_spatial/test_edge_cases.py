@@ -147,9 +147,14 @@ def test_wrong_inputs_are_named():
         im2col(Tensor(np.zeros((4, 4))), 2)
 
 
-def test_integer_images_are_convolved_in_float():
+def test_integer_images_are_refused_as_in_pytorch(torch):
+    pixels = np.arange(9).reshape(1, 1, 3, 3)
+    with pytest.raises(RuntimeError):
+        torch.nn.Conv2d(1, 1, 2)(torch.tensor(pixels))
     conv = Conv2d(1, 1, 2, bias=False)
+    with pytest.raises(TypeError, match="Conv2d expects floating-point images, got int64"):
+        conv(Tensor(pixels))
     conv.weight.data[...] = 0.5
-    out = conv(Tensor(np.arange(9).reshape(1, 1, 3, 3)))
+    out = conv(Tensor(pixels, dtype=np.float32))           # the explicit conversion works
     assert out.dtype == np.float32
     assert out.data[0, 0].tolist() == [[4.0, 6.0], [10.0, 12.0]]

@@ -142,6 +142,28 @@ def test_overlapping_maxpool_windows_add_their_gradients():
     assert x.grad.data[0, 0].tolist() == [[0, 0, 0], [0, 4, 0], [0, 0, 0]]
 
 
+@pytest.mark.parametrize("window", [[[1.0, 1.0], [0.0, 1.0]], [[0.0, 2.0], [2.0, 2.0]],
+                                    [[3.0, 3.0], [3.0, 3.0]]])
+def test_tied_maxima_give_the_whole_gradient_to_the_first_as_pytorch(torch, window):
+    x = Tensor(np.array(window)[None, None], requires_grad=True)
+    MaxPool2d(2)(x).sum().backward()
+    first = np.zeros(4)
+    first[np.argmax(np.array(window).ravel())] = 1.0          # the first maximum, reading order
+    assert x.grad.data[0, 0].ravel().tolist() == first.tolist()   # not 1/3 each on [[1,1],[0,1]]
+    tx = torch.tensor(window, requires_grad=True)
+    torch.nn.functional.max_pool2d(tx[None, None], 2).sum().backward()
+    assert x.grad.data[0, 0].tolist() == tx.grad.tolist()
+
+
+def test_tied_maxima_in_overlapping_windows_match_pytorch(torch):
+    x_np = np.array([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0], [2.0, 2.0, 2.0]], dtype=np.float32)
+    x = Tensor(x_np[None, None], requires_grad=True)
+    MaxPool2d(2, stride=1)(x).sum().backward()
+    tx = torch.tensor(x_np[None, None], requires_grad=True)
+    torch.nn.functional.max_pool2d(tx, 2, stride=1).sum().backward()
+    assert x.grad.data.tolist() == tx.grad.tolist()
+
+
 def test_avgpool_gradient_is_one_over_the_window_size():
     x = Tensor(np.zeros((1, 1, 4, 5)), requires_grad=True)
     AvgPool2d(2)(x).sum().backward()                          # column 4 is in no window
@@ -205,3 +227,31 @@ def test_whole_cnn_gradcheck(rng):
                        Linear(2 * 2 * 2, 2, seed=1))
     x = Tensor(rng.standard_normal((2, 1, 4, 4)))
     assert gradcheck(lambda *ps: model(x), model.parameters()) < 1e-5
+
+
+@pytest.mark.parametrize("changed", ["x", "weight", "bias"])
+def test_conv2d_refuses_backward_after_an_in_place_change_exactly_as_pytorch(torch, changed):
+    from tinytorch.core.autograd import no_grad
+    rng = np.random.default_rng(0)
+    x_np = rng.standard_normal((1, 2, 5, 5)).astype(np.float32)
+    conv = Conv2d(2, 3, 3, seed=0)
+    x = Tensor(x_np, requires_grad=True)
+    out = conv(x).sum()
+    tx = torch.tensor(x_np, requires_grad=True)
+    tconv = torch.nn.Conv2d(2, 3, 3)
+    tout = tconv(tx).sum()
+    with no_grad(), torch.no_grad():
+        {"x": x, "weight": conv.weight, "bias": conv.bias}[changed].mul_(2)
+        {"x": tx, "weight": tconv.weight, "bias": tconv.bias}[changed].mul_(2)
+    try:
+        tout.backward()
+        torch_raised = False
+    except RuntimeError:
+        torch_raised = True
+    if torch_raised:
+        with pytest.raises(RuntimeError, match="backward of 'conv2d'.*inplace operation"):
+            out.backward()
+    else:
+        out.backward()
+        assert conv.bias.grad.data.tolist() == tconv.bias.grad.tolist()
+    assert torch_raised == (changed != "bias")

@@ -54,7 +54,7 @@ def test_latency_arguments_out_of_range_are_errors(kwargs):
 
 
 def test_zero_repeats_error_names_the_argument():
-    with pytest.raises(ValueError, match="repeats must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="repeats must be a positive integer, got 0"):
         measure_latency(lambda: None, repeats=0)
 
 

@@ -21,7 +21,7 @@ def test_matmuls_reject_misaligned_or_non_matrix_inputs(version, shape_a, shape_
 @pytest.mark.parametrize("version", [tiled_matmul, tiled_matmul_loops])
 @pytest.mark.parametrize("tile", [0, -4, 2.5, True, None])
 def test_tile_must_be_a_positive_int(version, tile):
-    with pytest.raises(ValueError, match="tile must be a positive int"):
+    with pytest.raises(ValueError, match="tile must be a positive integer"):
         version(np.ones((2, 2)), np.ones((2, 2)), tile)
 
 
@@ -107,10 +107,10 @@ def test_compare_refuses_a_zero_median():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(repeats=0), "compare: repeats must be an int >= 1, got 0"),
-    (dict(repeats=1.5), "compare: repeats must be an int >= 1, got 1.5"),
-    (dict(warmup=-1), "compare: warmup must be an int >= 0, got -1"),
-    (dict(number=0), "measure_latency: number must be an int >= 1, got 0"),
+    (dict(repeats=0), "compare: repeats must be a positive integer, got 0"),
+    (dict(repeats=1.5), "compare: repeats must be a positive integer, got 1.5"),
+    (dict(warmup=-1), "compare: warmup must be a non-negative integer, got -1"),
+    (dict(number=0), "measure_latency: number must be a positive integer, got 0"),
 ])
 def test_compare_rejects_bad_timing_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -17,13 +17,13 @@ def noop():
 # ---- settings -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("settings, message", [
-    (dict(repeats=0), "repeats must be an int >= 1, got 0"),
-    (dict(repeats=-3), "repeats must be an int >= 1, got -3"),
-    (dict(repeats=2.0), "repeats must be an int >= 1, got 2.0"),
-    (dict(repeats=True), "repeats must be an int >= 1, got True"),
-    (dict(number=0), "number must be an int >= 1, got 0"),
-    (dict(warmup=-1), "warmup must be an int >= 0, got -1"),
-    (dict(warmup=None), "warmup must be an int >= 0, got None"),
+    (dict(repeats=0), "repeats must be a positive integer, got 0"),
+    (dict(repeats=-3), "repeats must be a positive integer, got -3"),
+    (dict(repeats=2.0), "repeats must be a positive integer, got 2.0"),
+    (dict(repeats=True), "repeats must be a positive integer, got True"),
+    (dict(number=0), "number must be a positive integer, got 0"),
+    (dict(warmup=-1), "warmup must be a non-negative integer, got -1"),
+    (dict(warmup=None), "warmup must be a non-negative integer, got None"),
 ])
 def test_bad_settings_are_refused_before_anything_runs(settings, message):
     calls = []

@@ -268,6 +268,7 @@ def test_the_command_line_defaults_are_the_train_config_defaults():
     for name in ("steps", "batch_size", "lr", "min_lr", "weight_decay", "grad_clip",
                  "eval_every", "eval_windows", "seed"):
         assert getattr(args, name) == getattr(config, name), name
+    assert build_parser().parse_args(["train"]).out == "runs/tinygpt"   # `train` alone works
     generate = build_parser().parse_args(["generate", "--model", "m"])
     assert (generate.temperature, generate.top_k, generate.greedy, generate.seed) == \
         (1.0, None, False, None)

@@ -28,7 +28,6 @@ def saved(trained, tmp_path_factory):
     (["train", "--steps", "-5", "--out", "x"], "--steps: expected a positive integer, got '-5'"),
     (["train", "--steps", "0", "--out", "x"], "expected a positive integer, got '0'"),
     (["train", "--steps", "ten", "--out", "x"], "expected a positive integer, got 'ten'"),
-    (["train", "--steps", "3"], "the following arguments are required: --out"),
     (["train", "--out", "x", "--lr", "nan"], "--lr: expected a positive number, got 'nan'"),
     (["train", "--out", "x", "--val-fraction", "1.5"], "expected a number between 0 and 1"),
     (["train", "--out", "x", "--tokenizer", "words"], "invalid choice: 'words'"),

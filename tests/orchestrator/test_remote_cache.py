@@ -395,6 +395,7 @@ def test_clone_b_reports_every_module_cached_from_the_server_then_runs_locally_w
     assert len(nginx.puts()) == 8                     # 4 results, 4 envelopes
 
     clone = Wired(tmp_path / "b", **signed(nginx))
+    before = len(nginx.requests())
     second = clone.doit("all")
     assert second.returncode == 0, second.stdout + second.stderr
     assert second.statuses == dict.fromkeys(["01_numbers", "02_add", "03_mul", "04_power"],
@@ -402,6 +403,8 @@ def test_clone_b_reports_every_module_cached_from_the_server_then_runs_locally_w
     assert second.summary.startswith("Executed 0 out of 4")
     assert not (clone.root / ".orchestrator" / "logs").exists()     # pytest never started
     assert warnings(second) == [] and len(nginx.puts()) == 8
+    # the prefetch addressed each entry as the fresh clone's export then made it: no miss
+    assert [(m, s) for m, _, s in nginx.requests()[before:]] == [("GET", 200)] * 8
 
     asked = len(nginx.requests())
     again = clone.doit("all")                          # now the local store answers
