@@ -364,7 +364,8 @@ def watch(root, targets, debounce):
     graph = load_graph(root)
     try:
         args = watching.doit_arguments(graph, targets)
-    except watching.BadTarget as e:
+        watching.notifier()
+    except watching.WatchError as e:
         raise UserError(str(e)) from None
     raise SystemExit(watching.watch(graph, args, debounce=debounce))
 

@@ -16,7 +16,7 @@ import networkx as nx
 
 GRAPH_FILE = "graph.toml"
 SIZE_TIMEOUTS = {"small": 60, "medium": 300, "large": 900}  # seconds, like Bazel's size
-PROJECT_KEYS = {"package", "modules_dir", "tests_dir", "progressive", "preload"}
+PROJECT_KEYS = {"package", "modules_dir", "tests_dir", "progressive", "preload", "remote_cache"}
 MODULE_KEYS = {"title", "export", "deps", "api", "requires", "not_applicable", "size",
                "source", "sources", "tests", "flaky", "inputs"}
 REQUIRED_MODULE_KEYS = {"export", "deps"}   # the rest have defaults (README, "graph.toml reference")
@@ -71,6 +71,7 @@ class ModuleGraph:
     categories: dict[str, str]
     modules: dict[str, Module]   # in curriculum order
     dag: nx.DiGraph              # edge dep -> module
+    remote_cache: str = ""       # the shared remote cache's URL (remote_http.py); env wins
 
     def __iter__(self):
         return iter(self.modules.values())
@@ -188,7 +189,8 @@ def _build(root: Path, path: Path, text: str, raw: dict) -> ModuleGraph:
     graph = ModuleGraph(
         root=root, path=path, package=package, modules_dir=modules_dir.as_posix(),
         tests_dir=tests_dir.as_posix(), progressive=progressive, preload=list(preload),
-        categories=dict(categories), modules={}, dag=nx.DiGraph())
+        categories=dict(categories), modules={}, dag=nx.DiGraph(),
+        remote_cache=_remote_cache(fail, project, at))
     for index, (mid, entry) in enumerate(modules_raw.items()):
         graph.modules[mid] = _module(graph, fail, index, mid, entry)
     _check_edges(graph, fail)
@@ -252,6 +254,16 @@ def _module(graph: ModuleGraph, fail, index: int, mid: str, entry) -> Module:
                   not_applicable=tuple(lists["not_applicable"]), size=size,
                   source=source, tests=tests, flaky=tuple(lists["flaky"]), entry=entry,
                   more_sources=tuple(sources[1:]))
+
+
+def _remote_cache(fail, project: dict, at: dict) -> str:
+    url = _typed(fail, project, "remote_cache", str, "", **at)
+    if url:
+        from .remote_http import url_problem     # here: remote_http imports keys -> graph
+        problem = url_problem(url, "[project] remote_cache", credentials=False)
+        if problem:
+            fail(None, problem, table="project", key="remote_cache")
+    return url
 
 
 def _sources(graph: "ModuleGraph", fail, mid: str, name: str, entry: dict, at: dict) -> list[Path]:

@@ -29,7 +29,6 @@ import os
 import re
 import sys
 import tomllib
-from importlib import metadata
 from pathlib import Path
 
 from . import export

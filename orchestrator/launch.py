@@ -14,6 +14,17 @@ process. What was killed is named in the run's log ("orchestrator: killed 1 proc
 left running by the tests:"). A timeout interrupts first (SIGINT: pytest writes where
 it was into the log), then terminates (SIGTERM), then kills the whole tree.
 
+Every platform runs tests cold; each extra is used where the platform has it, and a
+platform without it still runs every test and fails closed (a crash, a timeout):
+- the warm launcher needs fork and pidfds (Linux): elsewhere tasks.py starts cold;
+- the reaper wrapper needs posix_spawn and Unix signals: on Windows pytest is started
+  directly, in a new process group (CREATE_NEW_PROCESS_GROUP), told its parent in
+  $ORCHESTRATOR_PARENT_PID; a timeout sends Ctrl-Break, then kills the tree (taskkill);
+- without a pidfd (macOS, Windows) a run is waited for by reaping it, after which its
+  process group is signalled only if it still exists, never the pid alone;
+- what reaper.py cannot do on a platform (subreaper, death signal, /proc) is listed
+  there.
+
 Why a warm launcher: measured on the shipped curriculum (2 cores), a module's own
 pytest process spent ~1 s starting Python and pytest and ~1 s importing torch for its
 oracle tests: 20 s of a 69 s sequential run, more than the critical path could hide.
@@ -36,17 +47,22 @@ PARENT_ENV = "ORCHESTRATOR_PARENT_PID"    # the pytest plugin dies with this pro
 
 class ColdLauncher:
     """A new Python process per run, below the wrapper `python reaper.py -- python -m
-    pytest ...` (the subreaper that sweeps what the run left; it costs ~20 ms)."""
+    pytest ...` (the subreaper that sweeps what the run left; it costs ~20 ms), or,
+    where there is no wrapper (Windows), `python -m pytest` alone."""
 
     def run(self, args: list[str], cwd: Path, env: dict[str, str], log: Path,
             timeout: float) -> str:
-        wrapper = [sys.executable, "-I", "-S", reaper.__file__,
-                   "--die-with", str(os.getpid()), "--pid-env", PARENT_ENV, "--"]
+        command = [sys.executable, "-m", "pytest", *args]
+        if reaper.wrapper_available():
+            command = [sys.executable, "-I", "-S", reaper.__file__,
+                       "--die-with", str(os.getpid()), "--pid-env", PARENT_ENV, "--",
+                       *command]
+        else:
+            env = {**env, PARENT_ENV: str(os.getpid())}
         reason = ""
         with open(log, "a", encoding="utf-8") as out:
-            process = subprocess.Popen([*wrapper, sys.executable, "-m", "pytest", *args],
-                                       cwd=cwd, env=env, stdout=out,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
+            process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out,
+                                       stderr=subprocess.STDOUT, **new_process_group())
             try:
                 if not ended(process, timeout):
                     stop(process.pid, lambda within: ended(process, within), timeout, log)
@@ -56,7 +72,8 @@ class ColdLauncher:
                 reaper.kill_tree(process.pid)
                 process.wait()
                 raise
-            kill_group(process.pid)     # what is left in its group; the leader not yet reaped
+            # what is left in its group (the leader reaped already without a pidfd)
+            kill_group(process.pid, leader_alive=process.returncode is None)
             code = process.wait()
         return reason or crash_reason(code)
 
@@ -64,18 +81,29 @@ class ColdLauncher:
         pass
 
 
+def new_process_group() -> dict:
+    """Popen's arguments that start a process in a process group of its own."""
+    if sys.platform == "win32":
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    return {"start_new_session": True}
+
+
 def ended(process: subprocess.Popen, within: float) -> bool:
     """Wait up to `within` seconds for the process to end, without reaping it where
-    Linux allows (a pidfd): until it is reaped its pid, so its group id, is not reused."""
-    if hasattr(os, "pidfd_open"):
+    Linux allows (a pidfd): until it is reaped its pid, so its group id, is not reused.
+    Elsewhere (or on a kernel older than pidfds) it is reaped."""
+    if hasattr(os, "pidfd_open") and process.returncode is None:
         try:
             pidfd = os.pidfd_open(process.pid)
         except ProcessLookupError:
             return True
-        try:
-            return bool(select.select([pidfd], [], [], max(within, 0))[0])
-        finally:
-            os.close(pidfd)
+        except OSError:           # ENOSYS: a kernel without pidfds
+            pidfd = None
+        if pidfd is not None:
+            try:
+                return bool(select.select([pidfd], [], [], max(within, 0))[0])
+            finally:
+                os.close(pidfd)
     try:
         process.wait(within)
         return True
@@ -124,7 +152,14 @@ class WarmLauncher:
 
     @staticmethod
     def available() -> bool:
-        return hasattr(os, "fork") and hasattr(os, "pidfd_open")
+        """fork, and pidfds the kernel supports (Linux 5.3+): elsewhere, run cold."""
+        if not (hasattr(os, "fork") and hasattr(os, "pidfd_open")):
+            return False
+        try:
+            os.close(os.pidfd_open(os.getpid()))
+        except OSError:
+            return False
+        return True
 
     def run(self, args: list[str], cwd: Path, env: dict[str, str], log: Path,
             timeout: float) -> str:
@@ -210,17 +245,31 @@ class WarmLauncher:
         self.server.stdout.close()
 
 
+# Windows ends a crashed process with an NTSTATUS code as its exit code
+WINDOWS_CRASHES = {0xC0000005: "an access violation", 0xC00000FD: "a stack overflow",
+                   0xC0000409: "a fail-fast exception (abort)",
+                   0xC000013A: "Ctrl-C or Ctrl-Break", 0xC0000374: "heap corruption"}
+
+
 def crash_reason(code: int) -> str:
     if code < 0:
-        return f"crashed: pytest was killed by {signal.Signals(-code).name}"
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"crashed: pytest was killed by {name}"
+    if code >= 0xC0000000:            # only Windows exit codes are that large
+        what = WINDOWS_CRASHES.get(code, "an exception")
+        return f"crashed: pytest ended with {what} (0x{code:08X})"
     return ""
 
 
 def die_with(parent: int) -> None:
     """Ask Linux to kill this process (SIGKILL) when its parent dies, even by SIGKILL;
     the check covers a parent gone before we asked. Used by the pytest plugin (parent:
-    the orchestrator or the warm server) and by the warm server's children."""
-    reaper.prctl(reaper.PR_SET_PDEATHSIG, signal.SIGKILL)
+    the orchestrator or the warm server) and by the warm server's children. Elsewhere
+    only the check is made: the cold wrapper watches its parent instead (reaper.py)."""
+    reaper.prctl(reaper.PR_SET_PDEATHSIG, reaper.KILL)
     if parent and os.getppid() != parent:
         os._exit(70)
 

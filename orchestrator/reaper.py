@@ -11,9 +11,20 @@ Who is a subreaper: the warm server and each pytest child it forks (forkserver.p
 the cold launcher's wrapper (`python reaper.py -- command...`, below) and the pytest
 process itself (the plugin). Each sweeps what is left below it when its run ends.
 
-Linux only, through /proc; elsewhere every function is a no-op (nothing found,
-nothing killed). Imports only the standard library, and ctypes only when asked: the
-wrapper is started by path with `python -I -S`, before each cold pytest.
+Every platform runs a test; Linux has the most to keep it tidy. What each has:
+
+- Linux: all of the above (prctl, /proc, pidfds).
+- macOS and other POSIX systems: no subreaper and no death signal; the process table
+  comes from `ps`, so a tree is still found and killed while its root lives, and the
+  wrapper polls for its parent's death instead. An orphan that escaped its group
+  (setsid) after its parent ended is adopted by init, where no sweep finds it.
+- Windows: no process groups, signals or wrapper; `taskkill /T /F` kills a tree, and
+  a Ctrl-Break to the group interrupts (launch.py starts pytest in a group of its own).
+  What a test leaves running after pytest ended is not found.
+Where a tool is missing, its function returns what it could do (False, {}, nothing
+killed), never an error. Imports only the standard library, and ctypes and
+subprocess only when asked: the wrapper is started by path with `python -I -S`,
+before each cold pytest.
 """
 from __future__ import annotations
 
@@ -25,6 +36,10 @@ import time
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 DESCRIPTION_CHARS = 200
+PROC = "/proc"             # the process table on Linux (tests point it elsewhere)
+WINDOWS = sys.platform == "win32"
+KILL = getattr(signal, "SIGKILL", signal.SIGTERM)   # Windows: os.kill(SIGTERM) is TerminateProcess
+PARENT_POLL = 0.5          # seconds between checks of the wrapper's parent, without prctl
 
 
 def prctl(option: int, value: int) -> bool:
@@ -43,19 +58,49 @@ def become_subreaper() -> bool:
     return prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
-def parents() -> dict[int, int]:
-    """{pid: parent pid} of every process we can see; {} without /proc."""
-    found = {}
+def table() -> dict[int, tuple[int, str]]:
+    """{pid: (parent pid, state)} of every process we can see (state: R, S, Z...), from
+    /proc, else from `ps` on POSIX; {} where neither answers (Windows)."""
+    found: dict[int, tuple[int, str]] = {}
     try:
-        names = os.listdir("/proc")
+        names = os.listdir(PROC)
     except OSError:
-        return found
+        return {} if WINDOWS else _ps_table()
     for name in names:
         if name.isdigit():
             stat = _stat(int(name))
             if stat:
-                found[int(name)] = int(stat[1])
+                found[int(name)] = (int(stat[1]), stat[0])
     return found
+
+
+def parents() -> dict[int, int]:
+    """{pid: parent pid} of every process we can see; {} without /proc and ps."""
+    return {pid: parent for pid, (parent, _) in table().items()}
+
+
+def _ps_table() -> dict[int, tuple[int, str]]:
+    found: dict[int, tuple[int, str]] = {}
+    output, ps = _ps("-A", "-o", "pid=", "-o", "ppid=", "-o", "stat=")
+    for line in output.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0].isdigit() and fields[1].isdigit():
+            state = fields[2][:1] if len(fields) > 2 else "?"
+            found[int(fields[0])] = (int(fields[1]), state)
+    found.pop(ps, None)       # ps saw itself running, our child; it is gone by now
+    return found
+
+
+def _ps(*args: str) -> tuple[str, int]:
+    """(ps's output, ps's pid); ('', 0) if there is no ps or it failed."""
+    import subprocess
+    try:
+        with subprocess.Popen(["ps", *args], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL) as ps:
+            output, _ = ps.communicate(timeout=10)
+        return output.decode(errors="replace"), ps.pid
+    except (OSError, subprocess.SubprocessError):
+        return "", 0
 
 
 def descendants(pid: int, exclude=frozenset()) -> list[int]:
@@ -64,10 +109,10 @@ def descendants(pid: int, exclude=frozenset()) -> list[int]:
     return list(_tree(pid, exclude))
 
 
-def _tree(pid: int, exclude=frozenset()) -> dict[int, int]:
+def _tree(pid: int, exclude=frozenset(), processes=None) -> dict[int, int]:
     """{descendant: its parent}, in the order of `descendants`."""
     children: dict[int, list[int]] = {}
-    for child, parent in parents().items():
+    for child, (parent, _) in (table() if processes is None else processes).items():
         children.setdefault(parent, []).append(child)
     found: dict[int, int] = {}
     todo = [pid]
@@ -89,11 +134,12 @@ def sweep(exclude=frozenset(), within: float = 5.0) -> list[str]:
     me, killed = os.getpid(), {}
     deadline = time.monotonic() + within
     while True:
-        found = _tree(me, exclude)
+        processes = table()
+        found = _tree(me, exclude, processes)
         if not found:
             break
         for pid, parent in found.items():
-            if pid not in killed and _state(pid) not in ("Z", "X", ""):
+            if pid not in killed and processes[pid][1] not in ("Z", "X", ""):
                 killed[pid] = describe(pid)
             _kill(pid, parent=parent)
         _reap([pid for pid, parent in found.items() if parent == me])
@@ -105,7 +151,11 @@ def sweep(exclude=frozenset(), within: float = 5.0) -> list[str]:
 
 def kill_tree(pid: int) -> None:
     """From outside: SIGKILL `pid`, its process group and every descendant. Stops them
-    first (SIGSTOP) until no new one appears, so none forks away while we kill."""
+    first (SIGSTOP) until no new one appears, so none forks away while we kill.
+    Windows: `taskkill /T /F` (the tree as Windows records it)."""
+    if WINDOWS:
+        _taskkill(pid)
+        return
     stopped: dict[int, int] = {}
     for _ in range(50):
         new = {p: parent for p, parent in _tree(pid).items() if p not in stopped}
@@ -120,28 +170,56 @@ def kill_tree(pid: int) -> None:
     kill_group(pid)
 
 
-def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
+def kill_group(pgid: int, sig: int = KILL, leader_alive: bool = True) -> None:
+    """Signal the process group `pgid`; or the process `pgid` alone while it is not yet
+    its group's leader (just forked). `leader_alive=False`: the leader was reaped, so
+    its pid may be another process's by now: the group or nothing.
+    Windows, where pytest runs in a new process group: SIGINT is a Ctrl-Break to the
+    group, anything else kills the tree (taskkill)."""
+    if WINDOWS:
+        if sig == signal.SIGINT:
+            try:
+                os.kill(pgid, signal.CTRL_BREAK_EVENT)
+            except OSError:
+                pass
+        elif leader_alive:
+            _taskkill(pgid)
+        return
     try:
         os.killpg(pgid, sig)
     except ProcessLookupError:      # not yet its own group leader (just forked), or gone
-        try:
-            os.kill(pgid, sig)
-        except ProcessLookupError:
-            pass
+        if leader_alive:
+            try:
+                os.kill(pgid, sig)
+            except ProcessLookupError:
+                pass
     except PermissionError:
         pass
+
+
+def _taskkill(pid: int) -> None:
+    """Windows: kill `pid` and every process it started that is still running."""
+    import subprocess
+    try:
+        subprocess.run(["taskkill", "/T", "/F", "/PID", str(pid)], capture_output=True,
+                       timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        try:
+            os.kill(pid, KILL)
+        except OSError:
+            pass
 
 
 def describe(pid: int) -> str:
     """'4242 sleep 1000': the pid and the command line (the name if it has none)."""
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
+        with open(f"{PROC}/{pid}/cmdline", "rb") as f:
             command = f.read().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
         if not command:
-            with open(f"/proc/{pid}/comm", "rb") as f:
+            with open(f"{PROC}/{pid}/comm", "rb") as f:
                 command = f"[{f.read().decode(errors='replace').strip()}]"
     except OSError:
-        command = "?"
+        command = ("" if WINDOWS else _ps("-o", "command=", "-p", str(pid))[0].strip()) or "?"
     return f"{pid} {command}"[:DESCRIPTION_CHARS]
 
 
@@ -154,15 +232,10 @@ def summary(killed: list[str]) -> str:
 def _stat(pid: int) -> list[str]:
     """Fields 3.. of /proc/pid/stat (state, ppid, pgrp, ...); [] if it is gone."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
+        with open(f"{PROC}/{pid}/stat", "rb") as f:
             return f.read().rsplit(b")", 1)[1].decode().split()
     except (OSError, IndexError):
         return []
-
-
-def _state(pid: int) -> str:
-    stat = _stat(pid)
-    return stat[0] if stat else ""
 
 
 def _parent(pid: int) -> int:
@@ -170,11 +243,12 @@ def _parent(pid: int) -> int:
     return int(stat[1]) if stat else 0
 
 
-def _kill(pid: int, sig: int = signal.SIGKILL, parent: int = 0) -> None:
+def _kill(pid: int, sig: int = KILL, parent: int = 0) -> None:
     """Signal `pid`. Given the `parent` it was found under, through a pidfd opened and
     then checked to be still that parent's child, so that a pid freed and reused by
-    another process meanwhile is never hit."""
-    if hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal"):
+    another process meanwhile is never hit (where /proc tells the parent)."""
+    if hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal") \
+            and os.path.isdir(PROC):
         try:
             fd = os.pidfd_open(pid)
         except OSError:
@@ -222,7 +296,8 @@ def main(argv: list[str]) -> int:
     become_subreaper()
     if die_with:
         signal.signal(signal.SIGHUP, _orphaned)
-        prctl(PR_SET_PDEATHSIG, signal.SIGHUP)
+        if not prctl(PR_SET_PDEATHSIG, signal.SIGHUP):
+            watch_parent(die_with)        # no death signal here (macOS): look for it
         if os.getppid() != die_with:
             return 70
     env = dict(os.environ)
@@ -258,10 +333,32 @@ def main(argv: list[str]) -> int:
     return code
 
 
-def _orphaned(signum, frame) -> None:
-    """The process we were to die with is gone: so is everything below us."""
+def _orphaned(signum=None, frame=None) -> None:
+    """The process we were to die with is gone: so is everything below us, and in our
+    process group (where there is no subreaper, an orphan of the run may still be there)."""
     report(sweep(), sys.stderr)
-    os._exit(128 + signal.SIGKILL)
+    if os.getpgrp() == os.getpid():
+        kill_group(os.getpid())           # ourselves too
+    os._exit(128 + KILL)
+
+
+def watch_parent(parent: int, interval: float | None = None) -> None:
+    """Where the kernel sends no death signal: a thread that checks every `interval`
+    seconds (PARENT_POLL) whether `parent` is still our parent, and ends the run
+    (`_orphaned`) as soon as it is not."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL if interval is None else interval)
+        _orphaned()
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def wrapper_available() -> bool:
+    """The wrapper needs posix_spawn and Unix signals: not on Windows."""
+    return hasattr(os, "posix_spawnp") and hasattr(signal, "SIGHUP")
 
 
 def report(killed: list[str], stream) -> None:

@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from . import keys
+from .digests import MISSING
 from .graph import ModuleGraph
 from .store import InvalidResult, Result
 
@@ -190,8 +191,9 @@ def check_envelope(envelope: dict, key: bytes, module_id: str, declared_digest: 
     for name, kind in ENVELOPE_FIELDS.items():
         if not isinstance(envelope.get(name), kind) or isinstance(envelope.get(name), bool):
             raise Rejected(f"its envelope field '{name}' is missing or mistyped")
-    if set(envelope) - set(ENVELOPE_FIELDS):
-        raise Rejected(f"its envelope has unknown fields {sorted(set(envelope) - set(ENVELOPE_FIELDS))}")
+    unknown = sorted(set(envelope) - set(ENVELOPE_FIELDS))
+    if unknown:
+        raise Rejected(f"its envelope has unknown fields {unknown}")
     if envelope["key_id"] != key_id(key):
         raise Rejected("it is signed with another key")
     if not hmac.compare_digest(envelope["signature"], signature(key, envelope)):
@@ -311,6 +313,7 @@ class RemoteCache:
         self._no_uploads = ""      # why uploads stopped (reads may go on)
         self._prefetch: queue.Queue | None = None
         self._threads: list[threading.Thread] = []
+        self._asked: set[str] = set()     # modules a lookup asked for: no prefetch needed
         self.counts = {"hits": 0, "misses": 0, "rejected": 0, "uploaded": 0}
 
     @classmethod
@@ -344,7 +347,7 @@ class RemoteCache:
     def client(self):
         with self._lock:
             if self._client is None:
-                import httpx
+                httpx = _import_httpx()
                 headers = {"Accept-Encoding": "identity",
                            "User-Agent": "orchestrator-remote-cache"}
                 if self.settings.token:
@@ -363,6 +366,8 @@ class RemoteCache:
         if self._down:
             return None
         try:
+            with self._lock:
+                self._asked.add(module_id)
             self._start_prefetch()
             result = self._entry(module_id, keys.digest(declared))
         except Rejected as e:
@@ -375,8 +380,9 @@ class RemoteCache:
         except Exception as e:       # a bug here must never fail a run
             self._trip(f"{type(e).__name__}: {e}")
             return None
-        if result is None or \
-                keys.digest({**declared, **keys.current(self.graph, result.observed)}) != result.key:
+        now = None if result is None else \
+            {**declared, **keys.current(self.graph, result.observed)}
+        if now is None or keys.digest(now) != result.key:
             self.counts["misses"] += 1
             return None
         self.counts["hits"] += 1
@@ -450,33 +456,58 @@ class RemoteCache:
 
     def _start_prefetch(self) -> None:
         """On the first lookup: fetch every module's entry in the background, addressed by
-        its declared inputs as the next export will make them (a fresh clone has not
-        exported yet). A lookup whose inputs turn out otherwise fetches its own."""
+        the declared inputs its lookup is expected to have (_expected_declared). One
+        thread computes those addresses in curriculum order (CPU: more threads would only
+        slow the run's own thread down, they share the GIL) and hands them to the fetching
+        threads (network: they wait in parallel). A lookup whose inputs turn out otherwise
+        fetches its own."""
         with self._lock:
             if self._prefetch is not None or self._down:
                 return
             self._prefetch = jobs = queue.Queue()
-        for module in self.graph:
-            jobs.put(module)
-        for _ in range(PREFETCH_THREADS):
-            jobs.put(None)
-            # daemon threads: a run that ends never waits for a slow server
-            thread = threading.Thread(target=self._prefetcher, args=(jobs,), daemon=True,
-                                      name="remote-cache-prefetch")
-            self._threads.append(thread)
+        # daemon threads: a run that ends never waits for a slow server
+        workers = [threading.Thread(target=self._plan, args=(jobs,), daemon=True,
+                                    name="remote-cache-plan")]
+        workers += [threading.Thread(target=self._fetcher, args=(jobs,), daemon=True,
+                                     name="remote-cache-fetch") for _ in range(PREFETCH_THREADS)]
+        self._threads.extend(workers)
+        for thread in workers:
             thread.start()
 
-    def _prefetcher(self, jobs: queue.Queue) -> None:
-        while (module := jobs.get()) is not None:
+    def _plan(self, jobs: queue.Queue) -> None:
+        try:
+            for module in self.graph:
+                if self._down:
+                    break
+                with self._lock:
+                    asked = module.id in self._asked
+                if not asked:
+                    jobs.put((module.id, keys.digest(self._expected_declared(module))))
+        except Exception:
+            pass        # a prefetch only saves time; each lookup still fetches its own
+        finally:
+            for _ in range(PREFETCH_THREADS):
+                jobs.put(None)
+
+    def _fetcher(self, jobs: queue.Queue) -> None:
+        while (job := jobs.get()) is not None:
             if self._down:
                 continue
             try:
-                declared = keys.declared(self.graph, module, self.pytest_args, prospective=True)
-                self._entry(module.id, keys.digest(declared))
+                self._entry(*job)
             except Unavailable as e:
                 self._trip(str(e))
             except Exception:
                 pass    # rejected entries are said by the lookup that asks for them
+
+    def _expected_declared(self, module) -> dict[str, str]:
+        """The declared inputs the module's lookup will have: as they are, if its closure is
+        exported (stat-cached digests, the cheap case); else as the export will make them."""
+        declared = keys.declared(self.graph, module, self.pytest_args)
+        if any(name.startswith("export:") and value == MISSING
+               for name, value in declared.items()):
+            declared = keys.declared(self.graph, module, self.pytest_args, prospective=True)
+        return declared
 
     # --- HTTP ------------------------------------------------------------------------------
     def _url(self, kind: str, address: str) -> str:
@@ -531,6 +562,20 @@ class RemoteCache:
         if first:
             self.say(f"warning: remote cache {self.name} not used: {why}; "
                      "this run goes on locally")
+
+
+def _import_httpx():
+    """httpx, without its command-line tool: httpx imports that (and with it rich and
+    click, ~50 ms) when they are installed, and a cached run waits for the import."""
+    blocked = "httpx._main" not in sys.modules
+    if blocked:
+        sys.modules["httpx._main"] = None        # its `from ._main import main` -> a stub
+    try:
+        import httpx
+    finally:
+        if blocked and sys.modules.get("httpx._main", 0) is None:
+            del sys.modules["httpx._main"]
+    return httpx
 
 
 def _stderr(line: str) -> None:

@@ -17,7 +17,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
 from typing import Callable
@@ -92,7 +92,7 @@ class Result:
         return [name for name in self.inputs if name.split(":", 1)[0] in OBSERVED_KINDS]
 
     def to_json(self) -> str:
-        data = asdict(self)
+        data = {f.name: getattr(self, f.name) for f in fields(self)}   # asdict deep-copies: 3x slower
         data["status"], data["cause"] = self.status.value, self.cause.value
         return json.dumps(data, indent=1)
 

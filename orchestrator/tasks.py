@@ -26,7 +26,7 @@ from pathlib import Path
 from doit import get_var
 from doit.exceptions import InvalidDodoFile, TaskFailed
 
-from . import export, keys, launch, run_context, runner, schedule
+from . import export, keys, launch, remote_http, run_context, runner, schedule
 from .digests import save_all as save_stat_caches
 from .graph import GraphError, ModuleGraph, load, suggest
 from .lock import Busy, RunLock
@@ -70,6 +70,7 @@ class Campaign:
         self.hits: dict = {}               # module -> the stored result a cache hit reuses
         self._priorities: dict[str, float] | None = None
         self.lock: RunLock | None = None
+        self.remote: remote_http.RemoteCache | None = None    # opened by begin_run
         ACTIVE = self
 
     def begin_run(self) -> None:
@@ -86,8 +87,11 @@ class Campaign:
                               say=lambda m: print(m, file=sys.stderr, flush=True))
         except Busy as e:
             raise InvalidDodoFile(str(e)) from None
+        self.remote = remote_http.RemoteCache.from_environment(self.graph, self.pytest_args)
 
     def end_run(self) -> None:
+        if self.remote is not None:
+            self.remote.close()
         save_stat_caches()
         if self.lock is not None:
             self.lock.release()
@@ -210,8 +214,16 @@ class Campaign:
             current = {**declared, **keys.current(self.graph, result.observed)}
             return keys.digest(current) == result.key
 
-        self.hits[module_id] = self.store.lookup(module_id, unchanged)
-        return self.hits[module_id] is not None
+        hit = self.store.lookup(module_id, unchanged)
+        if hit is None and self.remote is not None:
+            hit = self.remote.lookup(module_id, declared)   # verified; its inputs are ours now
+            if hit is not None:
+                try:
+                    self.store.save(hit)
+                except OSError:
+                    pass                                    # still a hit for this run
+        self.hits[module_id] = hit
+        return hit is not None
 
     def test(self, module_id: str):
         context = run_context.CURRENT
@@ -239,6 +251,8 @@ class Campaign:
         except OSError as e:
             context.refuse(describe(self.state.path, e))
             return TaskFailed(context.bad_input)
+        if result.passed and self.remote is not None:
+            self.remote.upload(result, declared)
         return True if result.passed else TaskFailed(result.reason)
 
     def launcher(self, blas_threads: int):

@@ -54,8 +54,9 @@ EDITOR_TEMP = re.compile(
     r"|\.tmp$|\.py[cod]$|^\.DS_Store$")
 
 
-class BadTarget(ValueError):
-    """A target or variable doit would refuse: one printable line."""
+class WatchError(ValueError):
+    """Why the watch cannot start (a target or variable doit would refuse, no
+    watchfiles): one printable line."""
 
 
 def doit_arguments(graph: ModuleGraph, args: tuple[str, ...] | list[str]) -> list[str]:
@@ -72,19 +73,19 @@ def doit_arguments(graph: ModuleGraph, args: tuple[str, ...] | list[str]) -> lis
             targets.append(name)
             continue
         if kind not in ("test", "export", ""):
-            raise BadTarget(f"unknown target '{arg}' (targets: all, test:NN, export:NN)")
+            raise WatchError(f"unknown target '{arg}' (targets: all, test:NN, export:NN)")
         try:
             targets.append(f"{kind or 'test'}:{graph.resolve(name)}")
         except GraphError:
             close = suggest(name, graph.modules)
-            raise BadTarget(f"unknown target '{arg}'{close} (targets: all, test:NN, "
+            raise WatchError(f"unknown target '{arg}'{close} (targets: all, test:NN, "
                             "export:NN)") from None
     values = dict(v.split("=", 1) for v in variables)
     try:
         unknown_variables(values)
         RunOptions.from_vars(lambda name, default: values.get(name, default))
     except BadOption as e:
-        raise BadTarget(str(e)) from None
+        raise WatchError(str(e)) from None
     return list(dict.fromkeys(targets or ["all"])) + variables
 
 
@@ -101,11 +102,12 @@ class Watched:
             self.never.add(prefix.relative_to(self.root).parts[0])
         self.folders = {graph.modules_dir, graph.tests_dir}
         self.files = {GRAPH_FILE, *CONFIG_FILES, "dodo.py"}
+        store = Store(self.root, repair=False)      # reads only: sets nothing aside
         for module in graph:
             self.folders.add(module.tests.as_posix())
-            self.files.add(module.source.as_posix())
+            self.files.update(source.as_posix() for source in module.sources)
             self.folders.update(module.entry.get("inputs", []))
-            latest = Store(self.root, repair=False).latest(module.id)
+            latest = store.latest(module.id)
             for name in latest.observed if latest else ():
                 kind, _, what = name.partition(":")
                 if kind in ("observed", "listed"):
@@ -134,7 +136,7 @@ def watch(graph: ModuleGraph, doit_args: list[str], debounce: float = 0.2,
           out=None) -> int:
     """Run doit now, then after every debounced batch of relevant changes, until Ctrl-C
     (or SIGTERM, SIGHUP). Returns the exit code: 128 + the signal, 130 for Ctrl-C."""
-    from watchfiles._rust_notify import RustNotify   # the notifier behind watchfiles.watch
+    RustNotify = notifier()
     out = out or sys.stdout
     # doit runs below reaper.py's wrapper: if this process dies, even by SIGKILL, the
     # wrapper kills doit and everything it started
@@ -248,6 +250,17 @@ def stop(doit: subprocess.Popen) -> None:
     except (subprocess.TimeoutExpired, KeyboardInterrupt):
         reaper.kill_tree(doit.pid)
         doit.wait()
+
+
+def notifier():
+    """watchfiles' notifier (what watchfiles.watch runs on; used directly so that watching
+    starts before the first run), or a WatchError saying how to install it."""
+    try:
+        from watchfiles._rust_notify import RustNotify
+    except ImportError:
+        raise WatchError("orchestrator watch needs watchfiles: pip install "
+                         "'watchfiles>=1.0'") from None
+    return RustNotify
 
 
 def force_polling() -> bool:

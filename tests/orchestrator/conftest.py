@@ -151,7 +151,9 @@ class Project:
         # this test may itself run under the orchestrator or in an xdist worker: the
         # commands it starts must not inherit either role
         for name in ("ORCHESTRATOR_REPORT", "ORCHESTRATOR_PARENT_PID", "ORCHESTRATOR_OBSERVE",
-                     "ORCHESTRATOR_OBSERVE_ROOT",
+                     "ORCHESTRATOR_OBSERVE_ROOT", "ORCHESTRATOR_REMOTE_CACHE",
+                     "ORCHESTRATOR_CACHE_KEY", "ORCHESTRATOR_REMOTE_CACHE_TOKEN",
+                     "ORCHESTRATOR_REMOTE_CACHE_MODE", "ORCHESTRATOR_REMOTE_CACHE_TIMEOUT",
                      "PYTEST_XDIST_WORKER",
                      "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
             env.pop(name, None)
@@ -200,3 +202,26 @@ def project(tmp_path) -> Project:
 
 def dedent(text: str) -> str:
     return textwrap.dedent(text).lstrip()
+
+
+@pytest.fixture
+def warm(project) -> Project:
+    """minicalc after one full passing run."""
+    run = project.doit("-n", "2", "all")
+    assert run.returncode == 0, run.stdout + run.stderr
+    return project
+
+
+@pytest.fixture(scope="module")
+def warm_server():
+    """One warm pytest server for a whole test file, as one serves a whole doit run."""
+    from orchestrator.launch import WarmLauncher
+    server = WarmLauncher(REPO, dict(os.environ), preload=[])
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["cold", "warm"])
+def launcher(request, warm_server):
+    from orchestrator.launch import ColdLauncher
+    return ColdLauncher() if request.param == "cold" else warm_server

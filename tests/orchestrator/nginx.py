@@ -149,56 +149,6 @@ class Nginx:
         return sorted(directory.iterdir()) if directory.is_dir() else []
 
 
-# Until orchestrator/tasks.py calls the remote cache itself, the tests and the bench put
-# the calls into the project's dodo.py: exactly the integration tasks.py is to get.
-WIRING = '''
-if not hasattr(CAMPAIGN, "remote"):          # tasks.py does not call the remote cache yet
-    from orchestrator import remote_http, tasks as _tasks
-
-    CAMPAIGN.remote = None
-    _begin, _end = CAMPAIGN.begin_run, CAMPAIGN.end_run
-    _cached, _save = CAMPAIGN.cached, CAMPAIGN.store.save
-
-    def _begin_run():
-        _begin()
-        CAMPAIGN.remote = remote_http.RemoteCache.from_environment(
-            CAMPAIGN.graph, CAMPAIGN.pytest_args)
-
-    def _end_run():
-        if CAMPAIGN.remote is not None:
-            CAMPAIGN.remote.close()
-        _end()
-
-    def _cached_or_remote(module_id):
-        if _cached(module_id) or CAMPAIGN.remote is None:
-            return CAMPAIGN.hits[module_id] is not None
-        hit = CAMPAIGN.remote.lookup(module_id, CAMPAIGN._declared[module_id])
-        if hit is not None:
-            _save(hit)
-        CAMPAIGN.hits[module_id] = hit
-        return hit is not None
-
-    def _save_and_upload(result):
-        path = _save(result)
-        if result.passed and CAMPAIGN.remote is not None:   # only test() saves executed runs
-            CAMPAIGN.remote.upload(result, {k: v for k, v in result.inputs.items()
-                                            if k.split(":", 1)[0] not in
-                                            remote_http.keys.OBSERVED_KINDS})
-        return path
-
-    CAMPAIGN.begin_run, CAMPAIGN.end_run = _begin_run, _end_run
-    CAMPAIGN.cached = _cached_or_remote
-    CAMPAIGN.store.save = _save_and_upload
-'''
-
-
-def wired_dodo(dodo_text: str) -> str:
-    """The project's dodo.py with the remote cache wired in (a no-op once tasks.py does it)."""
-    anchor = "DOIT_CONFIG = CAMPAIGN.doit_config()\n"
-    assert anchor in dodo_text, "dodo.py changed: update nginx.WIRING"
-    return dodo_text.replace(anchor, anchor + WIRING)
-
-
 def stop_by_pid_file(root: Path, seconds: float = 10) -> None:
     """Stop the server a `start` command left running in `root`."""
     try:

@@ -4,17 +4,9 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
 
 ALL = {"01_numbers", "02_add", "03_mul", "04_power"}
 
-
-@pytest.fixture
-def warm(project):
-    """minicalc after one full passing run."""
-    run = project.doit("-n", "2", "all")
-    assert run.returncode == 0, run.stdout + run.stderr
-    return project
 
 
 def test_cold_run_passes_everything_in_dependency_order(project):

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from .processes import alive, gone, wait_for_pids
 from orchestrator import launch, reaper
-from orchestrator.launch import ColdLauncher, WarmLauncher
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,16 +47,6 @@ def leave_two_sleepers():
 """
 
 
-@pytest.fixture(scope="module")
-def warm_server():
-    server = WarmLauncher(REPO, dict(os.environ), preload=[])
-    yield server
-    server.close()
-
-
-@pytest.fixture(params=["cold", "warm"])
-def launcher(request, warm_server):
-    return ColdLauncher() if request.param == "cold" else warm_server
 
 
 def run_test(launcher, project, tmp_path, body: str, timeout: float = 30):
@@ -180,7 +170,7 @@ def test_the_orchestrator_killed_takes_the_run_with_it(kind, project, tmp_path):
     stand_in = subprocess.Popen([sys.executable, "-c", STAND_IN, kind, str(project.root),
                                  str(tmp_path / "probe.log")], env=env)
     try:
-        pids = wait_for_pids(pidfile)
+        pids = wait_for_pids(pidfile, count=2)
     finally:
         stand_in.kill()
         stand_in.wait()
@@ -237,30 +227,3 @@ def test_the_wrapper_ends_as_its_command_did(tmp_path):
     assert out.returncode == 0 and not alive(pid)
     assert out.stderr == ("orchestrator: killed 1 process left running by the tests:\n"
                           f"    {pid} sleep 1000\n")
-
-
-def wait_for_pids(pidfile: Path) -> list[int]:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        text = pidfile.read_text() if pidfile.exists() else ""
-        if len(text.split()) == 2:
-            return [int(p) for p in text.split()]
-        time.sleep(0.05)
-    raise AssertionError(f"the test never wrote {pidfile}")
-
-
-def gone(pids: list[int], within: float = 10.0) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if not any(alive(p) for p in pids):
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"     # a zombie is dead, only not yet reaped

@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
+from .processes import gone, wait_for_pids
 from orchestrator.launch import WarmLauncher
 
 REPO = Path(__file__).resolve().parents[2]
@@ -114,7 +114,7 @@ def test_a_dead_server_fails_the_running_test_then_runs_cold(heavy_server, proje
 
     runner = threading.Thread(target=hang)
     runner.start()
-    children = wait_for_pid(pidfile)
+    children = wait_for_pids(pidfile)
     os.kill(heavy_server.server.pid, signal.SIGKILL)
     runner.join(30)
     assert outcome["crash"] == "crashed: the warm pytest server ended before this run did"
@@ -135,35 +135,8 @@ def test_closing_the_launcher_kills_what_still_runs(heavy_server, project, tmp_p
         f"    open({str(pidfile)!r}, 'w').write(f'{{os.getpid()}} {{grandchild.pid}}')\n"
         "    time.sleep(600)\n")), kwargs={"name": "hang"})
     thread.start()
-    pids = wait_for_pid(pidfile)
+    pids = wait_for_pids(pidfile)
     heavy_server.close()
     thread.join(30)
     assert not thread.is_alive()
     assert gone(pids), "a test process outlived the launcher"
-
-
-def wait_for_pid(pidfile: Path) -> list[int]:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        text = pidfile.read_text() if pidfile.exists() else ""
-        if text.strip():
-            return [int(p) for p in text.split()]
-        time.sleep(0.05)
-    raise AssertionError(f"the test never wrote {pidfile}")
-
-
-def gone(pids: list[int], within: float = 10.0) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if not any(alive(p) for p in pids):
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"     # a zombie is dead, only not yet reaped

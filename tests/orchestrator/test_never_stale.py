@@ -19,12 +19,6 @@ from .conftest import REPO
 ALL = {"01_numbers", "02_add", "03_mul", "04_power"}
 
 
-@pytest.fixture
-def warm(project):
-    run = project.doit("-n", "2", "all")
-    assert run.returncode == 0, run.stdout + run.stderr
-    return project
-
 
 def plain_pytest(project, module_id: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pytest", "-q", f"tests/{module_id}"],

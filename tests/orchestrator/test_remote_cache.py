@@ -22,8 +22,8 @@ from orchestrator.graph import load
 from orchestrator.remote_http import RemoteCache
 from orchestrator.store import Cause, Result, Status
 
-from tests.orchestrator.conftest import REPO, DoitRun, build
-from tests.orchestrator.nginx import Nginx, find_nginx, free_port, wired_dodo
+from tests.orchestrator.conftest import DoitRun, build
+from tests.orchestrator.nginx import Nginx, find_nginx, free_port
 
 KEY = "k3y-for-tests-" + "0" * 20
 OTHER_KEY = "another-key-for-tests-" + "1" * 12
@@ -368,8 +368,6 @@ class Wired:
         self.project = build(root)
         self.root = self.project.root
         self.settings = settings
-        self.project.write("dodo.py",
-                           wired_dodo((REPO / "dodo.py").read_text(encoding="utf-8")))
 
     def doit(self, *args: str) -> DoitRun:
         env = {k: v for k, v in self.project.env().items()

@@ -5,7 +5,6 @@ the warm server (one server for this whole file, as one serves a whole doit run)
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -14,23 +13,12 @@ import pytest
 from orchestrator import graph as graph_mod
 from orchestrator import keys, runner
 from orchestrator.graph import load
-from orchestrator.launch import ColdLauncher, WarmLauncher
 from orchestrator.pytest_plugin import export_all
 from orchestrator.store import Cause
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def warm_server():
-    server = WarmLauncher(REPO, dict(os.environ), preload=[])
-    yield server
-    server.close()
-
-
-@pytest.fixture(params=["cold", "warm"])
-def launcher(request, warm_server):
-    return ColdLauncher() if request.param == "cold" else warm_server
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import re
 import shlex
 import subprocess
 
-import pytest
 
 
 def test_short_task_names_resolve_when_unambiguous(project):

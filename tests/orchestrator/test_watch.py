@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.graph import load
-from orchestrator.watch import BadTarget, Watched, doit_arguments, saved
+from orchestrator.watch import WatchError, Watched, doit_arguments, saved
 
 from .conftest import SOURCES, DoitRun, source_text
 
@@ -21,11 +21,11 @@ SLOW_TEST = "import time\n\n\ndef test_slow():\n    time.sleep(60)\n"
 
 
 class Watcher:
-    """`orchestrator watch ARGS` in the project, its output read line by line."""
+    """`orchestrator ARGS` (a watch) in `cwd`, its output read line by line."""
 
-    def __init__(self, project, *args: str):
+    def __init__(self, project, *args: str, cwd: Path):
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator", "watch", *args], cwd=project.root,
+            [sys.executable, "-m", "orchestrator", *args], cwd=cwd,
             env=project.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: queue.Queue = queue.Queue()
         self.seen: list[str] = []
@@ -77,18 +77,20 @@ class Watcher:
 def watcher(project):
     started = []
 
-    def start(*args: str) -> Watcher:
-        started.append(Watcher(project, *args))
+    def start(*args: str, cwd: Path | None = None) -> Watcher:
+        """`orchestrator watch ARGS` in the project; `cwd`: `orchestrator ARGS` there."""
+        started.append(Watcher(project, *args, cwd=cwd) if cwd else
+                       Watcher(project, "watch", *args, cwd=project.root))
         return started[-1]
     yield start
     for w in started:
         w.close()
 
 
-def left_in(root: Path) -> list[str]:
+def left_in(root: Path, settle: float = 5) -> list[str]:
     """Processes still working in the checkout (doit, pytest, the warm server), after
-    giving them a moment to go."""
-    deadline = time.monotonic() + 5
+    giving them up to `settle` seconds to go."""
+    deadline = time.monotonic() + settle
     while True:
         found = []
         for name in os.listdir("/proc"):
@@ -104,7 +106,7 @@ def left_in(root: Path) -> list[str]:
 
 
 def edit_mul(project, body: str) -> None:
-    name, default_exp, _ = SOURCES["03_mul"]
+    _, default_exp, _ = SOURCES["03_mul"]
     project.write(project.source("03_mul"), source_text(default_exp, body))
 
 
@@ -129,7 +131,8 @@ def test_a_code_edit_reruns_the_module_and_its_dependents(project, watcher):
 
 
 def test_a_markdown_edit_reruns_nothing_and_ctrl_c_stops_a_run(project, watcher):
-    w = watcher("test:4")      # a short name, as `orchestrator why` takes it
+    # from outside the checkout, with --root; a short name, as `orchestrator why` takes it
+    w = watcher("--root", "minicalc", "watch", "test:4", cwd=project.root.parent)
     assert w.cycle().summary.startswith("Executed 4 out of 4 test targets: 4 passed")
     project.append(project.source("03_mul"), "\n# %% [markdown]\n# Why mul commutes.\n")
     run = w.cycle(timeout=60)
@@ -164,7 +167,7 @@ def test_targets_are_checked_and_named_as_doit_names_them(project):
     assert doit_arguments(graph, ("03", "export:add", "test:04_power", "pytest=-x -k core")) \
         == ["test:03_mul", "export:02_add", "test:04_power", "pytest=-x -k core"]
     for bad in ("tset:03", "test:mull", "strict=maybe"):
-        with pytest.raises(BadTarget):
+        with pytest.raises(WatchError):
             doit_arguments(graph, (bad,))
 
 
@@ -187,3 +190,17 @@ def test_only_what_a_key_can_name_is_watched(project):
     source = str(project.root / "modules/03_mul/mul_dev.py")
     temp = str(project.root / "modules/03_mul/sedX1y2z3")
     assert saved({(1, temp), (3, temp), (2, source)}, keep) == ["modules/03_mul/mul_dev.py"]
+
+
+def test_a_killed_watch_leaves_no_run_behind(project, watcher):
+    """SIGKILL gives the watch no chance to stop doit: the wrapper doit runs below
+    (reaper.py --die-with) kills it and all it started."""
+    w = watcher()
+    w.cycle()
+    project.write("tests/01_numbers/test_slow.py", SLOW_TEST)
+    w.until("== change: tests/01_numbers/test_slow.py", timeout=30)
+    time.sleep(3)
+    assert left_in(project.root, settle=0) != []     # doit is running 01's slow test
+    w.process.kill()
+    w.process.wait(timeout=10)
+    assert left_in(project.root) == []
