@@ -244,9 +244,12 @@ def _under_root(graph: ModuleGraph, path: str) -> list[str]:
 
 
 def _skipped(rel: str, skip: list[str]) -> bool:
+    """Caches, the state dir, the generated package, a venv, and distribution metadata
+    (pytest reads every *.egg-info's entry points on the path, including an editable
+    install's in the checkout: distributions are keyed by version, `dist:` entries)."""
     parts = rel.split("/")
-    return any(p in NEVER_OBSERVED for p in parts) or \
-        any(rel == s or rel.startswith(s + "/") for s in skip)
+    return any(p in NEVER_OBSERVED or p.endswith((".egg-info", ".dist-info")) for p in parts) \
+        or any(rel == s or rel.startswith(s + "/") for s in skip)
 
 
 def _files_under(directory: Path) -> list[Path]:

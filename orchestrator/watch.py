@@ -138,10 +138,12 @@ def watch(graph: ModuleGraph, doit_args: list[str], debounce: float = 0.2,
     (or SIGTERM, SIGHUP). Returns the exit code: 128 + the signal, 130 for Ctrl-C."""
     RustNotify = notifier()
     out = out or sys.stdout
-    # doit runs below reaper.py's wrapper: if this process dies, even by SIGKILL, the
-    # wrapper kills doit and everything it started
-    command = [sys.executable, "-I", "-S", reaper.__file__, "--die-with", str(os.getpid()),
-               "--", sys.executable, "-m", "doit", *doit_args]
+    # doit runs below reaper.py's wrapper where there is one (POSIX): if this process dies,
+    # even by SIGKILL, the wrapper kills doit and everything it started
+    command = [sys.executable, "-m", "doit", *doit_args]
+    if reaper.wrapper_available():
+        command = [sys.executable, "-I", "-S", reaper.__file__, "--die-with",
+                   str(os.getpid()), "--", *command]
     shown = "doit " + " ".join(doit_args)
     filter_ = Watched(graph)
     doit = None

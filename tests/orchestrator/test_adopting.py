@@ -18,6 +18,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from orchestrator import init as init_mod
 
 from .conftest import REPO, Project
@@ -75,6 +77,7 @@ def test_the_doc_has_what_the_test_needs():
         kinds["wrote"] == 3
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="the walk's commands are bash")
 def test_adopting_walk(tmp_path):
     bin_dir = Path(sys.executable).parent
     for tool in ("doit", "orchestrator"):

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import subprocess
 
+import sys
+
 import pytest
 
 from orchestrator.render import COLORS
@@ -235,6 +237,7 @@ def test_affected_graph_entry_and_bad_revision(project):
 
 # ---- files the orchestrator writes (results, cache entries, exports, graphs)
 
+@pytest.mark.skipif(sys.platform == "win32", reason="no umask on Windows")
 @pytest.mark.parametrize("umask", [0o022, 0o002, 0o077], ids=oct)
 def test_atomic_write_respects_the_umask(tmp_path, umask):
     # in a new process: files.py reads the umask once, when it is imported

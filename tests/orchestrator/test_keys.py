@@ -74,3 +74,15 @@ def test_shared_test_helpers_are_keyed_for_every_module(project):
     project.write("tests/support/helpers.py", "X = 2\n")
     assert keys.changes(before, key_of(project, "02_add")) == [
         ("support:tests/support/helpers.py", "changed")]
+
+
+def test_distribution_metadata_read_by_pytest_is_not_an_observed_file(project):
+    from orchestrator.graph import load
+    graph = load(project.root)
+    seen = {"read": ["minicalc_dist.egg-info/entry_points.txt",
+                     "site/foo-1.0.dist-info/METADATA", "data/real.txt"], "listed": []}
+    project.write("minicalc_dist.egg-info/entry_points.txt", "[x]\n")
+    project.write("site/foo-1.0.dist-info/METADATA", "Name: foo\n")
+    project.write("data/real.txt", "1\n")
+    found = keys.observed_inputs(graph, graph["01_numbers"], seen, {})
+    assert list(found) == ["observed:data/real.txt"]

@@ -8,10 +8,15 @@ import signal
 import threading
 from pathlib import Path
 
+import sys
+
 import pytest
 
 from .processes import gone, wait_for_pids
 from orchestrator.launch import WarmLauncher
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux",
+                                reason="the warm server needs fork and pidfd (Linux)")
 
 REPO = Path(__file__).resolve().parents[2]
 

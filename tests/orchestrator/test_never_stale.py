@@ -125,6 +125,8 @@ def test_a_wrong_typed_result_is_set_aside_with_one_line(warm, field, value):
     assert sum("set aside" in line for line in run.stderr.splitlines()) == 1, run.stderr
 
 
+@pytest.mark.skipif(sys.platform != "linux",
+                    reason="escaped processes are found through a Linux subreaper")
 @pytest.mark.parametrize("launcher", ["warm", "cold"])
 def test_processes_left_by_passing_tests_are_killed_and_reported(project, launcher):
     pids = project.root / "pids.txt"
@@ -142,6 +144,7 @@ def test_processes_left_by_passing_tests_are_killed_and_reported(project, launch
             open(f"/proc/{pid}/stat").read().split(") ")[1][0] == "Z"
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="no SIGINT to send on Windows")
 def test_ctrl_c_is_reported_as_an_interruption(project):
     project.append(project.test_file("03_mul"),
                    "\n\ndef test_slow():\n    import time\n    time.sleep(30)\n")
@@ -184,6 +187,7 @@ def test_bad_pytest_arguments_are_bad_input(warm):
     assert warm.doit("all").statuses == {m: "(cached) PASSED" for m in ALL}
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="uses bash and head")
 def test_a_closed_pipe_ends_quietly(warm):
     command = f"{sys.executable} -m doit all | head -1"
     done = subprocess.run(["bash", "-c", command], cwd=warm.root, env=warm.env(),

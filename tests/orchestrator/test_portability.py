@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -168,9 +167,11 @@ def test_cold_without_pidfd_fails(cold, project, tmp_path):
 def test_cold_without_pidfd_reports_a_crash(cold, project, tmp_path):
     crash, log = run_cold(cold, project, tmp_path, (
         "import ctypes\n\n\ndef test_crashes():\n    ctypes.string_at(0)\n"))
-    expected = ("crashed: pytest ended with an access violation (0xC0000005)"
-                if sys.platform == "win32" else "crashed: pytest was killed by SIGSEGV")
-    assert crash == expected, log
+    if sys.platform == "win32":
+        assert crash == "crashed: pytest ended with an access violation (0xC0000005)", log
+    else:          # macOS may say SIGBUS for the same bad read
+        assert crash in ("crashed: pytest was killed by SIGSEGV",
+                         "crashed: pytest was killed by SIGBUS"), log
 
 
 def test_cold_without_pidfd_times_out(cold, project, tmp_path):
@@ -235,7 +236,9 @@ def test_without_proc_the_process_table_comes_from_ps(no_proc):
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         assert child.pid in reaper.descendants(os.getpid())
-        assert reaper.describe(child.pid).startswith(f"{child.pid} {sys.executable} -c")
+        described = reaper.describe(child.pid)
+        assert described.startswith(f"{child.pid} ")
+        assert described.endswith(" -c import time; time.sleep(60)"), described
     finally:
         child.kill()
         child.wait()

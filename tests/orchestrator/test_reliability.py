@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import signal
+import sys
 import time
+
+import pytest
 
 from orchestrator.lock import RunLock
 
@@ -29,6 +32,7 @@ def wait_for_result(project, module_id: str, timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="dying with the parent needs prctl (Linux)")
 def test_sigkill_keeps_finished_targets_and_kills_running_pytest(project):
     marker = project.root / "slow.finished"
     project.write("tests/03_mul/test_slow.py", SLOW_TEST.format(seconds=4, marker=marker))
@@ -47,6 +51,7 @@ def test_sigkill_keeps_finished_targets_and_kills_running_pytest(project):
                              "03_mul": "PASSED", "04_power": "PASSED"}
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="no SIGINT to send on Windows")
 def test_ctrl_c_keeps_finished_targets(project):
     marker = project.root / "slow.finished"
     project.write("tests/03_mul/test_slow.py", SLOW_TEST.format(seconds=4, marker=marker))
@@ -104,6 +109,7 @@ def test_loading_dodo_writes_nothing_and_doit_keeps_no_db(project):
     assert not list((project.root / ".orchestrator").glob("*.sqlite3*"))
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGSEGV is POSIX's")
 def test_crash_fails_one_module_and_independent_branches_go_on(project):
     project.write(project.test_file("02_add"), "import os, signal\n\n\ndef test_crash():\n"
                                                "    os.kill(os.getpid(), signal.SIGSEGV)\n")

@@ -25,6 +25,9 @@ from orchestrator.store import Cause, Result, Status
 from tests.orchestrator.conftest import DoitRun, build
 from tests.orchestrator.nginx import Nginx, find_nginx, free_port
 
+pytestmark = pytest.mark.skipif(sys.platform != "linux",
+                                reason="the tests start Debian's nginx")
+
 KEY = "k3y-for-tests-" + "0" * 20
 OTHER_KEY = "another-key-for-tests-" + "1" * 12
 

@@ -17,6 +17,9 @@ from orchestrator.watch import WatchError, Watched, doit_arguments, saved
 
 from .conftest import SOURCES, DoitRun, source_text
 
+pytestmark = pytest.mark.skipif(sys.platform != "linux",
+                                reason="watch runs doit below reaper.py's POSIX wrapper")
+
 SLOW_TEST = "import time\n\n\ndef test_slow():\n    time.sleep(60)\n"
 
 
