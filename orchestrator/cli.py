@@ -324,7 +324,8 @@ def explain(state) -> list[str]:
         return [f"{target} will reuse its result: passed {when}; none of its "
                 f"{len(r.inputs)} inputs changed"]
     if r.passed:
-        head = f"{target} will re-run: {len(state.changes)} input(s) changed since it passed ({when}):"
+        head = (f"{target} will re-run: {len(state.changes)} input(s) changed since it passed "
+                f"({when}):")
     else:
         head = (f"{target} will re-run: its last run failed ({r.reason}, {when}); failed runs "
                 "are never reused")

@@ -19,7 +19,7 @@ SIZE_TIMEOUTS = {"small": 60, "medium": 300, "large": 900}  # seconds, like Baze
 PROJECT_KEYS = {"package", "modules_dir", "tests_dir", "progressive", "preload", "remote_cache"}
 MODULE_KEYS = {"title", "export", "deps", "api", "requires", "not_applicable", "size",
                "source", "sources", "tests", "flaky", "inputs"}
-REQUIRED_MODULE_KEYS = {"export", "deps"}   # the rest have defaults (README, "graph.toml reference")
+REQUIRED_MODULE_KEYS = {"export", "deps"}   # the rest have defaults (README's graph.toml reference)
 MODULE_ID = re.compile(r"^(\d+)_([a-z][a-z0-9_]*)$")
 MARKER = "marker"
 

@@ -164,7 +164,8 @@ def judge(result: Result, module: Module, report: Path, crash: str, log: Path) -
     result.collected, result.selected = data.get("collected"), data.get("selected")
     result.leftovers = data.get("leftovers", [])
     if result.exitstatus == USAGE_ERROR:
-        return fail(Cause.BAD_ARGUMENTS, f"bad pytest arguments: {usage_error(log) or last_line(log)}")
+        why = usage_error(log) or last_line(log)
+        return fail(Cause.BAD_ARGUMENTS, f"bad pytest arguments: {why}")
     return judge_outcomes(result, module)
 
 
