@@ -4,9 +4,8 @@ a fresh child for each test run.  `python -m orchestrator.forkserver [module ...
 Started and spoken to by launch.WarmLauncher, on Linux only (fork and pidfds; where
 WarmLauncher.available() says no, tasks.py runs every module cold). It never imports
 the project's package or its tests: each child imports them fresh, after the fork, so
-a child sees the code
-exactly as a new `python -m pytest` would. What a child inherits is only what was
-imported here: pytest, and the modules named on the command line.
+a child sees the code exactly as a new `python -m pytest` would. What a child inherits
+is only what was imported here: pytest, and the modules named on the command line.
 
 Those are imported when the server is idle, one at a time, not before the first fork:
 a run of one module whose tests never import torch must not wait for it. A child
