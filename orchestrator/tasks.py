@@ -89,6 +89,15 @@ class Campaign:
             raise InvalidDodoFile(str(e)) from None
         self.remote = remote_http.RemoteCache.from_environment(self.graph, self.pytest_args)
 
+    def begun(self) -> None:
+        """Begin the run on the first task if the run command did not (doit's own `run`,
+        e.g. `doit -k` from a folder without our doit configuration): the lock and the
+        state dir's check still hold."""
+        with self._launcher_lock:
+            if self.lock is None:
+                self.begin_run()
+                atexit.register(self.end_run)
+
     def end_run(self) -> None:
         if self.remote is not None:
             self.remote.close()
@@ -206,6 +215,7 @@ class Campaign:
     def cached(self, module_id: str) -> bool:
         """doit's `uptodate`: a stored pass whose declared and observed inputs, valued now,
         digest to its key."""
+        self.begun()
         module = self.graph[module_id]
         declared = keys.declared(self.graph, module, self.pytest_args)
         self._declared[module_id] = declared
