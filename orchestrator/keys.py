@@ -22,6 +22,7 @@ equals its key. Digests go through a stat cache (digests.py): a no-op reads noth
 from __future__ import annotations
 
 import configparser
+import functools
 import hashlib
 import importlib.util
 import json
@@ -164,6 +165,7 @@ def support_dir(graph: ModuleGraph) -> Path:
     return graph.root / graph.tests_dir / "support"
 
 
+@functools.lru_cache(maxsize=1)
 def installed_distributions() -> dict[str, str]:
     """{normalized name: version} from the *.dist-info / *.egg-info names on sys.path: one
     directory listing per entry, instead of importlib.metadata's reading of every file."""

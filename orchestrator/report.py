@@ -23,7 +23,7 @@ from doit.exceptions import TaskFailed, UnmetDependency
 
 from . import ci_report, reaper, run_context, status
 from .run_context import Exit
-from .progress import Progress
+from . import progress
 from .store import Store
 
 MAX_FAILURES_SHOWN = 10
@@ -45,7 +45,7 @@ class Reporter:
 
     def __init__(self, outstream, options):
         self.out = outstream
-        self.progress: Progress | None = None      # made when the run's targets are known
+        self.progress: progress.Progress | None = None  # made when the targets are known
         self.root = Path.cwd()
         self.store = Store(self.root)
         self.lock = threading.Lock()
@@ -97,14 +97,13 @@ class Reporter:
         if self.selected:
             self.progress = self.make_progress()
 
-    def make_progress(self) -> Progress:
+    def make_progress(self) -> progress.Progress:
         campaign = active_campaign()
         path, took = {}, {}
         if campaign is not None:
-            from .schedule import durations
-            took = durations(campaign.graph)
+            took = campaign.durations()
             path = {t: p for t, p in campaign.priorities().items() if t in self.selected}
-        return Progress(self.out, len(self.selected), path, took)
+        return progress.make(self.out, len(self.selected), path, took)
 
     def get_status(self, task):
         pass

@@ -219,9 +219,14 @@ class Store:
 
     def _read(self, path: Path, module_id: str) -> Result | None:
         try:
+            stamp = _stamp(path)
+            cached = _PARSED.get(path)
+            if cached is not None and cached[0] == stamp:
+                return cached[1]
             result = Result.from_dict(json.loads(path.read_text(encoding="utf-8")))
             if result.module != module_id or path.stem != result.key:
                 raise InvalidResult(f"it is filed under {module_id}/{path.stem}")
+            _PARSED[path] = (stamp, result)
             return result
         except FileNotFoundError:
             return None
@@ -269,6 +274,16 @@ class Store:
         except (OSError, ValueError):
             return {}
         return data if _dict_of(_int)(data) else {}
+
+
+# Each result file is parsed and checked once per process (a run reads a module's results
+# for the cache lookup, the schedule and the reporter): by path, while its stat is the same.
+_PARSED: dict[Path, tuple[tuple, Result]] = {}
+
+
+def _stamp(path: Path) -> tuple:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns, st.st_ino
 
 
 def load(root: Path, module_id: str) -> Result | None:

@@ -69,6 +69,7 @@ class Campaign:
         self._declared: dict[str, dict[str, str]] = {}
         self.hits: dict = {}               # module -> the stored result a cache hit reuses
         self._priorities: dict[str, float] | None = None
+        self._durations: dict[str, float] | None = None
         self.lock: RunLock | None = None
         self.remote: remote_http.RemoteCache | None = None    # opened by begin_run
         ACTIVE = self
@@ -173,9 +174,15 @@ class Campaign:
     def priorities(self) -> dict[str, float]:
         """Each module's remaining critical path (seconds, from recorded durations)."""
         if self._priorities is None:
-            took = schedule.durations(self.graph)
-            self._priorities = schedule.remaining_path(self.graph, took, self.strict)
+            self._priorities = schedule.remaining_path(self.graph, self.durations(),
+                                                       self.strict)
         return self._priorities
+
+    def durations(self) -> dict[str, float]:
+        """Each module's recorded duration (or its size-class guess), read once."""
+        if self._durations is None:
+            self._durations = schedule.durations(self.graph)
+        return self._durations
 
     def all_task(self):
         # longest remaining path first, also for doit's plain `run` (see doit_run.py)
