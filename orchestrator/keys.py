@@ -15,6 +15,8 @@ Observed inputs, recorded by the run itself (observe.py) and stored with its res
   observed:tests/fixtures/answers.py         a file the run read or imported
   listed:data/probe                          a directory the run listed
   dist:torch                                 a third-party distribution it imported
+  outside:/srv/helpers/answers.py            a module it imported from outside the root
+                                             that no distribution owns
   absent:fancylib                            an import it attempted that was not found
 A result is reused when the digest of declared ∪ its observed inputs, computed now,
 equals its key. Digests go through a stat cache (digests.py): a no-op reads nothing.
@@ -30,6 +32,7 @@ import os
 import re
 import sys
 import tomllib
+from importlib import metadata
 from pathlib import Path
 
 from . import export
@@ -38,7 +41,7 @@ from .graph import Module, ModuleGraph
 from .state import StateDir
 
 ENV_PACKAGES = ("numpy", "pytest", "pytest-xdist")
-OBSERVED_KINDS = ("observed", "listed", "dist", "absent")
+OBSERVED_KINDS = ("observed", "listed", "dist", "outside", "absent")
 CONFIG_FILES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
 NEVER_OBSERVED = (".git", "__pycache__", ".pytest_cache")
 
@@ -93,6 +96,8 @@ def current(graph: ModuleGraph, names) -> dict[str, str]:
         elif kind == "dist":
             dists = installed_distributions() if dists is None else dists
             values[name] = dists.get(_normalize(what), MISSING)
+        elif kind == "outside":
+            values[name] = cache.digest(Path(what))
         elif kind == "absent":
             values[name] = "found" if _importable(what) else "absent"
     return values
@@ -120,7 +125,12 @@ def observed_inputs(graph: ModuleGraph, module: Module, seen: dict,
             if kind == "observed" and not (graph.root / rel).is_file():
                 continue
             names.append(f"{kind}:{rel}")
-    names += [f"dist:{d}" for d in seen.get("dists", {})]
+    owners = distribution_owners()
+    for name, file in seen.get("modules", {}).items():
+        if name in owners:                   # keyed by version: an upgrade re-runs
+            names += [f"dist:{d}" for d in owners[name]]
+        else:                                # e.g. a helper folder on PYTHONPATH
+            names.append(f"outside:{file}")
     names += [f"absent:{n}" for n in seen.get("absent", ())]
     return current(graph, names)
 
@@ -163,6 +173,13 @@ def conftests(graph: ModuleGraph, module: Module) -> list[Path]:
 def support_dir(graph: ModuleGraph) -> Path:
     """tests/support: helpers any module's tests may import (layering.py allows it)."""
     return graph.root / graph.tests_dir / "support"
+
+
+@functools.lru_cache(maxsize=1)
+def distribution_owners() -> dict[str, list[str]]:
+    """Top-level import name -> the distributions that provide it (~0.1 s: once per
+    process, and only in a run that executed tests)."""
+    return metadata.packages_distributions()
 
 
 @functools.lru_cache(maxsize=1)

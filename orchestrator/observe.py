@@ -7,11 +7,14 @@ Observer records
     C extensions' opens through the io module alike), minus the files the run wrote;
   - every module imported from under the root (sys.modules at the end: an import
     served from a .pyc never opens its .py);
-  - the third-party distributions imported, with their versions;
+  - the modules imported from outside the root (third-party code: the runner keys each
+    by its distribution's version, or by its file when no distribution owns it);
   - the top-level imports attempted and not found (a finder at the end of
     sys.meta_path), so an optional library installed later changes the key.
 At the end it writes them as JSON beside the plugin's report; the runner turns them
-into `observed:`, `listed:`, `dist:` and `absent:` entries of the key (keys.py).
+into `observed:`, `listed:`, `dist:`, `outside:` and `absent:` entries of the key
+(keys.py). The hook is called for every audit event of the process (`id()` raises one):
+it tests the event's name first and returns, which is all most calls cost.
 
 Python subprocesses the tests start are observed too: the runner puts
 observe_site/ (a sitecustomize) first on their PYTHONPATH. Limits (in the README):
@@ -55,7 +58,14 @@ class Observer:
         self.absent = AbsentImports()
 
     def start(self) -> "Observer":
-        sys.addaudithook(self._audit)     # cannot be removed: this process is a test run
+        watched = frozenset(("open", "os.listdir", "os.scandir")).__contains__
+        audit = self._audit
+
+        def hook(event, args):
+            if watched(event):
+                audit(event, args)
+
+        sys.addaudithook(hook)     # cannot be removed: this process is a test run
         sys.meta_path.append(self.absent)
         return self
 
@@ -90,7 +100,7 @@ class Observer:
         return {"read": rel((self.read | imported) - self.written),
                 "listed": rel(self.listed - self.written),
                 "written": rel(self.written),
-                "dists": imported_distributions(self.prefix),
+                "modules": outside_modules(self.prefix),
                 "absent": sorted(n for n in self.absent.names if n not in sys.modules)}
 
     def write(self) -> None:
@@ -101,42 +111,27 @@ class Observer:
         os.replace(tmp, path)
 
 
-_DISTRIBUTIONS: dict[str, list[str]] | None = None
+# What differs with how the process started (pytest's __main__ cold, the warm server's
+# forked; our sitecustomize only in a new interpreter), not with what the tests ran.
+HOW_IT_STARTED = {"__main__", "sitecustomize", "usercustomize"}
 
 
-def distributions_map() -> dict[str, list[str]]:
-    """Top-level import name -> distributions (~0.1 s: computed once per process, and the
-    warm server computes it before forking so that its children inherit it)."""
-    global _DISTRIBUTIONS
-    if _DISTRIBUTIONS is None:
-        from importlib import metadata
-        _DISTRIBUTIONS = metadata.packages_distributions()
-    return _DISTRIBUTIONS
-
-
-def imported_distributions(project_prefix: str) -> dict[str, str]:
-    """{distribution: version} of the third-party packages this process imported."""
-    from importlib import metadata
-    owners = distributions_map()
-    found: dict[str, str] = {}
+def outside_modules(project_prefix: str) -> dict[str, str]:
+    """{top-level name: file} of the modules imported from outside the project that are
+    not the standard library's."""
+    found = {}
     for name, module in list(sys.modules.items()):
-        if "." in name or name not in owners:
+        if "." in name or name in sys.stdlib_module_names or name in HOW_IT_STARTED:
             continue
-        file = getattr(module, "__file__", None) or ""
-        if os.path.abspath(file).startswith(project_prefix):
-            continue     # the project's own code is keyed by its files
-        for dist in owners[name]:
-            if dist not in found:
-                try:
-                    found[dist] = metadata.version(dist)
-                except metadata.PackageNotFoundError:
-                    pass
+        file = getattr(module, "__file__", None)
+        if isinstance(file, str) and not os.path.abspath(file).startswith(project_prefix):
+            found[name] = os.path.abspath(file)
     return dict(sorted(found.items()))
 
 
 def read_observations(out_dir: Path) -> dict:
     """Merge what every process of one run wrote (the controller and any xdist workers)."""
-    merged = {"read": set(), "listed": set(), "written": set(), "dists": {}, "absent": set()}
+    merged = {"read": set(), "listed": set(), "written": set(), "modules": {}, "absent": set()}
     for path in sorted(out_dir.glob("*.json")) if out_dir.is_dir() else []:
         try:
             seen = json.loads(path.read_text(encoding="utf-8"))
@@ -144,9 +139,9 @@ def read_observations(out_dir: Path) -> dict:
             continue
         for kind in ("read", "listed", "written", "absent"):
             merged[kind].update(seen.get(kind, []))
-        merged["dists"].update(seen.get("dists", {}))
+        merged["modules"].update(seen.get("modules", {}))
     merged["read"] -= merged["written"]
-    merged["absent"] -= set(merged["dists"])
+    merged["absent"] -= set(merged["modules"])
     return merged
 
 

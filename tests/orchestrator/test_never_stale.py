@@ -93,6 +93,20 @@ def test_an_optional_library_installed_later_changes_the_key(warm, tmp_path):
     assert "FAILED 01_numbers" in second.stdout, second.stdout
 
 
+def test_a_module_imported_from_outside_the_project_is_an_input(warm, tmp_path):
+    site = tmp_path / "helpers"
+    site.mkdir()
+    (site / "outside_answers.py").write_text("SIX = 6\n")
+    warm.site = site                  # on the PYTHONPATH of every command
+    warm.append(warm.test_file("03_mul"),
+                "\n\ndef test_outside():\n    from outside_answers import SIX\n"
+                "    assert SIX == 6\n")
+    assert warm.doit("all").statuses["03_mul"] == "PASSED"
+    assert warm.doit("all").statuses["03_mul"] == "(cached) PASSED"
+    (site / "outside_answers.py").write_text("SIX = 7\n")
+    assert warm.doit("all").statuses["03_mul"] == "FAILED"
+
+
 def test_narrowed_run_counts_only_what_it_selected(warm):
     warm.append(warm.test_file("01_numbers"), "\n\ndef test_other():\n    assert True\n")
     run = warm.doit("test:01_numbers", "pytest=-k other")
