@@ -58,11 +58,11 @@ class Observer:
         self.absent = AbsentImports()
 
     def start(self) -> "Observer":
-        watched = frozenset(("open", "os.listdir", "os.scandir")).__contains__
+        watched = frozenset(("open", "os.listdir", "os.scandir"))
         audit = self._audit
 
         def hook(event, args):
-            if watched(event):
+            if event in watched:        # an `in` on a set: no call for the other events
                 audit(event, args)
 
         sys.addaudithook(hook)     # cannot be removed: this process is a test run
