@@ -5,7 +5,7 @@ starts short side branches before the long chain that decides the wall time (a
 measured 8 s of idle critical path in a 42 s cold run). Here each task may carry
 `meta = {"priority": seconds}` (tasks.py sets the remaining critical path from
 recorded durations) and the highest priority ready task is dispatched first; tasks
-without a priority keep doit's order. 
+without a priority keep doit's order.
 The command also starts and ends the campaign's run (the state dir must be writable,
 one run per checkout: never when dodo.py is merely loaded), turns Ctrl-C into an
 INTERRUPTED summary and exit 130, and returns the exit code the reporter decided

@@ -36,8 +36,9 @@ def make(stream, total: int, remaining_path: dict[str, float],
 
 
 class Progress:
-    """Plain lines (a log, a pipe): RUNNING when a target starts. Imports nothing: a
-    no-op `doit all` in CI pays for no terminal library."""
+    """Plain lines (a log, a pipe; the reporter adds RUNNING when a target starts, since
+    no live line shows it). Imports nothing: a no-op `doit all` in CI pays for no
+    terminal library."""
     live = None
 
     def __init__(self, stream, total: int, remaining_path: dict[str, float],
@@ -55,7 +56,6 @@ class Progress:
     def started(self, target: str) -> None:
         with self.lock:
             self.running[target] = time.monotonic()
-        self.print(f"RUNNING {target}")
 
     def finished(self, target: str) -> None:
         with self.lock:
@@ -100,12 +100,6 @@ class ColouredProgress(Progress):
             words = line.split(" ", 2)
             word = words[1] if words[0] == "(cached)" and len(words) > 1 else words[0]
             self.console.print(Text(line, style=STYLES.get(word, "")))
-
-    def started(self, target: str) -> None:
-        if self.live is None:
-            return super().started(target)
-        with self.lock:
-            self.running[target] = time.monotonic()
 
     def stop(self) -> None:
         if self.live is not None:

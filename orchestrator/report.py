@@ -112,14 +112,8 @@ class Reporter:
         target = target_of(task)
         if target and self.progress is not None and not self.context.interrupted.is_set():
             self.progress.started(target)
-            if self.progress.live is None:
-                self.flush()
-
-    def flush(self) -> None:
-        try:
-            self.out.flush()
-        except BrokenPipeError:
-            pass
+            if self.progress.live is None:       # through write: a closed pipe stays quiet
+                self.write(f"RUNNING {target}\n")
 
     def skip_uptodate(self, task):
         target = target_of(task)
