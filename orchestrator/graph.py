@@ -5,14 +5,13 @@ module and the reason; callers print it and exit non-zero, no traceback.
 """
 from __future__ import annotations
 
+import functools
 import json
 import posixpath
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-
-import networkx as nx
 
 GRAPH_FILE = "graph.toml"
 SIZE_TIMEOUTS = {"small": 60, "medium": 300, "large": 900}  # seconds, like Bazel's size
@@ -70,7 +69,6 @@ class ModuleGraph:
     preload: list[str]           # imported once by the warm pytest server (launch.py)
     categories: dict[str, str]
     modules: dict[str, Module]   # in curriculum order
-    dag: nx.DiGraph              # edge dep -> module
     remote_cache: str = ""       # the shared remote cache's URL (remote_http.py); env wins
 
     def __iter__(self):
@@ -81,10 +79,19 @@ class ModuleGraph:
 
     def closure(self, module_id: str) -> list[str]:
         """Every module `module_id` builds on, directly or not, in curriculum order."""
-        return self._ordered(nx.ancestors(self.dag, module_id))
+        return self._ordered(self._ancestors[module_id])
 
     def dependents(self, module_id: str) -> list[str]:
-        return self._ordered(nx.descendants(self.dag, module_id))
+        return [m for m, above in self._ancestors.items() if module_id in above]
+
+    @functools.cached_property
+    def _ancestors(self) -> dict[str, frozenset[str]]:
+        # Every dep comes earlier (checked at load), so one pass in curriculum order finds
+        # all ancestors. Not networkx here: importing it is a quarter of a no-op `doit all`.
+        found: dict[str, frozenset[str]] = {}
+        for m in self:
+            found[m.id] = frozenset().union(*({d, *found[d]} for d in m.deps))
+        return found
 
     def test_deps(self, module_id: str, strict: bool | None = None) -> list[str]:
         """The test targets that must pass before `module_id`'s tests run."""
@@ -189,7 +196,7 @@ def _build(root: Path, path: Path, text: str, raw: dict) -> ModuleGraph:
     graph = ModuleGraph(
         root=root, path=path, package=package, modules_dir=modules_dir.as_posix(),
         tests_dir=tests_dir.as_posix(), progressive=progressive, preload=list(preload),
-        categories=dict(categories), modules={}, dag=nx.DiGraph(),
+        categories=dict(categories), modules={},
         remote_cache=_remote_cache(fail, project, at))
     for index, (mid, entry) in enumerate(modules_raw.items()):
         graph.modules[mid] = _module(graph, fail, index, mid, entry)
@@ -337,7 +344,6 @@ def _check_edges(graph: ModuleGraph, fail) -> None:
     exports: dict[str, str] = {}
     tests: dict[Path, str] = {}
     for m in graph:
-        graph.dag.add_node(m.id)
         _check_tests_dir(m, tests, fail)
         if m.export in exports:
             fail(m.id, f"export path {m.export} is already used by {exports[m.export]}",
@@ -346,19 +352,23 @@ def _check_edges(graph: ModuleGraph, fail) -> None:
         for dep in m.deps:
             if dep not in graph.modules:
                 fail(m.id, f"unknown dep '{dep}'{suggest(dep, graph.modules)}", key="deps")
-            graph.dag.add_edge(dep, m.id)
+    later = [(m, dep) for m in graph for dep in m.deps if graph[dep].index >= m.index]
+    if later:
+        _check_cycle(graph, fail)       # a cycle is the clearer thing to say, if there is one
+        m, dep = later[0]
+        fail(m.id, f"dep '{dep}' does not come earlier in {graph.path.name}: "
+                   "a module may only build on earlier modules", key="deps")
+
+
+def _check_cycle(graph: ModuleGraph, fail) -> None:
+    import networkx as nx       # only on this error path: see ModuleGraph._ancestors
+    dag = nx.DiGraph([(dep, m.id) for m in graph for dep in m.deps])
     try:
-        cycle = nx.find_cycle(graph.dag)
+        cycle = nx.find_cycle(dag)
     except nx.NetworkXNoCycle:
-        cycle = None
-    if cycle:
-        loop = " -> ".join([a for a, _ in cycle] + [cycle[0][0]])
-        fail(cycle[0][1], f"dependency cycle: {loop}")
-    for m in graph:
-        for dep in m.deps:
-            if graph[dep].index >= m.index:
-                fail(m.id, f"dep '{dep}' does not come earlier in {graph.path.name}: "
-                           "a module may only build on earlier modules", key="deps")
+        return
+    loop = " -> ".join([a for a, _ in cycle] + [cycle[0][0]])
+    fail(cycle[0][1], f"dependency cycle: {loop}")
 
 
 def _check_tests_dir(module: Module, seen: dict[Path, str], fail) -> None:

@@ -239,7 +239,11 @@ def _listing_digest(directory: Path) -> str:
         return MISSING
 
 
+@functools.lru_cache(maxsize=None)
 def _importable(name: str) -> bool:
+    """Once per process, like installed_distributions: every module's key asks about the
+    same few optional imports, and a doit command is one process (watch starts a new one
+    for each run)."""
     try:
         return importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):

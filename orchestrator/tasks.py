@@ -22,11 +22,12 @@ import os
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from doit import get_var
 from doit.exceptions import InvalidDodoFile, TaskFailed
 
-from . import export, keys, launch, remote_http, run_context, runner, schedule
+from . import export, keys, launch, run_context, runner, schedule
 from .digests import save_all as save_stat_caches
 from .graph import GraphError, ModuleGraph, load, suggest
 from .lock import Busy, RunLock
@@ -34,6 +35,9 @@ from .options import BadOption, RunOptions, help_text, unknown_variables
 from .report import Reporter
 from .state import StateDir, StateDirError, describe
 from .store import Cause, Store
+
+if TYPE_CHECKING:
+    from .remote_http import RemoteCache
 
 ACTIVE: "Campaign | None" = None     # the campaign dodo.py made: the run command starts it
 
@@ -71,7 +75,7 @@ class Campaign:
         self._priorities: dict[str, float] | None = None
         self._durations: dict[str, float] | None = None
         self.lock: RunLock | None = None
-        self.remote: remote_http.RemoteCache | None = None    # opened by begin_run
+        self.remote: "RemoteCache | None" = None    # opened by begin_run
         ACTIVE = self
 
     def begin_run(self) -> None:
@@ -88,7 +92,8 @@ class Campaign:
                               say=lambda m: print(m, file=sys.stderr, flush=True))
         except Busy as e:
             raise InvalidDodoFile(str(e)) from None
-        self.remote = remote_http.RemoteCache.from_environment(self.graph, self.pytest_args)
+        from .remote_http import RemoteCache      # here: most runs have no remote cache
+        self.remote = RemoteCache.from_environment(self.graph, self.pytest_args)
 
     def begun(self) -> None:
         """Begin the run on the first task if the run command did not (doit's own `run`,

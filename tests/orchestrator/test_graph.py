@@ -2,6 +2,8 @@
 fault (or of its table), the module and the reason."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from orchestrator.graph import GraphError, load
@@ -27,6 +29,25 @@ def test_valid_graph_loads_in_curriculum_order(project):
     assert graph.test_deps("04_power") == ["02_add", "03_mul"]
     assert graph.test_deps("04_power", strict=True) == ["01_numbers", "02_add", "03_mul"]
     assert graph["03_mul"].timeout == 60
+
+
+def test_closure_and_dependents_agree_with_networkx_on_the_shipped_curriculum():
+    """The graph walks its edges itself (networkx's import would be a quarter of a no-op
+    run); networkx is the oracle."""
+    import networkx as nx
+    graph = load(Path(__file__).resolve().parents[2])
+    dag = nx.DiGraph([(dep, m.id) for m in graph for dep in m.deps])
+    order = list(graph.modules)
+    for m in graph:
+        assert graph.closure(m.id) == sorted(nx.ancestors(dag, m.id), key=order.index), m.id
+        assert graph.dependents(m.id) == sorted(nx.descendants(dag, m.id), key=order.index)
+    assert graph.closure("13_transformers")[:2] == ["01_tensor", "02_activations"]
+
+
+def test_a_later_dep_that_closes_no_cycle_is_named(project):
+    message = broken(project, 'deps = ["01_numbers"]', 'deps = ["01_numbers", "03_mul"]')
+    assert "02_add" in message and "dep '03_mul' does not come earlier" in message
+    assert "cycle" not in message
 
 
 def test_toml_syntax_error_names_the_line(project):
