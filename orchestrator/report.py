@@ -53,6 +53,7 @@ class Reporter:
         self.selected: list[str] = []
         self.status: dict[str, str] = {}           # target -> passed/failed/blocked/cached
         self.blocked_by: dict[str, list[str]] = {}
+        self.failed_tasks: set[str] = set()        # other than test targets: export:NN
         self.flaky = 0
         self.kinds: set[str] = set()         # "failed" (TaskFailed), "error", "bad input"
         self.said_bad_input = False
@@ -166,9 +167,10 @@ class Reporter:
                 self.write(f"{context.bad_input}\n")
             return
         if isinstance(fail, UnmetDependency):
-            return self._blocked(task, target, fail)
+            return self._blocked(task, target)
         self.kinds.add("failed" if isinstance(fail, TaskFailed) else "error")
         if target is None:
+            self.failed_tasks.add(task.name)
             return self.write(f"FAILED {task.name}: {fail.message.strip() or fail.get_name()}\n")
         self.settle(target, "failed")
         result = self.store.latest(target)
@@ -248,14 +250,19 @@ class Reporter:
         return Exit.OK
 
     # --- helpers ------------------------------------------------------------------
-    def _blocked(self, task, target, fail):
-        causes = []
-        for dep in fail.message.split():
-            dep_target = dep.partition(":")[2] if dep.startswith("test:") else dep
-            causes += self.blocked_by.get(dep_target, [dep_target])
-        causes = sorted(set(causes)) or ["a failed dependency"]
+    def _blocked(self, task, target):
+        """doit skips a task whose task_dep failed: name the failures it waited on (a
+        dependency that was itself blocked passes on what blocked it)."""
         if target is None or self.status.get(target) == "blocked":   # already said
             return
+        causes = []
+        for dep in task.task_dep:
+            dep_target = dep.partition(":")[2] if dep.startswith("test:") else dep
+            if self.status.get(dep_target) == "failed" or dep in self.failed_tasks:
+                causes.append(dep_target)
+            elif self.status.get(dep_target) == "blocked":
+                causes += self.blocked_by.get(dep_target, [])
+        causes = sorted(set(causes)) or ["a failed dependency"]
         self.settle(target, "blocked")
         self.blocked_by[target] = causes
         self.write(f"BLOCKED {target} (by {', '.join(causes)})\n")

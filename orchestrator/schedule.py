@@ -13,9 +13,9 @@ from .graph import ModuleGraph
 
 def durations(graph: ModuleGraph) -> dict[str, float]:
     """Recorded durations; a module never run is guessed from its declared size."""
-    found = {}
-    for module in graph:
-        result = Store(graph.root, repair=False).latest(module.id)
+    found, store = {}, Store(graph.root, repair=False)
+    for module in graph:      # the most recently used result: the one a no-op reads anyway
+        result = next(store.recently_used(module.id), None)
         found[module.id] = result.duration if result else guess(module)
     return found
 

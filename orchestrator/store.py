@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from .files import atomic_write
 from .state import StateDir
@@ -188,14 +188,23 @@ class Store:
         return path
 
     def results(self, module_id: str) -> list[Result]:
-        """Every readable result of the module, newest first."""
-        directory = self.state.results(module_id)
-        try:
-            paths = list(directory.glob("*.json"))
-        except OSError:
-            return []
-        found = [r for r in (self._read(p, module_id) for p in paths) if r is not None]
+        """Every readable result of the module, newest (by when it finished) first."""
+        found = [r for r in map(lambda p: self._read(p, module_id), self._paths(module_id))
+                 if r is not None]
         return sorted(found, key=lambda r: r.finished, reverse=True)
+
+    def recently_used(self, module_id: str) -> Iterator[Result]:
+        """The module's readable results, most recently written or reused first, read one
+        at a time: a no-op run reads one result per module, not all of them."""
+        def used(path: Path) -> int:
+            try:
+                return path.stat().st_mtime_ns
+            except OSError:
+                return 0
+        for path in sorted(self._paths(module_id), key=used, reverse=True):
+            result = self._read(path, module_id)
+            if result is not None:
+                yield result
 
     def latest(self, module_id: str) -> Result | None:
         found = self.results(module_id)
@@ -205,17 +214,25 @@ class Store:
         return next((r for r in self.results(module_id) if r.passed), None)
 
     def lookup(self, module_id: str, current: Callable[[Result], bool]) -> Result | None:
-        """The newest passing result for which `current(result)` holds (its inputs are
-        unchanged); marked as used, so it is the last to be dropped."""
-        for result in self.results(module_id):
+        """A passing result for which `current(result)` holds (its inputs are unchanged),
+        tried in LRU order; marked as used, so it is the last to be dropped. Which one
+        does not matter: any result whose key is current is what a fresh run would say."""
+        for result in self.recently_used(module_id):
             if result.passed and current(result):
                 path = self.state.result(module_id, result.key)
                 try:
                     os.utime(path)
+                    _PARSED[path] = (_stamp(path), result)     # still parsed, still valid
                 except OSError:
                     pass
                 return result
         return None
+
+    def _paths(self, module_id: str) -> list[Path]:
+        try:
+            return list(self.state.results(module_id).glob("*.json"))
+        except OSError:
+            return []
 
     def _read(self, path: Path, module_id: str) -> Result | None:
         try:

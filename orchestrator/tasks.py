@@ -254,7 +254,7 @@ class Campaign:
         module = self.graph[module_id]
         declared = self._declared.pop(module_id, None) or \
             keys.declared(self.graph, module, self.pytest_args)
-        previous = self.store.latest(module_id)
+        previous = next(self.store.recently_used(module_id), None)
         cores, parallel = os.cpu_count() or 1, context.workers
         workers = runner.xdist_workers(previous.duration if previous else None,
                                        parallel, cores, self.xdist)
