@@ -264,6 +264,17 @@ def other_tool(path: Path) -> str:
     return ""
 
 
+PACKAGE_INIT = '"""Generated package: see graph.toml for its modules."""\n'
+
+
+def is_package_stub(path: Path) -> bool:
+    """An `__init__.py` that ensure_packages wrote (not one the course wrote itself)."""
+    try:
+        return path.name == "__init__.py" and path.read_text(encoding="utf-8") == PACKAGE_INIT
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def ensure_packages(directory: Path, package_root: Path) -> None:
     """Create the `__init__.py` of every package from the package root down to `directory`.
 
@@ -273,7 +284,7 @@ def ensure_packages(directory: Path, package_root: Path) -> None:
     while True:
         init = current / "__init__.py"
         if not init.exists():
-            atomic_write(init, '"""Generated package: see graph.toml for its modules."""\n')
+            atomic_write(init, PACKAGE_INIT)
         if current == package_root or package_root not in current.parents:
             break
         current = current.parent

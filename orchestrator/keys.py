@@ -113,17 +113,19 @@ def observed_inputs(graph: ModuleGraph, module: Module, seen: dict,
     # pytest lists the tests dir and those above it to collect and find conftests: what it
     # can find there is keyed already (test: and conftest: inputs)
     collected = {tests, *(p.as_posix() for p in module.tests.parents if p.as_posix() != ".")}
-    skip = [*_generated_roots(graph), StateDir(graph.root).path.name,
-            *_under_root(graph, sys.prefix)]
+    skip = [StateDir(graph.root).path.name, *_under_root(graph, sys.prefix)]
+    package = graph.package.replace(".", "/")
     names = []
     for kind, paths in (("observed", seen.get("read", ())), ("listed", seen.get("listed", ()))):
         for rel in paths:
             if rel.startswith("..") or rel in covered or _skipped(rel, skip):
                 continue
-            if kind == "listed" and (rel in collected or rel.startswith(tests + "/")):
-                continue
-            if kind == "observed" and not (graph.root / rel).is_file():
-                continue
+            if kind == "listed" and (rel in collected or rel.startswith(tests + "/") or
+                                     _skipped(rel, [package])):
+                continue       # a package folder lists whatever else happens to be exported
+            if kind == "observed" and (not (graph.root / rel).is_file() or
+                                       export.is_package_stub(graph.root / rel)):
+                continue       # a stub is the same everywhere; the course's own files are not
             names.append(f"{kind}:{rel}")
     owners = distribution_owners()
     for name, file in seen.get("modules", {}).items():
@@ -252,11 +254,6 @@ def _importable(name: str) -> bool:
 
 def _normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "_", name).lower()
-
-
-def _generated_roots(graph: ModuleGraph) -> list[str]:
-    package = graph.package.replace(".", "/")
-    return [package, f"{package}.py"]
 
 
 def _under_root(graph: ModuleGraph, path: str) -> list[str]:

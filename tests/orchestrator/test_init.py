@@ -8,6 +8,7 @@ import pytest
 from .conftest import REPO, source_text
 
 from orchestrator import init as init_mod
+from orchestrator import init_survey
 from orchestrator.graph import load
 from orchestrator.init import DODO, InitError, init, missing_setup
 
@@ -55,7 +56,7 @@ def test_the_shipped_curriculum_is_read_as_its_graph_toml_declares_it():
     """The inferred deps are direct edges; graph.toml may list more, but the dependency
     closure of every module, which decides what runs before what, is the same."""
     declared = load(REPO)
-    plan = init_mod.survey(REPO, f"{declared.modules_dir}/[0-9]*_*", declared.tests_dir)
+    plan = init_survey.survey(REPO, f"{declared.modules_dir}/[0-9]*_*", declared.tests_dir)
     assert plan.package == declared.package
     found = {m.id: m for m in plan.modules}
     assert set(found) == set(declared.modules)

@@ -14,6 +14,8 @@ import time
 
 import pytest
 
+from orchestrator.store import Store
+
 from .conftest import REPO
 
 ALL = {"01_numbers", "02_add", "03_mul", "04_power"}
@@ -261,3 +263,24 @@ def test_a_store_that_fails_mid_run_is_bad_input_not_a_pass(warm):
     assert "cannot write the state dir" in run.stdout and "a file is in the way" in run.stdout
     assert "every requested target passed" not in run.stdout
     assert "Traceback" not in run.stderr
+
+
+def test_a_hand_written_file_inside_the_package_is_an_input(warm):
+    """The package folder holds the generated exports and stub __init__ files (keyed by
+    `export:` entries, or the same everywhere) and may hold the course's own code."""
+    warm.write("minicalc/helpers.py", "SIX = 6\n")
+    warm.append(warm.test_file("03_mul"),
+                "\n\ndef test_helper():\n    from minicalc.helpers import SIX\n"
+                "    assert SIX == 6\n")
+    assert warm.doit("all").statuses["03_mul"] == "PASSED"
+    assert "observed:minicalc/helpers.py" in Store(warm.root).latest("03_mul").inputs
+    warm.write("minicalc/helpers.py", "SIX = 7\n")
+    assert plain_pytest(warm, "03_mul").returncode == 1
+    run = warm.doit("all")
+    assert run.statuses["03_mul"] == "FAILED", run.stdout
+    # back as it was: the first run's result again. A generated stub __init__.py, and the
+    # package folder's listing (it grows as other modules export), are no one's inputs
+    warm.write("minicalc/helpers.py", "SIX = 6\n")
+    assert warm.doit("all").statuses["03_mul"] == "(cached) PASSED"
+    assert not [n for n in Store(warm.root).latest("03_mul").inputs
+                if n.startswith(("observed:minicalc/__init__", "listed:minicalc"))]

@@ -1,4 +1,4 @@
-"""The remote cache over HTTP (orchestrator/remote_http.py), against a real nginx.
+"""The remote cache over HTTP (orchestrator/remote_http.py, remote_entry.py), against a real nginx.
 
 A server is started per test in a temp dir on a free loopback port (nginx.py); where
 nginx is not installed these tests skip with that reason (CI installs it). Failure
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import keys, remote_http
+from orchestrator import keys, remote_entry, remote_http
 from orchestrator.graph import load
 from orchestrator.remote_http import RemoteCache
 from orchestrator.store import Cause, Result, Status
@@ -152,10 +152,10 @@ def _remove_signature(nginx, envelope_path):
 
 
 def _rewrite_envelope(path, **changes):
-    envelope = json.loads(remote_http.stdout_raw(path.read_bytes()))
+    envelope = json.loads(remote_entry.stdout_raw(path.read_bytes()))
     for name, value in changes.items():
         envelope.pop(name) if value is None else envelope.__setitem__(name, value)
-    path.write_bytes(remote_http.action_result(json.dumps(envelope).encode()))
+    path.write_bytes(remote_entry.action_result(json.dumps(envelope).encode()))
 
 
 @pytest.mark.parametrize("alter, why", [
@@ -185,7 +185,7 @@ def test_an_entry_signed_with_another_key_or_for_another_module_is_rejected(ngin
     # a genuine entry of 02_add copied to 03_mul's address
     cache(graph, nginx.url, Said()).upload(result, declared)
     mul_declared = keys.declared(graph, graph["03_mul"], [], prospective=True)
-    target = nginx.data / "ac" / remote_http.ac_address("03_mul", keys.digest(mul_declared))
+    target = nginx.data / "ac" / remote_entry.ac_address("03_mul", keys.digest(mul_declared))
     target.write_bytes(nginx.entries("ac")[0].read_bytes())
     said = Said()
     assert cache(graph, nginx.url, said).lookup("03_mul", mul_declared) is None
@@ -197,12 +197,12 @@ def test_a_signed_entry_must_still_fit_the_result_schema(nginx, tmp_path):
     _, graph = minicalc(tmp_path / "a")
     result, declared = passing(graph, "01_numbers")
     blob = result.to_json().replace('"passed": 1', '"passed": 1, "failed": 2').encode()
-    envelope = remote_http.make_envelope(KEY.encode(), result, keys.digest(declared), blob)
+    envelope = remote_entry.make_envelope(KEY.encode(), result, keys.digest(declared), blob)
     (nginx.data / "cas").mkdir(parents=True)
     (nginx.data / "ac").mkdir(parents=True)
     (nginx.data / "cas" / envelope["cas"]).write_bytes(blob)
-    (nginx.data / "ac" / remote_http.ac_address("01_numbers", envelope["declared"])).write_bytes(
-        remote_http.action_result(json.dumps(envelope).encode()))
+    (nginx.data / "ac" / remote_entry.ac_address("01_numbers", envelope["declared"])).write_bytes(
+        remote_entry.action_result(json.dumps(envelope).encode()))
     said = Said()
     assert cache(graph, nginx.url, said).lookup("01_numbers", declared) is None
     assert len(said) == 1 and "does not fit the schema" in said[0], said
@@ -352,13 +352,13 @@ def test_the_environment_wins_over_graph_toml_and_mode_off_turns_it_off(tmp_path
 
 def test_the_envelope_rides_in_an_action_result_that_bazel_remote_may_re_encode():
     payload = b'{"format": "x"}'
-    body = remote_http.action_result(payload)
+    body = remote_entry.action_result(payload)
     metadata = b"\x4a\x07" + b"\x0a\x05" + b"host1"     # execution_metadata {worker: "host1"}
-    assert remote_http.stdout_raw(body + metadata) == payload
-    assert remote_http.stdout_raw(b"\x20\x00" + body) == payload      # exit_code 0 first
+    assert remote_entry.stdout_raw(body + metadata) == payload
+    assert remote_entry.stdout_raw(b"\x20\x00" + body) == payload      # exit_code 0 first
     for garbage in (b"<html>", b"\x2a\xff\xff", b"", b"\x20\x00"):
         with pytest.raises(ValueError):
-            remote_http.stdout_raw(garbage)
+            remote_entry.stdout_raw(garbage)
 
 
 # --- end to end: doit all in two clones -------------------------------------------------
@@ -423,9 +423,9 @@ def test_an_altered_entry_reruns_its_module_and_read_only_uploads_nothing(nginx,
     assert Wired(tmp_path / "a", **signed(nginx)).doit("all").returncode == 0
     uploaded = len(nginx.puts())
     graph = load(tmp_path / "a")
-    address = remote_http.ac_address(
+    address = remote_entry.ac_address(
         "03_mul", keys.digest(keys.declared(graph, graph["03_mul"], [])))
-    envelope = json.loads(remote_http.stdout_raw((nginx.data / "ac" / address).read_bytes()))
+    envelope = json.loads(remote_entry.stdout_raw((nginx.data / "ac" / address).read_bytes()))
     blob = nginx.data / "cas" / envelope["cas"]
     data = json.loads(blob.read_bytes())
     data["counts"]["passed"] = 7
