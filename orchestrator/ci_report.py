@@ -1,45 +1,28 @@
-"""The last run as CI reads it: merged JUnit XML, GitHub annotations, a step-summary table.
+"""The last run as CI reads it: GitHub annotations, a step-summary table, and (through
+junit.py, imported only when asked for) the merged JUnit XML.
 
     after_run(root, statuses, blocked_by, junit=...)   the reporter, at the end of a doit run
     orchestrator report [--junit FILE] [--github]       later, from the store and last_run.json
 
-The JUnit XML has one <testsuite> per test target the run reached, named by the module,
-in curriculum order, each with a `status` property (passed, cached, failed, blocked):
-  executed  the stored per-test outcomes: <failure> (failed, strict xpass), <error> (an
-            error in setup or teardown, a collection error, a test a crash kept from
-            running), <skipped> (skipped, xfailed); a failed module none of whose tests
-            shows why (a crash, nothing collected, all skipped) gets one <testcase>
-            named test:NN with an <error> carrying its reason.
-  cached    cached=true, and the stored per-test outcomes of the run it reused with
-            time 0 (this run spent none); that run's duration and end are the properties
-            stored_duration and stored_finished, its start the suite's timestamp.
-  blocked   one <testcase name="test:NN"> with <skipped message="blocked by 02_add"/>,
-            and the property blocked_by.
 Under GitHub Actions (GITHUB_ACTIONS=true) each failure becomes an `::error` workflow
 command on stdout (file and line where known) and a Markdown table is appended to the
 file named by $GITHUB_STEP_SUMMARY. Every line comes from a stored result.
 """
 from __future__ import annotations
 
-import datetime
 import errno
 import os
 import re
 import sys
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
-from .files import atomic_write
 from .state import StateDir
 from .store import Result, Store
 
 STATUSES = ("passed", "cached", "failed", "blocked")
 MAX_ANNOTATIONS_PER_TARGET = 10     # GitHub shows 10 errors per step anyway
-# JUnit element of each stored outcome (pytest_plugin.py); None: a plain pass
-ELEMENT = {"passed": None, "failed": "failure", "xpassed": "failure", "error": "error",
-           "not run": "error", "skipped": "skipped", "xfailed": "skipped"}
 
 
 @dataclass
@@ -124,108 +107,7 @@ def blockers(graph, module: str, statuses: Mapping[str, str]) -> list[str]:
     return []
 
 
-# --- JUnit XML ------------------------------------------------------------------------
-def junit_xml(targets: list[Target]) -> str:
-    """The merged JUnit XML document of the run (see the module docstring)."""
-    root = ET.Element("testsuites", name="orchestrator")
-    for target in targets:
-        root.append(suite(target))
-    totals = {k: sum(int(s.get(k)) for s in root) for k in ("tests", "failures", "errors",
-                                                             "skipped")}
-    root.attrib.update({k: str(v) for k, v in totals.items()})
-    root.set("time", seconds(sum(float(s.get("time")) for s in root)))
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"
-
-
-def suite(target: Target) -> ET.Element:
-    result, cached = target.result, target.status == "cached"
-    element = ET.Element("testsuite", name=target.module)
-    props = {"status": target.status, "cached": "true" if cached else "false"}
-    cases: list[ET.Element] = []
-    if target.status == "blocked":
-        by = ", ".join(target.blocked_by) or "a failed dependency"
-        props["blocked_by"] = by
-        cases.append(case(target.module, f"test:{target.module}", "skipped", f"blocked by {by}"))
-    elif result is None:
-        why = "no stored result of this run (see the doit output)"
-        cases.append(case(target.module, f"test:{target.module}", "error", why))
-    else:
-        cases += [test_case(nodeid, test, result, cached) for nodeid, test in result.tests.items()]
-        cases += [case(target.module, e["nodeid"], "error", e["message"], location(e))
-                  for e in result.collection_errors]
-        if not result.passed:
-            props.update(cause=result.cause.value, reason=result.reason)
-            if not any(c.find("failure") is not None or c.find("error") is not None
-                       for c in cases):
-                cases.append(case(target.module, f"test:{target.module}", "error", result.reason))
-        props["key"] = result.key
-        if result.log and not cached:   # logs/NN.log is of NN's latest run, maybe not this one
-            props["log"] = result.log
-        if result.narrowed:
-            props.update(selected=str(result.selected), collected=str(result.collected))
-        if result.flaky:
-            props["flaky"] = " ".join(result.flaky)   # passed, but only on a retry
-        started = datetime.datetime.fromtimestamp(result.finished - result.duration)
-        element.set("timestamp", started.isoformat(timespec="seconds"))
-        if cached:
-            props["stored_duration"] = seconds(result.duration)
-            props["stored_finished"] = datetime.datetime.fromtimestamp(
-                result.finished).isoformat(timespec="seconds")
-    properties = ET.SubElement(element, "properties")
-    for name, value in props.items():
-        ET.SubElement(properties, "property", name=name, value=text(value))
-    element.extend(cases)
-    counts = {kind: sum(1 for c in cases if c.find(kind) is not None)
-              for kind in ("failure", "error", "skipped")}
-    took = 0.0 if cached or result is None else result.duration
-    element.attrib.update(tests=str(len(cases)), failures=str(counts["failure"]),
-                          errors=str(counts["error"]), skipped=str(counts["skipped"]),
-                          time=seconds(took))
-    return element
-
-
-def test_case(nodeid: str, test: dict, result: Result, cached: bool) -> ET.Element:
-    outcome = test.get("outcome", "")
-    kind = ELEMENT.get(outcome, "error")
-    message = test.get("message") or {"not run": f"not run: {result.reason}",
-                                      "xfailed": "xfailed", "skipped": "skipped",
-                                      "xpassed": "xpassed (strict)"}.get(outcome, outcome)
-    element = case(None, nodeid, kind, message, location(test))
-    element.set("time", seconds(0.0 if cached else test.get("duration", 0.0)))
-    return element
-
-
-def case(classname: str | None, nodeid: str, kind: str | None, message: str = "",
-         where: str = "") -> ET.Element:
-    """A <testcase>; `kind` adds a failure, error or skipped child with `message`."""
-    derived, name = split_nodeid(nodeid)
-    element = ET.Element("testcase", classname=classname or derived, name=text(name),
-                         time=seconds(0))
-    path = nodeid.split("::")[0]
-    if path.endswith(".py"):
-        element.set("file", text(path))
-    if where:
-        element.set("file", text(where.rsplit(":", 1)[0]))
-        element.set("line", where.rsplit(":", 1)[1])
-    if kind:
-        child = ET.SubElement(element, kind, message=text(first_line(message)))
-        if kind != "skipped":
-            child.text = text(f"{where}: {message}" if where else message)
-    return element
-
-
-def split_nodeid(nodeid: str) -> tuple[str, str]:
-    """pytest's junitxml naming: 'tests/02_add/test_add.py::TestX::test_y[1]' ->
-    ('tests.02_add.test_add.TestX', 'test_y[1]')."""
-    head, bracket, params = nodeid.partition("[")
-    parts = head.split("::")
-    path = parts[0].removesuffix(".py").replace("/", ".")
-    if len(parts) == 1:
-        return path, nodeid
-    return ".".join([path, *parts[1:-1]]), parts[-1] + bracket + params
-
-
+# --- a failure's place and first line (the summary, and junit.py) ---------------------
 def location(entry: Mapping) -> str:
     """'path:line' where the failure was raised, or ''."""
     if entry.get("path") and entry.get("line") is not None:
@@ -235,22 +117,6 @@ def location(entry: Mapping) -> str:
 
 def first_line(message: str) -> str:
     return (message.strip().splitlines() or [""])[0][:500]
-
-
-def seconds(value: float) -> str:
-    return f"{value:.3f}"
-
-
-# XML 1.0 cannot carry these at all (pytest's junitxml escapes them the same way)
-ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
-
-def text(value: str) -> str:
-    return ILLEGAL_XML.sub(lambda m: f"#x{ord(m.group()):02X}", str(value))
-
-
-def write_junit(path: Path, targets: list[Target]) -> None:
-    atomic_write(Path(path), junit_xml(targets))
 
 
 # --- GitHub Actions ---------------------------------------------------------------------
@@ -393,6 +259,9 @@ def after_run(root: Path, statuses: Mapping[str, str], blocked_by: Mapping[str, 
     targets = gather(Path(root), statuses, blocked_by, results=results)
     problems = []
     if junit:
+        # imported here, not at the top: every doit run ends in after_run, and the XML
+        # library is needed only when a JUnit report was asked for
+        from .junit import write_junit
         path = Path(root) / junit
         try:
             if not path.parent.is_dir():     # a mistyped folder is not created

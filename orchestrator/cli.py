@@ -420,8 +420,9 @@ def report(root, junit, for_github):
         raise UserError("nothing to report: no run recorded in .orchestrator/last_run.json "
                         "(run doit first)")
     if junit:
+        from .junit import write_junit     # xml.etree only when a JUnit report is asked for
         try:
-            ci_report.write_junit(junit, targets)
+            write_junit(junit, targets)
         except OSError as e:
             raise UserError(f"cannot write {junit}: {e.strerror}") from None
     if for_github:

@@ -6,6 +6,8 @@ import io
 import json
 import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import pytest
 
 from junitparser import Error, Failure, JUnitXml, Skipped   # a dev dependency
 
-from orchestrator import ci_report
+from orchestrator import ci_report, junit
 from orchestrator.status import load_last_run
 from orchestrator.store import Cause, Result, Status, Store
 
@@ -94,7 +96,7 @@ def test_each_outcome_maps_to_its_junit_element(tmp_path):
     Store(tmp_path).save(result("05_x", "a", tests, Status.FAILED, Cause.TESTS_FAILED,
                                 "3 of 6 failed"))
     targets = ci_report.gather(tmp_path, {"05_x": "failed"}, {})
-    xml = parse(ci_report.junit_xml(targets))
+    xml = parse(junit.junit_xml(targets))
     (suite,) = list(xml)
     assert suite.name == "05_x"
     assert counts(suite) == (6, 2, 1, 2)
@@ -129,7 +131,7 @@ def test_a_failure_no_test_shows_gets_a_test_case_with_the_reason(tmp_path):
                                           "message": "ImportError: no x",
                                           "path": "tests/04_d/test_d.py", "line": 1}]))
     statuses = {m: "failed" for m in ("01_a", "02_b", "03_c", "04_d", "05_gone")}
-    suites = {s.name: s for s in parse(ci_report.junit_xml(
+    suites = {s.name: s for s in parse(junit.junit_xml(
         ci_report.gather(tmp_path, statuses, {})))}
     assert counts(suites["01_a"]) == (1, 0, 1, 0)
     assert next(iter(suites["01_a"])).result[0].message == "no tests collected for 01_a"
@@ -151,7 +153,7 @@ def test_cached_suites_carry_the_reused_run_with_time_zero(tmp_path):
     os.utime(store.save(newer), (old.finished + 60,) * 2)     # saved by an earlier run
     # the run reused the older result (another pytest="..." than the newer one)
     store.lookup("01_a", lambda r: r.key == "a" * 64)
-    (suite,) = parse(ci_report.junit_xml(ci_report.gather(tmp_path, {"01_a": "cached"}, {})))
+    (suite,) = parse(junit.junit_xml(ci_report.gather(tmp_path, {"01_a": "cached"}, {})))
     assert counts(suite) == (1, 0, 0, 0)
     assert [c.name for c in suite] == ["tests/01_a/test_a.py::t1".split("::")[1]]
     assert suite.time == 0 and next(iter(suite)).time == 0
@@ -163,7 +165,7 @@ def test_cached_suites_carry_the_reused_run_with_time_zero(tmp_path):
 def test_blocked_suites_are_one_skipped_case_naming_the_blocker(tmp_path):
     targets = ci_report.gather(tmp_path, {"04_power": "blocked"},
                                {"04_power": ["02_add", "03_mul"]})
-    (suite,) = parse(ci_report.junit_xml(targets))
+    (suite,) = parse(junit.junit_xml(targets))
     assert counts(suite) == (1, 0, 0, 1)
     (case,) = suite
     assert case.name == "test:04_power" and case.classname == "04_power"
@@ -176,7 +178,7 @@ def test_characters_xml_cannot_carry_are_escaped(tmp_path):
     message = "AssertionError: \x1b[31mred\x1b[0m <&> \"q\" \x00"
     tests = {"tests/01_a/test_a.py::t": {"outcome": "failed", "message": message}}
     Store(tmp_path).save(result("01_a", "a", tests, Status.FAILED, Cause.TESTS_FAILED, "1 of 1"))
-    xml = ci_report.junit_xml(ci_report.gather(tmp_path, {"01_a": "failed"}, {}))
+    xml = junit.junit_xml(ci_report.gather(tmp_path, {"01_a": "failed"}, {}))
     (suite,) = parse(xml)
     assert next(iter(suite)).result[0].message == \
         'AssertionError: #x1B[31mred#x1B[0m <&> "q" #x00'
@@ -190,13 +192,23 @@ def test_order_statuses_and_flaky_narrowed_properties(tmp_path):
                       selected=1, collected=5))
     targets = ci_report.gather(tmp_path, {"10_b": "passed", "02_a": "passed",
                                           "03_x": "ignored"}, {})
-    suites = list(parse(ci_report.junit_xml(targets)))
+    suites = list(parse(junit.junit_xml(targets)))
     assert [s.name for s in suites] == ["02_a", "10_b"]
     assert properties(suites[0])["selected"] == "1"
     assert properties(suites[1])["flaky"] == "tests/10_b/test.py::t"
     table = ci_report.summary_markdown(targets)
     assert "| 02_a | PASSED | 1 of 5 selected | 1.5s |" in table
     assert "| 10_b | FLAKY (1 passed on a retry) | 1 passed | 1.5s |" in table
+
+
+
+def test_xml_library_is_imported_only_for_a_junit_report():
+    """Every doit run ends in after_run: without junit=FILE it must not pay for xml.etree."""
+    code = ("import sys, orchestrator.ci_report, orchestrator.report; "
+            "print('xml.etree.ElementTree' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(junit.__file__).parents[1],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
 
 
 # --- GitHub workflow commands ----------------------------------------------------------
