@@ -17,9 +17,10 @@ GRAPH_FILE = "graph.toml"
 SIZE_TIMEOUTS = {"small": 60, "medium": 300, "large": 900}  # seconds, like Bazel's size
 PROJECT_KEYS = {"package", "modules_dir", "tests_dir", "progressive", "preload", "remote_cache"}
 MODULE_KEYS = {"title", "export", "deps", "api", "requires", "not_applicable", "size",
-               "source", "sources", "tests", "flaky", "inputs"}
+               "source", "sources", "tests", "flaky", "inputs", "env"}
 REQUIRED_MODULE_KEYS = {"export", "deps"}   # the rest have defaults (README's graph.toml reference)
 MODULE_ID = re.compile(r"^(\d+)_([a-z][a-z0-9_]*)$")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MARKER = "marker"
 
 
@@ -45,6 +46,7 @@ class Module:
     flaky: tuple[str, ...]       # test ids known to be flaky (retried)
     entry: dict = field(compare=False, repr=False)  # the raw table, for cache keys
     more_sources: tuple[Path, ...] = ()   # `sources = [...]`: exported in order after `source`
+    env: tuple[str, ...] = ()    # environment variables its tests read (keyed by value)
 
     @property
     def sources(self) -> tuple[Path, ...]:
@@ -232,7 +234,7 @@ def _module(graph: ModuleGraph, fail, index: int, mid: str, entry) -> Module:
     if size not in SIZE_TIMEOUTS:
         fail(mid, f"size '{size}' is not one of {', '.join(SIZE_TIMEOUTS)}", key="size")
     lists = {k: entry.get(k, []) for k in
-             ("deps", "api", "requires", "not_applicable", "flaky", "inputs")}
+             ("deps", "api", "requires", "not_applicable", "flaky", "inputs", "env")}
     for key, value in lists.items():
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             fail(mid, f"'{key}' must be a list of strings", key=key)
@@ -249,6 +251,9 @@ def _module(graph: ModuleGraph, fail, index: int, mid: str, entry) -> Module:
         # keys.py hashes these: one outside the checkout, or missing, is a mistake
         if not (graph.root / _path(fail, entry, "inputs", value=extra, **at)).exists():
             fail(mid, f"inputs '{extra}' does not exist", key="inputs")
+    for variable in lists["env"]:
+        if not ENV_NAME.fullmatch(variable):
+            fail(mid, f"env '{variable}' is not an environment variable's name", key="env")
     sources = _sources(graph, fail, mid, name, entry, at)
     source = sources[0]
     tests = _path(fail, entry, "tests", f"{graph.tests_dir}/{mid}", **at)
@@ -260,7 +265,7 @@ def _module(graph: ModuleGraph, fail, index: int, mid: str, entry) -> Module:
                   requires=tuple(lists["requires"]),
                   not_applicable=tuple(lists["not_applicable"]), size=size,
                   source=source, tests=tests, flaky=tuple(lists["flaky"]), entry=entry,
-                  more_sources=tuple(sources[1:]))
+                  more_sources=tuple(sources[1:]), env=tuple(lists["env"]))
 
 
 def _remote_cache(fail, project: dict, at: dict) -> str:

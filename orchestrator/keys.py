@@ -10,6 +10,8 @@ before the run:
   export:tinytorch/core/tensor.py            a generated file of the dependency closure
   graph:03_layers                            the module's graph.toml entry (+ project settings)
   pytest:args / pytest:config                arguments; every config file pytest could read
+  envvar:TINYTORCH_SEED                      a variable named by the module's `env` (its
+                                             value's sha256, or "unset": keys are uploaded)
   env:python / env:numpy / env:pytest        the environment
 Observed inputs, recorded by the run itself (observe.py) and stored with its result:
   observed:tests/fixtures/answers.py         a file the run read or imported
@@ -79,6 +81,10 @@ def declared(graph: ModuleGraph, module: Module, pytest_args: list[str],
         "entry": module.entry, "package": graph.package, "categories": graph.categories})
     key["pytest:args"] = json.dumps(pytest_args)
     key["pytest:config"] = pytest_config_digest(root, root / module.tests, cache)
+    for name in module.env:
+        value = os.environ.get(name)
+        key[f"envvar:{name}"] = "unset" if value is None else \
+            hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()
     key.update(environment())
     return key
 

@@ -101,6 +101,7 @@ class Watched:
         if self.root in prefix.parents:          # the virtualenv the checkout holds
             self.never.add(prefix.relative_to(self.root).parts[0])
         self.folders = {graph.modules_dir, graph.tests_dir}
+        self.observed: set[str] = set()       # read by a run: watched wherever they are
         self.files = {GRAPH_FILE, *CONFIG_FILES, "dodo.py"}
         store = Store(self.root, repair=False)      # reads only: sets nothing aside
         for module in graph:
@@ -112,6 +113,7 @@ class Watched:
                 kind, _, what = name.partition(":")
                 if kind in ("observed", "listed"):
                     self.folders.add(what)
+                    self.observed.add(what)
 
     def relative(self, path: str) -> PurePosixPath | None:
         try:
@@ -123,6 +125,8 @@ class Watched:
         rel = self.relative(path)
         if rel is None or not rel.parts:
             return False
+        if rel.as_posix() in self.observed:  # e.g. the course's own file in the package
+            return True
         if rel.parts[0] in self.never or NEVER_WATCHED & set(rel.parts) or \
                 EDITOR_TEMP.search(rel.name):
             return False

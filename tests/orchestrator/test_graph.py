@@ -112,6 +112,13 @@ def test_unknown_key(project):
     assert "module 01_numbers: unknown key 'depends'" in message
 
 
+def test_env_names_environment_variables(project):
+    message = broken(project, 'api = ["number"]', 'api = ["number"]\nenv = ["SEED", "1X"]')
+    assert message.endswith("module 01_numbers: env '1X' is not an environment variable's name")
+    message = broken(project, 'env = ["SEED", "1X"]', 'env = "SEED"')
+    assert message.endswith("module 01_numbers: 'env' must be a list of strings")
+
+
 def test_unknown_project_key(project):
     message = broken(project, 'package = "minicalc"', 'package = "minicalc"\npackages = "x"')
     assert message == "graph.toml:3: unknown key 'packages' in [project]"

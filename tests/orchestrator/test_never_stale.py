@@ -284,3 +284,26 @@ def test_a_hand_written_file_inside_the_package_is_an_input(warm):
     assert warm.doit("all").statuses["03_mul"] == "(cached) PASSED"
     assert not [n for n in Store(warm.root).latest("03_mul").inputs
                 if n.startswith(("observed:minicalc/__init__", "listed:minicalc"))]
+
+
+def test_a_declared_environment_variable_is_an_input(warm, monkeypatch):
+    """Tests see the whole environment; what they read from it is keyed only when the
+    module's `env` names it (its value's digest: keys travel to a shared cache)."""
+    warm.write("graph.toml", warm.read("graph.toml").replace(
+        'title = "Power"', 'title = "Power"\nenv = ["MINICALC_EXPONENT"]'))
+    warm.append(warm.test_file("04_power"),
+                "\n\ndef test_exponent_from_env():\n    import os\n"
+                "    assert os.environ.get('MINICALC_EXPONENT', '2') == '2'\n")
+    monkeypatch.setenv("MINICALC_EXPONENT", "2")
+    assert warm.doit("all").statuses["04_power"] == "PASSED"
+    assert warm.doit("all").statuses["04_power"] == "(cached) PASSED"
+    monkeypatch.setenv("MINICALC_EXPONENT", "3")
+    assert plain_pytest(warm, "04_power").returncode == 1
+    why = warm.orchestrator("why", "test:04_power")
+    assert "envvar:MINICALC_EXPONENT" in why.stdout, why.stdout
+    assert warm.doit("all").statuses["04_power"] == "FAILED"
+    stored = Store(warm.root).latest("04_power").inputs["envvar:MINICALC_EXPONENT"]
+    assert stored != "3" and len(stored) == 64           # a digest, never the value
+    monkeypatch.delenv("MINICALC_EXPONENT")
+    assert warm.doit("all").statuses["04_power"] == "PASSED"
+    assert Store(warm.root).latest("04_power").inputs["envvar:MINICALC_EXPONENT"] == "unset"

@@ -195,6 +195,18 @@ def test_only_what_a_key_can_name_is_watched(project):
     assert saved({(1, temp), (3, temp), (2, source)}, keep) == ["modules/03_mul/mul_dev.py"]
 
 
+def test_a_file_of_the_course_inside_the_package_is_watched_once_a_run_read_it(project):
+    project.write("minicalc/helpers.py", "SIX = 6\n")
+    project.append(project.test_file("03_mul"),
+                   "\n\ndef test_helper():\n    from minicalc.helpers import SIX\n"
+                   "    assert SIX == 6\n")
+    assert project.doit("all").statuses["03_mul"] == "PASSED"
+    keep = Watched(load(project.root))
+    assert keep(2, str(project.root / "minicalc/helpers.py"))
+    assert not keep(2, str(project.root / "minicalc/ops/mul.py"))      # generated
+    assert not keep(2, str(project.root / "minicalc/__init__.py"))     # generated stub
+
+
 def test_a_killed_watch_leaves_no_run_behind(project, watcher):
     """SIGKILL gives the watch no chance to stop doit: the wrapper doit runs below
     (reaper.py --die-with) kills it and all it started."""
