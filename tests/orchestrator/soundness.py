@@ -47,6 +47,11 @@ def test_helper_outside_the_tests_dir():
     assert ANSWER == 42
 
 
+def test_own_file_inside_the_package():
+    from {package}.own_{module} import ANSWER
+    assert ANSWER == 42
+
+
 def test_optional_library():
     library = pytest.importorskip("campaignlib_{module}")
     assert library.VALUE == 1
@@ -110,7 +115,7 @@ class Campaign:
     """Applies seeded random single edits to a project (see conftest.Project)."""
 
     KINDS = ("export", "demo_cell", "test", "conftest", "graph_entry", "break", "repair",
-             "data", "helper", "optional", "pytest_ini")
+             "data", "helper", "package_file", "optional", "pytest_ini")
 
     def __init__(self, project, seed: int):
         self.project, self.rng = project, random.Random(seed)
@@ -124,10 +129,13 @@ class Campaign:
         """Give every module a test of undeclared inputs; put a site dir on the path."""
         project.site = project.root.parent / "site"
         project.site.mkdir(exist_ok=True)
-        for module in load(project.root).modules:
+        graph = load(project.root)
+        for module in graph.modules:
             project.write(f"data/probe/{module}.txt", "ok\n")
             project.write(f"helpers/answers_{module}.py", "ANSWER = 42\n")
-            project.write(f"tests/{module}/test_probes.py", PROBE_TEST.format(module=module))
+            project.write(f"{graph.package}/own_{module}.py", "ANSWER = 42\n")
+            project.write(f"tests/{module}/test_probes.py",
+                          PROBE_TEST.format(module=module, package=graph.package))
 
     def step(self) -> str:
         kind = self.rng.choice(self.KINDS)
@@ -200,6 +208,15 @@ class Campaign:
         self.project.write(path, f"ANSWER = 42  # {self.counter}\n" if good else
                            f"ANSWER = 41  # {self.counter}\n")
         self.model.set_broken(module, "helper", not good)
+        self.model.bump({module})
+
+    def _package_file(self, module: str) -> None:
+        """The course's own file inside the package folder, beside the generated ones."""
+        path = f"{self.graph.package}/own_{module}.py"
+        good = "package_file" in self.model.reasons.get(module, ())
+        self.project.write(path, f"ANSWER = 42  # {self.counter}\n" if good else
+                           f"ANSWER = 41  # {self.counter}\n")
+        self.model.set_broken(module, "package_file", not good)
         self.model.bump({module})
 
     def _optional(self, module: str) -> None:
