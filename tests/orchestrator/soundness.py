@@ -203,20 +203,18 @@ class Campaign:
         self.model.bump({module})
 
     def _helper(self, module: str) -> None:
-        path = f"helpers/answers_{module}.py"
-        good = "helper" in self.model.reasons.get(module, ())
-        self.project.write(path, f"ANSWER = 42  # {self.counter}\n" if good else
-                           f"ANSWER = 41  # {self.counter}\n")
-        self.model.set_broken(module, "helper", not good)
-        self.model.bump({module})
+        self._flip_answer(module, f"helpers/answers_{module}.py", "helper")
 
     def _package_file(self, module: str) -> None:
         """The course's own file inside the package folder, beside the generated ones."""
-        path = f"{self.graph.package}/own_{module}.py"
-        good = "package_file" in self.model.reasons.get(module, ())
+        self._flip_answer(module, f"{self.graph.package}/own_{module}.py", "package_file")
+
+    def _flip_answer(self, module: str, path: str, reason: str) -> None:
+        """A module the tests import: break it if it was good, repair it if it was broken."""
+        good = reason in self.model.reasons.get(module, ())
         self.project.write(path, f"ANSWER = 42  # {self.counter}\n" if good else
                            f"ANSWER = 41  # {self.counter}\n")
-        self.model.set_broken(module, "package_file", not good)
+        self.model.set_broken(module, reason, not good)
         self.model.bump({module})
 
     def _optional(self, module: str) -> None:
