@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
-from .state import StateDir
 from .store import Result, Store
 
 STATUSES = ("passed", "cached", "failed", "blocked")
@@ -60,20 +59,12 @@ def result_of(store: Store, module: str, status: str) -> Result | None:
     """The stored result the run's status speaks of: a failure is the newest failed
     result; a pass the newest passing one; a cache hit the passing one the run last
     reused (Store.lookup touches it, so its file is the most recently used)."""
+    if status == "cached":
+        return next((r for r in store.recently_used(module) if r.passed), None)
     found = store.results(module)
     if status == "failed":
         return next((r for r in found if not r.passed), None)
-    passing = [r for r in found if r.passed]
-    if status == "cached" and passing:
-        return max(passing, key=lambda r: used(store.state, r))
-    return passing[0] if passing else None
-
-
-def used(state: StateDir, result: Result) -> int:
-    try:
-        return state.result(result.module, result.key).stat().st_mtime_ns
-    except OSError:
-        return 0
+    return next((r for r in found if r.passed), None)
 
 
 def number(module: str) -> int:

@@ -189,7 +189,7 @@ class Store:
 
     def results(self, module_id: str) -> list[Result]:
         """Every readable result of the module, newest (by when it finished) first."""
-        found = [r for r in map(lambda p: self._read(p, module_id), self._paths(module_id))
+        found = [r for r in (self._read(p, module_id) for p in self._paths(module_id))
                  if r is not None]
         return sorted(found, key=lambda r: r.finished, reverse=True)
 
