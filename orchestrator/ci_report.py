@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
-from .store import Result, Store
+from .store import Outcome, Result, Store
 
 STATUSES = ("passed", "cached", "failed", "blocked")
 MAX_ANNOTATIONS_PER_TARGET = 10     # GitHub shows 10 errors per step anyway
@@ -202,8 +202,8 @@ def row(target: Target) -> tuple[str, str, str, str]:
     if target.status == "failed":
         return target.module, "FAILED", r.reason, f"{r.duration:.1f}s"
     tests = (f"{r.selected} of {r.collected} selected" if r.narrowed
-             else f"{r.counts.get('passed', 0)} passed")
-    skipped = r.counts.get("skipped", 0) + r.counts.get("xfailed", 0)
+             else f"{r.counts.get(Outcome.PASSED, 0)} passed")
+    skipped = r.counts.get(Outcome.SKIPPED, 0) + r.counts.get(Outcome.XFAILED, 0)
     tests += f", {skipped} skipped" if skipped else ""
     if target.status == "cached":
         return target.module, "(cached) PASSED", tests, f"0s (reused a {r.duration:.1f}s run)"

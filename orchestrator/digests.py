@@ -1,5 +1,7 @@
-"""File digests behind a stat cache, as Bazel and ninja keep one: a file whose size,
-mtime and inode are unchanged is not read again.
+"""File digests behind a stat cache, as Bazel, ninja and git keep one: a file whose size,
+mtime, ctime and inode are unchanged is not read again. The ctime is what an archive
+cannot fake: `tar --mtime` (or `touch -r`) can give new content its old size and mtime,
+but writing a file always sets its ctime to now.
 
 The cache lives in the state dir (statcache.json), one process-wide table per
 project. An entry is trusted only if the file was already older than RACY_SECONDS
@@ -44,13 +46,15 @@ class StatCache:
         except (FileNotFoundError, NotADirectoryError):
             return MISSING
         name = f"{kind}:{path}"
-        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
         with self.lock:
             entry = self.entries.get(name)
-        if entry is not None and entry[:3] == stamp:
-            return entry[3]
+        if entry is not None and entry[:4] == stamp:
+            return entry[4]
         value = compute(path) if compute else hashlib.sha256(path.read_bytes()).hexdigest()
-        if time.time() - st.st_mtime_ns / 1e9 > RACY_SECONDS:
+        # racy: written within the clock's granularity of now (mtime or ctime), it could
+        # change again without either moving
+        if time.time() - max(st.st_mtime_ns, st.st_ctime_ns) / 1e9 > RACY_SECONDS:
             with self.lock:
                 self.entries[name] = [*stamp, value]
                 self.dirty = True

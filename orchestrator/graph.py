@@ -15,7 +15,8 @@ from pathlib import Path, PurePosixPath
 
 GRAPH_FILE = "graph.toml"
 SIZE_TIMEOUTS = {"small": 60, "medium": 300, "large": 900}  # seconds, like Bazel's size
-PROJECT_KEYS = {"package", "modules_dir", "tests_dir", "progressive", "preload", "remote_cache"}
+PROJECT_KEYS = {"package", "modules_dir", "tests_dir", "progressive", "preload", "remote_cache",
+                "ignore"}
 MODULE_KEYS = {"title", "export", "deps", "api", "requires", "not_applicable", "size",
                "source", "sources", "tests", "flaky", "inputs", "env"}
 REQUIRED_MODULE_KEYS = {"export", "deps"}   # the rest have defaults (README's graph.toml reference)
@@ -72,6 +73,7 @@ class ModuleGraph:
     categories: dict[str, str]
     modules: dict[str, Module]   # in curriculum order
     remote_cache: str = ""       # the shared remote cache's URL (remote_http.py); env wins
+    ignore: list[str] = field(default_factory=list)   # globs never an input (tree.py)
 
     def __iter__(self):
         return iter(self.modules.values())
@@ -199,7 +201,7 @@ def _build(root: Path, path: Path, text: str, raw: dict) -> ModuleGraph:
         root=root, path=path, package=package, modules_dir=modules_dir.as_posix(),
         tests_dir=tests_dir.as_posix(), progressive=progressive, preload=list(preload),
         categories=dict(categories), modules={},
-        remote_cache=_remote_cache(fail, project, at))
+        remote_cache=_remote_cache(fail, project, at), ignore=_ignore(fail, project))
     for index, (mid, entry) in enumerate(modules_raw.items()):
         graph.modules[mid] = _module(graph, fail, index, mid, entry)
     _check_edges(graph, fail)
@@ -254,6 +256,9 @@ def _module(graph: ModuleGraph, fail, index: int, mid: str, entry) -> Module:
     for variable in lists["env"]:
         if not ENV_NAME.fullmatch(variable):
             fail(mid, f"env '{variable}' is not an environment variable's name", key="env")
+        if variable.upper().startswith("ORCHESTRATOR_"):
+            fail(mid, f"env '{variable}': the orchestrator's own variables (its remote cache's "
+                      "key and token among them) never reach a test", key="env")
     sources = _sources(graph, fail, mid, name, entry, at)
     source = sources[0]
     tests = _path(fail, entry, "tests", f"{graph.tests_dir}/{mid}", **at)
@@ -276,6 +281,18 @@ def _remote_cache(fail, project: dict, at: dict) -> str:
         if problem:
             fail(None, problem, table="project", key="remote_cache")
     return url
+
+
+def _ignore(fail, project: dict) -> list[str]:
+    """`[project] ignore`: globs of files that are no module's input (tree.py), relative
+    to the root like every path here."""
+    globs = project.get("ignore", [])
+    if not isinstance(globs, list) or not all(isinstance(g, str) and g.strip() for g in globs):
+        fail(None, "[project] ignore must be a list of globs (e.g. \"docs/**\")",
+             table="project", key="ignore")
+    for glob in globs:
+        _path(fail, project, "ignore", value=glob, prefix="[project] ", table="project")
+    return list(globs)
 
 
 def _sources(graph: "ModuleGraph", fail, mid: str, name: str, entry: dict, at: dict) -> list[Path]:

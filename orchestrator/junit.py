@@ -6,10 +6,12 @@ Imported only where a JUnit report is asked for, so xml.etree stays off every ot
 The JUnit XML has one <testsuite> per test target the run reached, named by the module,
 in curriculum order, each with a `status` property (passed, cached, failed, blocked):
   executed  the stored per-test outcomes: <failure> (failed, strict xpass), <error> (an
-            error in setup or teardown, a collection error, a test a crash kept from
-            running), <skipped> (skipped, xfailed); a failed module none of whose tests
-            shows why (a crash, nothing collected, all skipped) gets one <testcase>
-            named test:NN with an <error> carrying its reason.
+            error in setup or teardown, a collection error, a test left unrun for no
+            recorded reason), <skipped> (skipped, xfailed, and a test pytest stopped
+            before: message "not run (-x)", "not run (--maxfail=2)", "not run
+            (interrupted)"); a failed module none of whose tests shows why (a crash,
+            nothing collected, all skipped, all that ran passed but some did not run)
+            gets one <testcase> named test:NN with an <error> carrying its reason.
   cached    cached=true, and the stored per-test outcomes of the run it reused with
             time 0 (this run spent none); that run's duration and end are the properties
             stored_duration and stored_finished, its start the suite's timestamp.
@@ -25,11 +27,12 @@ from pathlib import Path
 
 from .ci_report import Target, first_line, location
 from .files import atomic_write
-from .store import Result
+from .store import Outcome, Result
 
 # JUnit element of each stored outcome (pytest_plugin.py); None: a plain pass
-ELEMENT = {"passed": None, "failed": "failure", "xpassed": "failure", "error": "error",
-           "not run": "error", "skipped": "skipped", "xfailed": "skipped"}
+ELEMENT = {Outcome.PASSED: None, Outcome.FAILED: "failure", Outcome.XPASSED: "failure",
+           Outcome.ERROR: "error", Outcome.NOT_RUN: "skipped", Outcome.SKIPPED: "skipped",
+           Outcome.XFAILED: "skipped"}
 
 
 def junit_xml(targets: list[Target]) -> str:
@@ -95,12 +98,22 @@ def suite(target: Target) -> ET.Element:
 def test_case(nodeid: str, test: dict, result: Result, cached: bool) -> ET.Element:
     outcome = test.get("outcome", "")
     kind = ELEMENT.get(outcome, "error")
-    message = test.get("message") or {"not run": f"not run: {result.reason}",
-                                      "xfailed": "xfailed", "skipped": "skipped",
-                                      "xpassed": "xpassed (strict)"}.get(outcome, outcome)
+    message = test.get("message") or {Outcome.XFAILED: "xfailed", Outcome.SKIPPED: "skipped",
+                                      Outcome.XPASSED: "xpassed (strict)"}.get(outcome, outcome)
+    if outcome == Outcome.NOT_RUN:
+        kind, message = not_run(test, result)
     element = case(None, nodeid, kind, message, location(test))
     element.set("time", seconds(0.0 if cached else test.get("duration", 0.0)))
     return element
+
+
+def not_run(test: dict, result: Result) -> tuple[str, str]:
+    """A test pytest stopped before is skipped, naming why ("not run (-x)"): it did not
+    fail, and its suite's failure is shown by the test that did, or by test:NN. One with
+    no recorded reason (a result stored before reasons were, a crash) stays an error."""
+    if test.get("stopped_by"):
+        return "skipped", f"not run ({test['stopped_by']})"
+    return "error", f"not run: {result.reason}"
 
 
 def case(classname: str | None, nodeid: str, kind: str | None, message: str = "",

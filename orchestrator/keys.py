@@ -1,27 +1,35 @@
 """Content keys: everything a test target's result depends on, and what changed.
 
 A key is a flat dict {input name: digest}. Names say what the input is, so a
-diff of two keys is the explanation of a cache miss. Declared inputs, known
-before the run:
+diff of two keys is the explanation of a cache miss. Fail closed: what cannot be ruled
+out as an input is one. Declared inputs, known before the run:
   test:tests/03_layers/test_layers_core.py   a file under the module's tests dir
   conftest:tests/conftest.py                 a conftest above the tests dir
   support:tests/support/recorded_graph.py    a shared test helper (tests/support)
-  input:data/digits/digits.npz               an extra input declared in graph.toml
+  input:data/digits/digits.npz               a file of an `inputs` path (scoped to the
+                                             modules that name it)
+  file:pyproject.toml                        every other file of the tree that tree.py does
+                                             not rule out for this module
   export:tinytorch/core/tensor.py            a generated file of the dependency closure
   graph:03_layers                            the module's graph.toml entry (+ project settings)
   pytest:args / pytest:config                arguments; every config file pytest could read
-  envvar:TINYTORCH_SEED                      a variable named by the module's `env` (its
-                                             value's sha256, or "unset": keys are uploaded)
-  env:python / env:numpy / env:pytest        the environment
+  envvar:OMP_NUM_THREADS                     a variable the tests see that can change a result
+                                             (strict_env.py; its value's sha256, or "unset")
+  env:python / env:interpreter               the interpreter's version and executable
+  installed:numpy                            every installed distribution, by version
 Observed inputs, recorded by the run itself (observe.py) and stored with its result:
-  observed:tests/fixtures/answers.py         a file the run read or imported
+  observed:tinytorch/core/training.py        a file outside the module's tree that it read
+                                             (a later module's export; "missing" if a
+                                             failed open)
   listed:data/probe                          a directory the run listed
   dist:torch                                 a third-party distribution it imported
-  outside:/srv/helpers/answers.py            a module it imported from outside the root
-                                             that no distribution owns
+  outside:$prefix/lib/helpers/answers.py     a module it imported from outside the root
+                                             that no distribution owns (relative to the
+                                             environment, or to the root: never a home dir)
   absent:fancylib                            an import it attempted that was not found
 A result is reused when the digest of declared ∪ its observed inputs, computed now,
-equals its key. Digests go through a stat cache (digests.py): a no-op reads nothing.
+equals its key, and its run read nothing its scope rules out (undeclared_reads). Digests
+go through a stat cache (digests.py): a no-op reads nothing.
 """
 from __future__ import annotations
 
@@ -37,15 +45,15 @@ import tomllib
 from importlib import metadata
 from pathlib import Path
 
-from . import export
+from . import export, strict_env, tree
 from .digests import MISSING, StatCache, cache_for
 from .graph import Module, ModuleGraph
 from .state import StateDir
 
-ENV_PACKAGES = ("numpy", "pytest", "pytest-xdist")
 OBSERVED_KINDS = ("observed", "listed", "dist", "outside", "absent")
+# Kinds whose name after the colon is a path relative to the root
+PATH_KINDS = ("test", "conftest", "support", "input", "file", "export")
 CONFIG_FILES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
-NEVER_OBSERVED = (".git", "__pycache__", ".pytest_cache")
 
 
 def inputs(graph: ModuleGraph, module: Module, pytest_args: list[str],
@@ -78,15 +86,54 @@ def declared(graph: ModuleGraph, module: Module, pytest_args: list[str],
             _next_export_digest(graph, graph[mid]) if prospective else
             cache.digest(path, "body", export.body_digest))
     key[f"graph:{module.id}"] = _digest_json({
-        "entry": module.entry, "package": graph.package, "categories": graph.categories})
+        "entry": module.entry, "package": graph.package, "categories": graph.categories,
+        "ignore": graph.ignore})
     key["pytest:args"] = json.dumps(pytest_args)
     key["pytest:config"] = pytest_config_digest(root, root / module.tests, cache)
-    for name in module.env:
-        value = os.environ.get(name)
-        key[f"envvar:{name}"] = "unset" if value is None else \
-            hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()
+    key.update(tree_inputs(graph, module, key))
+    key.update(strict_env.key_entries(module.env))
     key.update(environment())
     return key
+
+
+def tree_inputs(graph: ModuleGraph, module: Module, named: dict[str, str]) -> dict[str, str]:
+    """`file:` entries: every file of the tree that tree.py does not rule out for `module`
+    and no other entry of its key (`named`) covers already."""
+    scope, cache = scope_of(graph), stat_cache(graph)
+    covered = _paths_named(named) | {s.as_posix() for s in module.sources} | \
+        scope.generated | {_rel(graph.path, graph.root)}     # graph.toml: `graph:` entries
+    found, files = {}, tree.tree_for(graph.root)
+    for rel, path in files.files().items():
+        if rel in covered or scope.outside(rel, module.id):
+            continue
+        value = files.digest(rel, cache.digest)
+        if value != PACKAGE_STUB_DIGEST or not _stub(scope, rel):
+            found[f"file:{rel}"] = value
+    return found
+
+
+def scope_of(graph: ModuleGraph) -> tree.Scope:
+    """The graph's tree.Scope, made once per loaded graph (it remembers where each file
+    stands)."""
+    scope = graph.__dict__.get("_scope")
+    if scope is None:
+        scope = graph.__dict__["_scope"] = tree.Scope.of(graph)
+    return scope
+
+
+PACKAGE_STUB_DIGEST = hashlib.sha256(export.PACKAGE_INIT.encode()).hexdigest()
+
+
+def _stub(scope: tree.Scope, rel: str) -> bool:
+    """A package `__init__.py` that export wrote (its digest is the stub's): the same in
+    every checkout."""
+    return rel.endswith("__init__.py") and rel.startswith(scope.package + "/")
+
+
+def _paths_named(key: dict[str, str]) -> set[str]:
+    """The root-relative paths a key's path entries name (never a non-path name such as
+    `pytest:config`, which a root file called `config` must not be taken for)."""
+    return {name.split(":", 1)[1] for name in key if name.split(":", 1)[0] in PATH_KINDS}
 
 
 def current(graph: ModuleGraph, names) -> dict[str, str]:
@@ -96,14 +143,14 @@ def current(graph: ModuleGraph, names) -> dict[str, str]:
     for name in names:
         kind, _, what = name.partition(":")
         if kind == "observed":
-            values[name] = cache.digest(graph.root / what)
+            values[name] = _file_digest(cache, graph.root / what)
         elif kind == "listed":
             values[name] = _listing_digest(graph.root / what)
         elif kind == "dist":
             dists = installed_distributions() if dists is None else dists
             values[name] = dists.get(_normalize(what), MISSING)
         elif kind == "outside":
-            values[name] = cache.digest(Path(what))
+            values[name] = cache.digest(outside_path(graph, what))
         elif kind == "absent":
             values[name] = "found" if _importable(what) else "absent"
     return values
@@ -111,36 +158,91 @@ def current(graph: ModuleGraph, names) -> dict[str, str]:
 
 def observed_inputs(graph: ModuleGraph, module: Module, seen: dict,
                     declared_key: dict[str, str]) -> dict[str, str]:
-    """A run's observations (observe.read_observations) as key entries, valued now: the
-    files and directories under the root that no declared input already covers."""
-    covered = {name.split(":", 1)[1] for name in declared_key if ":" in name}
-    covered.add(graph.path.relative_to(graph.root).as_posix())    # keyed by `graph:` entries
-    tests = module.tests.as_posix()
-    # pytest lists the tests dir and those above it to collect and find conftests: what it
-    # can find there is keyed already (test: and conftest: inputs)
-    collected = {tests, *(p.as_posix() for p in module.tests.parents if p.as_posix() != ".")}
-    skip = [StateDir(graph.root).path.name, *_under_root(graph, sys.prefix)]
-    package = graph.package.replace(".", "/")
-    names = []
-    for kind, paths in (("observed", seen.get("read", ())), ("listed", seen.get("listed", ()))):
-        for rel in paths:
-            if rel.startswith("..") or rel in covered or _skipped(rel, skip):
-                continue
-            if kind == "listed" and (rel in collected or rel.startswith(tests + "/") or
-                                     _skipped(rel, [package])):
-                continue       # a package folder lists whatever else happens to be exported
-            if kind == "observed" and (not (graph.root / rel).is_file() or
-                                       export.is_package_stub(graph.root / rel)):
-                continue       # a stub is the same everywhere; the course's own files are not
-            names.append(f"{kind}:{rel}")
+    """A run's observations (observe.read_observations) as key entries, valued now: what it
+    read under the root that its declared key does not cover (a failed open too: the file's
+    appearing later changes the key), the directories it listed, and what it imported
+    from outside the root."""
+    names = [f"observed:{rel}" for rel in _uncovered_reads(graph, module, seen, declared_key)]
+    names += [f"listed:{rel}" for rel in _listings(graph, module, seen, declared_key)]
     owners = distribution_owners()
     for name, file in seen.get("modules", {}).items():
         if name in owners:                   # keyed by version: an upgrade re-runs
             names += [f"dist:{d}" for d in owners[name]]
         else:                                # e.g. a helper folder on PYTHONPATH
-            names.append(f"outside:{file}")
+            names.append(f"outside:{outside_name(graph, file)}")
     names += [f"absent:{n}" for n in seen.get("absent", ())]
     return current(graph, names)
+
+
+def undeclared_reads(graph: ModuleGraph, module: Module, seen: dict,
+                     declared_key: dict[str, str]) -> list[dict[str, str]]:
+    """[{"file", "why"}]: what the run read that its scope rules out (an ignored file, one
+    scoped to other modules, another module's folder). Observation saw it, but it cannot
+    see everything (a non-Python process, a C library): a result that read one is not
+    reused, and the reason names the fix."""
+    scope = scope_of(graph)
+    found = []
+    for rel in _uncovered_reads(graph, module, seen, declared_key):
+        why = scope.outside(rel, module.id)
+        if why:
+            found.append({"file": rel, "why": why})
+    return found
+
+
+def _uncovered_reads(graph: ModuleGraph, module: Module, seen: dict,
+                     declared_key: dict[str, str]) -> list[str]:
+    covered = _paths_named(declared_key) | {_rel(graph.path, graph.root)}
+    closure = {_rel(graph[m].export_file(graph.root), graph.root)
+               for m in graph.closure(module.id) + [module.id]}
+    skip = _skip_prefixes(graph)
+    found = []
+    for rel in seen.get("read", ()):
+        if rel.startswith("..") or rel in covered or rel in closure or \
+                tree.never_input(rel) or _under(rel, skip):
+            continue
+        path = graph.root / rel
+        if path.is_dir() or export.is_package_stub(path):
+            continue           # a listing says what a directory holds; a stub is generated
+        found.append(rel)
+    return sorted(found)
+
+
+def _listings(graph: ModuleGraph, module: Module, seen: dict,
+              declared_key: dict[str, str]) -> list[str]:
+    tests = module.tests.as_posix()
+    # pytest lists the tests dir and those above it to collect and find conftests: what it
+    # can find there is keyed already (test:, conftest: and file: inputs)
+    collected = {tests, *(p.as_posix() for p in module.tests.parents if p.as_posix() != ".")}
+    package = graph.package.replace(".", "/")
+    skip = _skip_prefixes(graph) + [package]   # the package folder lists whatever is exported
+    return sorted(rel for rel in seen.get("listed", ())
+                  if not rel.startswith("..") and rel not in collected and rel != "." and
+                  not rel.startswith(tests + "/") and not tree.never_input(rel + "/x") and
+                  not _under(rel, skip))
+
+
+def _skip_prefixes(graph: ModuleGraph) -> list[str]:
+    """The state dir and a virtual environment inside the root (keyed by `installed:`)."""
+    return [StateDir(graph.root).path.name, *_under_root(graph, sys.prefix)]
+
+
+def outside_name(graph: ModuleGraph, file: str) -> str:
+    """A file outside the root, named so that no home directory leaves the machine: relative
+    to the environment ($prefix, $base) where it is inside one, else to the root."""
+    for label, prefix in (("$prefix", sys.prefix), ("$base", sys.base_prefix)):
+        try:
+            return f"{label}/{Path(file).relative_to(prefix).as_posix()}"
+        except ValueError:
+            continue
+    return Path(os.path.relpath(file, graph.root)).as_posix()
+
+
+def outside_path(graph: ModuleGraph, name: str) -> Path:
+    label, _, rest = name.partition("/")
+    prefixes = {"$prefix": sys.prefix, "$base": sys.base_prefix}
+    if label in prefixes:
+        return Path(prefixes[label]) / rest
+    return graph.root / name
 
 
 def digest(key: dict[str, str]) -> str:
@@ -155,10 +257,15 @@ def changes(old: dict[str, str], new: dict[str, str]) -> list[tuple[str, str]]:
 
 
 def environment() -> dict[str, str]:
-    env = {"env:python": sys.version.split()[0]}
-    dists = installed_distributions()
-    for package in ENV_PACKAGES:
-        env[f"env:{package}"] = dists.get(_normalize(package), MISSING)
+    """The interpreter (version, build and executable) and every installed distribution
+    by version: installing or removing any package, a pytest plugin among them, re-runs
+    every module. The executable is the base interpreter's, so that checkouts sharing one
+    environment share keys."""
+    env = {"env:python": sys.version,
+           "env:interpreter": os.path.realpath(getattr(sys, "_base_executable", "") or
+                                               sys.executable)}
+    for name, version in installed_distributions().items():
+        env[f"installed:{name}"] = version
     return env
 
 
@@ -195,7 +302,7 @@ def installed_distributions() -> dict[str, str]:
     """{normalized name: version} from the *.dist-info / *.egg-info names on sys.path: one
     directory listing per entry, instead of importlib.metadata's reading of every file."""
     found: dict[str, str] = {}
-    for entry in sys.path:
+    for entry in _environment_path():
         try:
             names = os.listdir(entry or ".")
         except OSError:
@@ -205,6 +312,13 @@ def installed_distributions() -> dict[str, str]:
             if match:
                 found.setdefault(_normalize(match.group(1)), match.group(2))
     return found
+
+
+def _environment_path() -> list[str]:
+    """sys.path without the working folder: a project's own metadata (an editable install's
+    *.egg-info) is not another distribution."""
+    cwd = os.getcwd()
+    return [e for e in sys.path if e and os.path.abspath(e) != cwd]
 
 
 def pytest_config_digest(root: Path, tests_dir: Path, cache: StatCache) -> str:
@@ -269,13 +383,14 @@ def _under_root(graph: ModuleGraph, path: str) -> list[str]:
         return []
 
 
-def _skipped(rel: str, skip: list[str]) -> bool:
-    """Caches, the state dir, the generated package, a venv, and distribution metadata
-    (pytest reads every *.egg-info's entry points on the path, including an editable
-    install's in the checkout: distributions are keyed by version, `dist:` entries)."""
-    parts = rel.split("/")
-    return any(p in NEVER_OBSERVED or p.endswith((".egg-info", ".dist-info")) for p in parts) \
-        or any(rel == s or rel.startswith(s + "/") for s in skip)
+def _under(rel: str, prefixes: list[str]) -> bool:
+    return any(rel == p or rel.startswith(p + "/") for p in prefixes)
+
+
+def _file_digest(cache: StatCache, path: Path) -> str:
+    if path.is_dir():
+        return "directory"
+    return cache.digest(path)
 
 
 def _files_under(directory: Path) -> list[Path]:

@@ -17,10 +17,18 @@ into `observed:`, `listed:`, `dist:`, `outside:` and `absent:` entries of the ke
 it tests the event's name first and returns, which is all most calls cost.
 
 Python subprocesses the tests start are observed too: the runner puts
-observe_site/ (a sitecustomize) first on their PYTHONPATH. Limits (in the README):
-reads by non-Python subprocesses, and by Python subprocesses started with -I, -E or
--S or with a PYTHONPATH of their own, are not seen; files outside the project root
-are not keyed (third-party code is keyed by its distribution's version).
+observe_site/ (a sitecustomize) first on their PYTHONPATH. Those, and the processes
+forked from an observed one (a multiprocessing pool's workers, which end by os._exit or a
+SIGTERM and never run atexit), write each new path as it is seen, one JSON line at a time.
+
+A file opened in any mode that can read it ('r', 'r+', 'a+', a memmap) is a read, even
+if the run also wrote it; a failed open is kept too (the runner keys it as missing, so the
+file's appearing later re-runs). Since every file of the tree is an input anyway
+(tree.py), observation mostly explains and checks: it names what changed, it catches a
+read that graph.toml scopes away (keys.undeclared_reads), and it is the only witness of
+imports from outside the root. Limits (in the README): reads by non-Python subprocesses,
+and by Python subprocesses started with -I, -E or -S or with a PYTHONPATH of their own,
+are not seen.
 """
 from __future__ import annotations
 
@@ -32,7 +40,7 @@ from pathlib import Path
 OBSERVE_ENV = "ORCHESTRATOR_OBSERVE"     # directory where each process writes what it saw
 ROOT_ENV = "ORCHESTRATOR_OBSERVE_ROOT"   # the project root: only reads under it are keyed
 SITE_DIR = Path(__file__).resolve().parent / "observe_site"
-WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+KINDS = ("read", "listed", "written")
 
 
 class AbsentImports:
@@ -56,8 +64,10 @@ class Observer:
         self.written: set[str] = set()
         self.listed: set[str] = set()
         self.absent = AbsentImports()
+        self.stream: int | None = None     # a JSON-lines file: paths written as seen
+        self.busy = False                  # our own open of that file is not the tests'
 
-    def start(self) -> "Observer":
+    def start(self, streaming: bool = False) -> "Observer":
         watched = frozenset(("open", "os.listdir", "os.scandir"))
         audit = self._audit
 
@@ -67,27 +77,68 @@ class Observer:
 
         sys.addaudithook(hook)     # cannot be removed: this process is a test run
         sys.meta_path.append(self.absent)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self.start_streaming)
+        if streaming:
+            self.start_streaming()
         return self
 
+    def start_streaming(self) -> None:
+        """In a process that may end without running atexit (a forked worker, a
+        subprocess): write every new path at once, after what it inherited."""
+        self.busy = True
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.stream = os.open(self.out_dir / f"{os.getpid()}.jsonl",
+                                  os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError:
+            self.stream = None
+        finally:
+            self.busy = False
+        self._emit([(kind, path) for kind in KINDS for path in sorted(getattr(self, kind))])
+
     def _audit(self, event: str, args) -> None:
+        if self.busy:
+            return
         if event == "open":
             path, mode, flags = args
             if isinstance(path, (str, bytes)):
-                writes = (mode is not None and any(c in mode for c in "wax+")) or \
-                    (mode is None and flags & WRITE_FLAGS)
-                self._note(self.written if writes else self.read, path)
+                if mode is not None:
+                    reads = "r" in mode or "+" in mode
+                    writes = any(c in mode for c in "wax+")
+                else:
+                    access = flags & (os.O_RDONLY | os.O_WRONLY | os.O_RDWR)
+                    reads, writes = access != os.O_WRONLY, access != os.O_RDONLY
+                if reads:
+                    self._note("read", path)
+                if writes:
+                    self._note("written", path)
         elif event in ("os.listdir", "os.scandir"):
             path = args[0]
-            self._note(self.listed, "." if path is None else path)
+            self._note("listed", "." if path is None else path)
 
-    def _note(self, into: set[str], path) -> None:
+    def _note(self, kind: str, path) -> None:
         if isinstance(path, bytes):
             path = os.fsdecode(path)
         if not isinstance(path, str):
             return
         path = os.path.abspath(path)
-        if path.startswith(self.prefix):
+        into = getattr(self, kind)
+        if path.startswith(self.prefix) and path not in into:
             into.add(path)
+            if self.stream is not None:
+                self._emit([(kind, path)])
+
+    def _emit(self, records: list[tuple[str, str]]) -> None:
+        """One write (O_APPEND: whole lines, whatever other processes append)."""
+        text = "".join(json.dumps({kind: os.path.relpath(path, self.root)}) + "\n"
+                       for kind, path in records)
+        if self.stream is None or not text:
+            return
+        try:
+            os.write(self.stream, text.encode("utf-8", "surrogateescape"))
+        except OSError:
+            pass
 
     def snapshot(self) -> dict:
         """What this process saw, relative to the root (filtering is the runner's job)."""
@@ -97,8 +148,8 @@ class Observer:
             if isinstance(file, str) and os.path.abspath(file).startswith(self.prefix):
                 imported.add(os.path.abspath(file))
         rel = lambda paths: sorted(os.path.relpath(p, self.root) for p in paths)
-        return {"read": rel((self.read | imported) - self.written),
-                "listed": rel(self.listed - self.written),
+        return {"read": rel(self.read | imported),
+                "listed": rel(self.listed),
                 "written": rel(self.written),
                 "modules": outside_modules(self.prefix),
                 "absent": sorted(n for n in self.absent.names if n not in sys.modules)}
@@ -132,17 +183,33 @@ def outside_modules(project_prefix: str) -> dict[str, str]:
 def read_observations(out_dir: Path) -> dict:
     """Merge what every process of one run wrote (the controller and any xdist workers)."""
     merged = {"read": set(), "listed": set(), "written": set(), "modules": {}, "absent": set()}
-    for path in sorted(out_dir.glob("*.json")) if out_dir.is_dir() else []:
-        try:
-            seen = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        for kind in ("read", "listed", "written", "absent"):
-            merged[kind].update(seen.get(kind, []))
-        merged["modules"].update(seen.get("modules", {}))
-    merged["read"] -= merged["written"]
+    for path in sorted(out_dir.glob("*.json*")) if out_dir.is_dir() else []:
+        for seen in _records(path):
+            for kind in ("read", "listed", "written", "absent"):
+                value = seen.get(kind, [])
+                merged[kind].update([value] if isinstance(value, str) else value)
+            merged["modules"].update(seen.get("modules", {}))
     merged["absent"] -= set(merged["modules"])
     return merged
+
+
+def _records(path: Path) -> list[dict]:
+    """A snapshot (.json), or a stream's lines (.jsonl; a last line cut short by a kill is
+    dropped, every whole one kept)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError:
+        return []
+    lines = text.splitlines() if path.suffix == ".jsonl" else [text]
+    found = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            found.append(record)
+    return found
 
 
 _CURRENT: Observer | None = None
@@ -157,7 +224,9 @@ def start_from_environment(at_exit: bool = False) -> Observer | None:
     if not out_dir or _CURRENT is not None:
         return _CURRENT
     root = os.environ.get(ROOT_ENV) or os.getcwd()
-    _CURRENT = Observer(Path(root).resolve(), Path(out_dir)).start()
+    # a subprocess streams (it may be killed, or end by os._exit); a pytest process
+    # writes its snapshot when pytest ends (the plugin)
+    _CURRENT = Observer(Path(root).resolve(), Path(out_dir)).start(streaming=at_exit)
     if at_exit:
         import atexit
         atexit.register(_CURRENT.write)

@@ -5,8 +5,10 @@
 - It registers the graph's marker categories and `covers(module)`.
 - When the orchestrator's runner starts pytest (ORCHESTRATOR_REPORT is set), it
   writes a JSON report of every selected test: outcome, duration, markers, covers,
-  where a failure happened; how many tests were collected and selected. The runner
-  trusts only that report, never pytest's exit code alone.
+  where a failure happened; how many tests were collected and selected. A selected
+  test that never got a report is "not run", with why pytest stopped before it
+  (`stopped_by`: -x, --maxfail=N, interrupted). The runner trusts only that report,
+  never pytest's exit code alone.
 - When ORCHESTRATOR_OBSERVE is set, it records what the run read (observe.py), in
   this process and in each xdist worker.
 """
@@ -23,6 +25,7 @@ from . import reaper
 from .launch import PARENT_ENV, die_with
 from .observe import start_from_environment
 from .runner import REPORT_ENV
+from .store import Outcome
 
 # Started at import, before any conftest or test module is imported or reads a file.
 OBSERVER = start_from_environment()
@@ -120,6 +123,7 @@ class ReportWriter:
         self.errors: list[dict] = []
         self.deselected = 0
         self.selected: int | None = None
+        self.interrupted = False
 
     def pytest_deselected(self, items):
         self.deselected += len(items)
@@ -130,8 +134,18 @@ class ReportWriter:
         for item in session.items:
             covers = [m.args[0] for m in item.iter_markers("covers") if m.args]
             markers = sorted({m.name for m in item.iter_markers()} - {"covers", "parametrize"})
-            self.tests[item.nodeid] = {"outcome": "not run", "duration": 0.0,
+            # until a report says otherwise: a test pytest stops before keeps it
+            self.tests[item.nodeid] = {"outcome": Outcome.NOT_RUN.value, "duration": 0.0,
                                        "markers": markers, "covers": covers}
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        # under xdist this process collects nothing: each worker names the tests it will
+        # share out (after -k/-m), so one that -x or an interrupt stops before is not run
+        # here too, instead of missing from the report
+        for nodeid in ids:
+            self.tests.setdefault(nodeid, {"outcome": Outcome.NOT_RUN.value, "duration": 0.0,
+                                           "markers": [], "covers": []})
 
     def pytest_collectreport(self, report):
         if report.failed:
@@ -152,16 +166,26 @@ class ReportWriter:
         outcome = _outcome(report)
         if outcome is None:
             return
-        if report.when == "call" or test.get("outcome") in (None, "not run", "passed"):
-            test["outcome"] = outcome
+        if report.when == "call" or test.get("outcome") in (None, Outcome.NOT_RUN,
+                                                            Outcome.PASSED):
+            test["outcome"] = outcome.value
         if report.failed:
             test["message"] = _message(report)
             test.update(_location(report))
+
+    def pytest_keyboard_interrupt(self, excinfo):
+        # pytest calls this for Ctrl-C, a test raising KeyboardInterrupt, pytest.exit(),
+        # and session.shouldstop (from a plugin, or xdist stopping its workers)
+        self.interrupted = True
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session, exitstatus):
         killed = reaper.sweep()        # after xdist's own sessionfinish took its workers down
         reaper.report(killed, sys.stderr)
+        why = stopped_by(session, self.interrupted)
+        for test in self.tests.values():
+            if why and test["outcome"] == Outcome.NOT_RUN:
+                test["stopped_by"] = why
         selected = self.selected
         data = {"exitstatus": int(exitstatus), "selected": selected, "leftovers": killed,
                 "collected": None if selected is None else selected + self.deselected,
@@ -172,15 +196,29 @@ class ReportWriter:
         os.replace(tmp, self.path)
 
 
-def _outcome(report) -> str | None:
+def stopped_by(session, interrupted: bool) -> str:
+    """Why pytest stopped before running every selected test: '-x', '--maxfail=N',
+    'interrupted', or '' (it did not stop early, or we cannot tell)."""
+    # pytest sets shouldfail when its --maxfail count is reached (-x is --maxfail=1), in
+    # xdist's controller too (it sees every report); check it first, as under xdist the
+    # stop then arrives as an interrupt
+    if session.shouldfail:
+        maxfail = session.config.getoption("maxfail")
+        return "-x" if maxfail == 1 else f"--maxfail={maxfail}"
+    if interrupted or session.shouldstop:
+        return "interrupted"
+    return ""
+
+
+def _outcome(report) -> Outcome | None:
     if hasattr(report, "wasxfail"):
-        return "xfailed" if report.skipped else "xpassed"
+        return Outcome.XFAILED if report.skipped else Outcome.XPASSED
     if report.failed:
-        return "failed" if report.when == "call" else "error"
+        return Outcome.FAILED if report.when == "call" else Outcome.ERROR
     if report.skipped:
-        return "skipped"
+        return Outcome.SKIPPED
     if report.when == "call":
-        return "passed"
+        return Outcome.PASSED
     return None
 
 

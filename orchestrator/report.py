@@ -5,6 +5,8 @@ One line per test target as it finishes:
   PASSED 01_tensor (22 of 199 selected) in 0.4s       (a -k/-m run: only what it selected)
   (cached) PASSED 01_tensor (31 tests)
   FAILED 04_losses: 2 of 31 failed            (then the failing test ids)
+  FAILED 04_losses: 1 failed, 30 not run (-x) (tests pytest stopped before: no rerun line)
+  FAILED 04_losses: 29 of 31 not run (interrupted)     (fail closed: all that ran passed)
   BLOCKED 05_autograd (by 04_losses)
 and a summary: `Executed k out of N test targets: p passed, f failed, b blocked, c cached`,
 then the exit code and what it means (run_context.Exit). An interrupted run ends with
@@ -24,7 +26,7 @@ from doit.exceptions import TaskFailed, UnmetDependency
 from . import ci_report, reaper, run_context, status
 from .run_context import Exit
 from . import progress
-from .store import Store
+from .store import Outcome, Store
 
 MAX_FAILURES_SHOWN = 10
 EXIT_MEANINGS = {Exit.OK: "every requested target passed",
@@ -141,6 +143,8 @@ class Reporter:
                        f"{leftovers(result)}\n")
             for nodeid in result.flaky:
                 self.write(f"    flaky: {nodeid}\n")
+            for read in result.undeclared:     # keys.undeclared_reads: kept, never reused
+                self.write(f"    not cached: {target} read {read['file']}, but {read['why']}\n")
 
     @staticmethod
     def passed_line(target: str, result) -> str:
@@ -151,7 +155,7 @@ class Reporter:
                     "passed only on a retry)")
         if result.narrowed:
             return f"PASSED {target} ({result.selected} of {result.collected} selected)"
-        return f"PASSED {target} ({result.counts.get('passed', 0)} tests)"
+        return f"PASSED {target} ({result.counts.get(Outcome.PASSED, 0)} tests)"
 
     def add_failure(self, task, fail):
         target = target_of(task)

@@ -14,13 +14,13 @@ import shutil
 import time
 from pathlib import Path
 
-from . import keys
+from . import keys, strict_env, tree
 from .graph import Module, ModuleGraph
 from .launch import ColdLauncher
 from . import observe
 from .observe import read_observations
 from .state import StateDir
-from .store import FAILED_OUTCOMES, Cause, Result, Status
+from .store import FAILED_OUTCOMES, RAN_OUTCOMES, Cause, Outcome, Result, Status
 
 # How the runner talks to orchestrator.pytest_plugin inside the pytest process. (Defined
 # here, not in the plugin, so that a no-op `doit all` never imports pytest.)
@@ -46,7 +46,8 @@ def run_module(graph: ModuleGraph, module: Module, declared: dict[str, str],
     result = Result(module=module.id, status=Status.FAILED, cause=Cause.NO_REPORT, reason="",
                     key="", inputs=declared, log=state.rel(log))
     start = time.perf_counter()
-    env = {**thread_limits(blas_threads), **observe.environment(observed, graph.root)}
+    env = {**strict_env.for_tests(module.env), **thread_limits(blas_threads),
+           **observe.environment(observed, graph.root)}
     launcher = launcher or ColdLauncher()
     report, crash = attempt(graph, module, [module.tests.as_posix()], pytest_args,
                             xdist_workers, log, env, launcher)
@@ -66,15 +67,19 @@ def run_module(graph: ModuleGraph, module: Module, declared: dict[str, str],
     result.finished = time.time()
     result.flaky = sorted(n for n, t in result.tests.items() if t.get("flaky"))
     seen = read_observations(observed)
+    tree.invalidate_all()               # the run may have written files: walk again
     result.inputs = {**declared, **keys.observed_inputs(graph, module, seen, declared)}
+    result.undeclared = keys.undeclared_reads(graph, module, seen, declared)
     result.key = keys.digest(result.inputs)
     return result
 
 
 def retryable(result: Result, module: Module, flaky_attempts: int, tries: int) -> list[str]:
     """Failing test ids that may run once more: every failure while tries < --flaky-attempts;
-    tests marked flaky (pytest marker or graph.toml `flaky`) up to MARKED_FLAKY_ATTEMPTS."""
-    if not result.cause.retryable or not result.tests:
+    tests marked flaky (pytest marker or graph.toml `flaky`) up to MARKED_FLAKY_ATTEMPTS.
+    None when pytest left tests unrun: no retry can make that run pass, and a pass on the
+    retry would hide the failure that stopped pytest behind "not run"."""
+    if not result.cause.retryable or not result.tests or result.counts.get(Outcome.NOT_RUN):
         return []
     ids = []
     for failure in result.failures:
@@ -109,7 +114,7 @@ def attempt(graph: ModuleGraph, module: Module, selection: list[str], pytest_arg
     shutil.rmtree(basetemp, ignore_errors=True)
     basetemp.parent.mkdir(parents=True, exist_ok=True)
     args = pytest_args_for(selection, basetemp, pytest_args, xdist_workers)
-    env = {**os.environ, **extra_env, REPORT_ENV: str(report)}
+    env = {**extra_env, REPORT_ENV: str(report)}     # extra_env: the strict environment
     return report, launcher.run(args, graph.root, env, log, module.timeout)
 
 
@@ -172,10 +177,12 @@ def judge(result: Result, module: Module, report: Path, crash: str, log: Path) -
 def judge_outcomes(result: Result, module: Module) -> Result:
     """Status, cause and reason from the per-test outcomes (after the first run or a retry).
     A collection error comes first: the tests it kept from running are not failures of
-    their own, and its exception line is the reason."""
+    their own, and its exception line is the reason. Tests pytest stopped before (-x,
+    --maxfail, an interrupt) are counted "not run", never as failures, and fail closed: a
+    run that left any unrun fails (NOT_RUN) even when every test that ran passed."""
     tests = result.tests
     result.counts = count(tests)
-    ran = result.counts.get("passed", 0) + result.counts.get("xfailed", 0)
+    ran = sum(result.counts.get(o, 0) for o in RAN_OUTCOMES)
     result.status = Status.FAILED
     if result.collection_errors:
         result.failures = list(result.collection_errors)
@@ -188,11 +195,16 @@ def judge_outcomes(result: Result, module: Module) -> Result:
     result.failures = [{"nodeid": n, "message": t.get("message", t["outcome"]),
                         **{k: t[k] for k in ("path", "line") if k in t}}
                        for n, t in tests.items() if t["outcome"] in FAILED_OUTCOMES]
+    unrun = result.counts.get(Outcome.NOT_RUN, 0)
     if result.exitstatus == 5 or not tests:
         result.cause, result.reason = Cause.NO_TESTS, f"no tests collected for {module.id}"
     elif result.failures:
         result.cause = Cause.TESTS_FAILED
-        result.reason = f"{len(result.failures)} of {len(tests)} failed"
+        result.reason = (f"{len(result.failures)} failed, {unrun} not run{stopped_by(tests)}"
+                         if unrun else f"{len(result.failures)} of {len(tests)} failed")
+    elif unrun:     # before the exit status: it says more than "code 2", and code 0 fails
+        result.cause = Cause.NOT_RUN
+        result.reason = f"{unrun} of {len(tests)} not run{stopped_by(tests)}"
     elif result.exitstatus != 0 and not any(t.get("flaky") for t in tests.values()):
         result.cause = Cause.PYTEST_EXIT
         result.reason = f"pytest exited with code {result.exitstatus}; see {result.log}"
@@ -236,7 +248,17 @@ def last_line(log: Path) -> str:
     return lines[-1].strip()[:300] if lines else "no output"
 
 
+def stopped_by(tests: dict[str, dict]) -> str:
+    """' (-x)', ' (--maxfail=2)', ' (interrupted)': why pytest stopped before the tests it
+    left unrun, as the plugin recorded it; '' if it could not tell."""
+    why = sorted({t["stopped_by"] for t in tests.values()
+                  if t["outcome"] == Outcome.NOT_RUN and t.get("stopped_by")})
+    return f" ({', '.join(why)})" if why else ""
+
+
 def count(tests: dict[str, dict]) -> dict[str, int]:
+    """{outcome: how many tests had it}: every outcome of Outcome that occurs, "not run"
+    included (the reporter and the schema check read them from here)."""
     counts: dict[str, int] = {}
     for test in tests.values():
         counts[test["outcome"]] = counts.get(test["outcome"], 0) + 1

@@ -5,7 +5,7 @@
       logs/NN_name.log             pytest's output of the module's last run
       reports/NN_name.json         the pytest plugin's report of the last attempt
       tmp/NN_name/                 pytest's --basetemp for the module
-      statcache.json               (size, mtime, inode) -> digest, so a no-op reads nothing
+      statcache.json               (size, mtime, ctime, inode) -> digest: a no-op reads nothing
       last_run.json                what the last run did with each target (status.py)
       flaky.json                   how often each test passed only on a retry
       corrupt/                     state files that could not be read, set aside

@@ -2,7 +2,8 @@
 
   passed     last result passed, ran in the last run, inputs unchanged
   cached     last result passed, reused in the last run, inputs unchanged
-  failed     last result failed (failed results are never reused)
+  failed     last result failed: tests failed, or pytest left some not run (-x,
+             --maxfail, an interrupt), or another Cause (failed results are never reused)
   blocked    not run in the last run because something it builds on failed
   never run  no result stored
   stale      last result passed but its inputs changed since: the next run re-runs it
@@ -67,7 +68,7 @@ def target_state(graph: ModuleGraph, module_id: str, pytest_args=(),
     def now(result: Result) -> dict[str, str]:
         return {**declared, **keys.current(graph, result.observed)}
 
-    hit = next((r for r in results if r.passed and keys.digest(now(r)) == r.key), None)
+    hit = next((r for r in results if r.reusable and keys.digest(now(r)) == r.key), None)
     last_pass = hit or next((r for r in results if r.passed), None)
     changes = keys.changes(last_pass.inputs, now(last_pass)) if last_pass else []
     if ran_as == "blocked":

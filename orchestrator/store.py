@@ -33,10 +33,25 @@ class Status(str, Enum):
     FAILED = "failed"
 
 
+class Outcome(str, Enum):
+    """What happened to one test in a run (pytest_plugin.py writes them, `tests[id]["outcome"]`).
+
+    NOT_RUN: selected, but pytest stopped before it (-x, --maxfail, an interrupt); never a
+    failure of its own (no rerun line), yet a run that left one can never pass."""
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"              # in setup or teardown
+    SKIPPED = "skipped"
+    XFAILED = "xfailed"
+    XPASSED = "xpassed"          # strict xfail that passed
+    NOT_RUN = "not run"
+
+
 class Cause(str, Enum):
     """Why a run failed (NONE when it passed): decided once by the runner, read by all."""
     NONE = "none"
     TESTS_FAILED = "tests failed"
+    NOT_RUN = "tests not run"        # none failed, but pytest stopped before some
     COLLECTION_ERROR = "collection error"
     NO_TESTS = "no tests"
     ALL_SKIPPED = "all skipped"
@@ -75,10 +90,19 @@ class Result:
     collected: int | None = None     # tests pytest collected ...
     selected: int | None = None      # ... and how many the arguments selected
     leftovers: list[str] = field(default_factory=list)  # processes the tests left, killed
+    # files the run read that its scope rules out ({"file", "why"}, keys.undeclared_reads):
+    # such a result is kept for status, never reused
+    undeclared: list[dict] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
         return self.status is Status.PASSED
+
+    @property
+    def reusable(self) -> bool:
+        """A pass that read nothing its scope rules out: what a cache hit may reuse, once
+        its inputs are valued again (keys.py)."""
+        return self.passed and not self.undeclared
 
     @property
     def narrowed(self) -> bool:
@@ -155,19 +179,25 @@ SCHEMA: dict[str, Callable] = {
     "collection_errors": _list_of(_failure), "exitstatus": lambda v: v is None or _int(v),
     "collected": lambda v: v is None or (_int(v) and v >= 0),
     "selected": lambda v: v is None or (_int(v) and v >= 0), "leftovers": _list_of(_str),
+    "undeclared": _list_of(lambda v: isinstance(v, dict) and _str(v.get("file")) and
+                           _str(v.get("why"))),
 }
 REQUIRED = {"module", "status", "cause", "reason", "key", "inputs"}
-FAILED_OUTCOMES = ("failed", "error", "xpassed", "not run")
+FAILED_OUTCOMES = frozenset({Outcome.FAILED, Outcome.ERROR, Outcome.XPASSED})
+RAN_OUTCOMES = frozenset({Outcome.PASSED, Outcome.XFAILED})     # a pass needs one of these
 
 
 def consistency(result: Result) -> str:
-    """A passing result must show tests that ran and none that failed: '' or the problem."""
+    """A passing result must show tests that ran, none that failed and none left unrun:
+    '' or the problem."""
     if result.passed:
         if result.cause is not Cause.NONE:
             return f"status passed with cause '{result.cause.value}'"
         if any(result.counts.get(o, 0) for o in FAILED_OUTCOMES) or result.failures:
             return "status passed but its counts show failures"
-        if result.counts.get("passed", 0) + result.counts.get("xfailed", 0) == 0:
+        if result.counts.get(Outcome.NOT_RUN, 0):
+            return "status passed but some of its tests did not run"
+        if sum(result.counts.get(o, 0) for o in RAN_OUTCOMES) == 0:
             return "status passed but no test ran"
     elif result.cause is Cause.NONE:
         return "status failed without a cause"
@@ -214,11 +244,11 @@ class Store:
         return next((r for r in self.results(module_id) if r.passed), None)
 
     def lookup(self, module_id: str, current: Callable[[Result], bool]) -> Result | None:
-        """A passing result for which `current(result)` holds (its inputs are unchanged),
+        """A reusable result for which `current(result)` holds (its inputs are unchanged),
         tried in LRU order; marked as used, so it is the last to be dropped. Which one
         does not matter: any result whose key is current is what a fresh run would say."""
         for result in self.recently_used(module_id):
-            if result.passed and current(result):
+            if result.reusable and current(result):
                 path = self.state.result(module_id, result.key)
                 try:
                     os.utime(path)

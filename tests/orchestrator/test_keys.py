@@ -14,12 +14,14 @@ def key_of(project, module_id: str, args=()):
 
 def test_key_lists_every_input_by_name(project):
     project.write("tests/conftest.py", "# shared\n")
+    project.write("graph_notes.txt", "any file of the tree\n")
     key = key_of(project, "04_power")
     names = set(key)
     assert {"test:tests/04_power/test_power_core.py", "conftest:tests/conftest.py",
             "export:minicalc/numbers.py", "export:minicalc/ops/add.py",
             "export:minicalc/ops/mul.py", "export:minicalc/power.py", "graph:04_power",
-            "pytest:args", "pytest:config", "env:python", "env:numpy", "env:pytest"} <= names
+            "pytest:args", "pytest:config", "env:python", "env:interpreter",
+            "installed:numpy", "installed:pytest", "file:graph_notes.txt"} <= names
     assert not any(n.startswith("test:tests/01") for n in names)
 
 
@@ -42,8 +44,8 @@ def test_environment_change_invalidates_every_key(project, monkeypatch):
     after = {m.id: keys.digest(keys.inputs(graph, m, [])) for m in graph}
     assert all(before[m] != after[m] for m in before)
     assert keys.changes(keys.inputs(graph, graph["01_numbers"], []),
-                        {**keys.inputs(graph, graph["01_numbers"], []), "env:numpy": "9"}) == \
-        [("env:numpy", "changed")]
+                        {**keys.inputs(graph, graph["01_numbers"], []), "installed:numpy": "9"}) \
+        == [("installed:numpy", "changed")]
 
 
 def test_extra_inputs_declared_in_graph_are_keyed(project):

@@ -55,7 +55,7 @@ def test_helper_outside_the_tests_dir_is_an_input(warm):
     assert "will reuse" in why.stdout
     warm.write("tests/fixtures/answers.py", "SIX = 7\n")
     why = warm.orchestrator("why", "test:03_mul")
-    assert "observed:tests/fixtures/answers.py" in why.stdout, why.stdout
+    assert "file:tests/fixtures/answers.py" in why.stdout, why.stdout
     assert warm.doit("all").statuses["03_mul"] == "FAILED"
 
 
@@ -273,7 +273,7 @@ def test_a_hand_written_file_inside_the_package_is_an_input(warm):
                 "\n\ndef test_helper():\n    from minicalc.helpers import SIX\n"
                 "    assert SIX == 6\n")
     assert warm.doit("all").statuses["03_mul"] == "PASSED"
-    assert "observed:minicalc/helpers.py" in Store(warm.root).latest("03_mul").inputs
+    assert "file:minicalc/helpers.py" in Store(warm.root).latest("03_mul").inputs
     warm.write("minicalc/helpers.py", "SIX = 7\n")
     assert plain_pytest(warm, "03_mul").returncode == 1
     run = warm.doit("all")
@@ -283,7 +283,8 @@ def test_a_hand_written_file_inside_the_package_is_an_input(warm):
     warm.write("minicalc/helpers.py", "SIX = 6\n")
     assert warm.doit("all").statuses["03_mul"] == "(cached) PASSED"
     assert not [n for n in Store(warm.root).latest("03_mul").inputs
-                if n.startswith(("observed:minicalc/__init__", "listed:minicalc"))]
+                if n.startswith(("observed:minicalc/__init__", "file:minicalc/__init__",
+                                 "listed:minicalc"))]
 
 
 def test_a_declared_environment_variable_is_an_input(warm, monkeypatch):
