@@ -1,12 +1,11 @@
 """Which test targets a change since a git revision affects, in curriculum order.
 
-The same inputs as the cache key (keys.py), read from `git diff REF`:
+The same inputs as the cache key, read from `git diff REF`: keys.affected_by says which
+modules' keys a changed file can change (a tests folder -> its module; an `inputs` path ->
+the modules naming it; an ignored file -> none; any other file of the tree, pytest.ini and
+pyproject.toml among them -> every module). Two are compared more finely here:
   a module source whose exported cells changed -> the module and its dependents
-  a file under tests/NN (or an input declared for NN) -> NN
-  a conftest.py                                -> every module whose tests sit below it
-  a shared test helper under tests/support/    -> every module
   a module's graph.toml entry                  -> that module; project settings -> all
-  pytest's configuration in pyproject.toml     -> all
 """
 from __future__ import annotations
 
@@ -14,7 +13,7 @@ import subprocess
 import tomllib
 from pathlib import Path, PurePosixPath
 
-from . import export
+from . import export, keys
 from .graph import ModuleGraph
 
 
@@ -52,28 +51,14 @@ def affected(graph: ModuleGraph, since: str) -> list[str]:
 
 
 def _targets_of(graph: ModuleGraph, since: str, path: PurePosixPath) -> set[str]:
-    everything = set(graph.modules)
     if path.as_posix() == graph.path.name:
         return _graph_changes(graph, since)
-    if path.name == "pyproject.toml" and path.parent == PurePosixPath("."):
-        return everything if _pytest_config_changed(graph, since) else set()
-    if PurePosixPath(graph.tests_dir, "support") in path.parents:
-        return everything
-    hit = set()
     for module in graph:
-        tests = PurePosixPath(module.tests.as_posix())
         source = next((s for s in module.sources if path == PurePosixPath(s.as_posix())), None)
         if source is not None:
-            if _export_changed(graph, module, source, since):
-                hit |= {module.id, *graph.dependents(module.id)}
-        elif tests in path.parents:
-            hit.add(module.id)
-        elif path.name == "conftest.py" and path.parent in tests.parents:
-            hit.add(module.id)
-        elif any(PurePosixPath(extra) in (path, *path.parents)
-                 for extra in module.entry.get("inputs", [])):
-            hit.add(module.id)
-    return hit
+            if not _export_changed(graph, module, source, since):
+                return set()        # an explanation cell: the exported body is the same
+    return keys.affected_by(graph, path.as_posix())
 
 
 def _export_changed(graph: ModuleGraph, module, source, since: str) -> bool:
@@ -99,13 +84,3 @@ def _graph_changes(graph: ModuleGraph, since: str) -> set[str]:
         return set(graph.modules)
     old_modules = old.get("modules", {})
     return {mid for mid, entry in new.get("modules", {}).items() if old_modules.get(mid) != entry}
-
-
-def _pytest_config_changed(graph: ModuleGraph, since: str) -> bool:
-    def pytest_table(text: str | None):
-        try:
-            return tomllib.loads(text or "").get("tool", {}).get("pytest")
-        except tomllib.TOMLDecodeError:
-            return None
-    now = (graph.root / "pyproject.toml").read_text(encoding="utf-8")
-    return pytest_table(old_text(graph.root, since, "pyproject.toml")) != pytest_table(now)

@@ -174,6 +174,32 @@ def observed_inputs(graph: ModuleGraph, module: Module, seen: dict,
     return current(graph, names)
 
 
+def affected_by(graph: ModuleGraph, rel: str) -> set[str]:
+    """The modules whose key a change of the file `rel` (relative to the root) can change:
+    the one answer `orchestrator affected` and `orchestrator watch` ask for, so that what
+    they follow is what a key names. graph.toml: every module (affected.py compares its
+    entries itself); a module source: the module and its dependents (through `export:`)."""
+    everything = set(graph.modules)
+    if rel == _rel(graph.path, graph.root):
+        return everything
+    if tree.never_input(rel) or _under(rel, _skip_prefixes(graph)) or \
+            (graph.root / rel).is_dir():       # a folder's files have events of their own
+        return set()
+    for module in graph:
+        if rel in {s.as_posix() for s in module.sources}:
+            return {module.id, *graph.dependents(module.id)}
+    scope = scope_of(graph)
+    if rel in scope.generated or (_stub(scope, rel) and
+                                  export.is_package_stub(graph.root / rel)):
+        return set()
+    glob, owner, scoped = scope.place(rel)
+    if scoped is not None:             # an `inputs` path is keyed even where it is ignored
+        return set(scoped)
+    if glob:
+        return set()
+    return {owner} if owner else everything
+
+
 def undeclared_reads(graph: ModuleGraph, module: Module, seen: dict,
                      declared_key: dict[str, str]) -> list[dict[str, str]]:
     """[{"file", "why"}]: what the run read that its scope rules out (an ignored file, one

@@ -35,7 +35,7 @@ NEVER_INPUT_DIRS = frozenset({
     ".git", ".hg", ".svn", ".bzr", ".jj",                       # version control
     "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis",
     ".tox", ".nox", ".eggs", ".ipynb_checkpoints", "node_modules", "htmlcov",
-    ".idea", ".vscode", STATE_DIR,
+    ".idea", ".vscode", ".venv", STATE_DIR,
 })
 NEVER_INPUT_DIR_SUFFIXES = (".egg-info", ".dist-info")
 # Folders that are build outputs at the root only (a module may well have a `build` folder

@@ -12,11 +12,11 @@ markdown edit in a module source re-runs nothing) and everything else prints
     ...doit's lines...
     == doit exited 0; watching for changes (Ctrl-C to stop)
 
-What is watched is what a key can name (keys.py): module sources, tests dirs and
-conftests, graph.toml, pytest's config files, declared inputs, and the files the last
-runs were observed to read. Never the state dir, the generated package, caches,
-.git, a virtualenv inside the checkout, or editor temp files: a run's own writes do
-not start another run. Changes saved while a run is on are kept and start the next
+What is watched is what a key can name (keys.affected_by): every file of the tree that
+some module's key holds (tree.py), graph.toml, and the files the last runs were observed
+to read outside their trees. Never the state dir, the generated package, caches, .git,
+a virtualenv inside the checkout, ignored files, or editor temp files: doit's own exports
+do not start another run. Changes saved while a run is on are kept and start the next
 cycle when it ends. A cycle's exit code is shown, never ends the watch; Ctrl-C does
 (exit 130; SIGTERM and SIGHUP too, 128 + the signal), interrupting a run in progress
 the way Ctrl-C interrupts doit. doit runs below reaper.py's wrapper, so even a watch
@@ -31,20 +31,15 @@ import subprocess
 import sys
 from pathlib import Path, PurePosixPath
 
-from . import reaper
-from .graph import GRAPH_FILE, GraphError, ModuleGraph, load, suggest
-from .keys import CONFIG_FILES
+from . import keys, reaper
+from .graph import GraphError, ModuleGraph, load, suggest
 from .options import BadOption, RunOptions, unknown_variables
-from .state import STATE_DIR
 from .store import Store
 
 STOP_GRACE = 15.0          # seconds doit gets to stop after SIGINT (it stops its pytests)
 MAX_BATCH_MS = 2000        # a stream of changes starts a cycle after this long at most
 ADDED = 1                  # watchfiles.Change.added
 SHOWN_PATHS = 3            # changed files named in a cycle's header line
-NEVER_WATCHED = {".git", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache",
-                 ".hypothesis", ".tox", ".venv", "node_modules", ".ipynb_checkpoints",
-                 STATE_DIR}
 EDITOR_TEMP = re.compile(
     r"\.sw[a-z]$"           # vim swap files
     r"|~$"                  # backups (vim, emacs, gedit)
@@ -91,33 +86,29 @@ def doit_arguments(graph: ModuleGraph, args: tuple[str, ...] | list[str]) -> lis
 
 class Watched:
     """Which changed paths can change a result (a watchfiles filter: (change, path) ->
-    bool). Built from the graph and the stored results; rebuilt after every cycle,
-    since an edit of graph.toml or a run may change it."""
+    bool): what keys.affected_by says some module's key names, and the files and folders
+    the last runs were observed to read or list outside their trees (a later module's
+    export, a scoped file). Rebuilt after every cycle, since an edit of graph.toml or a
+    run may change it."""
 
     def __init__(self, graph: ModuleGraph):
+        self.graph = graph
         self.root = graph.root
-        self.never = {f"{graph.package}", f"{graph.package}.py"}  # generated (export.py)
-        prefix = Path(sys.prefix).resolve()
-        if self.root in prefix.parents:          # the virtualenv the checkout holds
-            self.never.add(prefix.relative_to(self.root).parts[0])
-        self.folders = {graph.modules_dir, graph.tests_dir}
         self.observed: set[str] = set()       # read by a run: watched wherever they are
-        self.files = {GRAPH_FILE, *CONFIG_FILES, "dodo.py"}
+        self.listed: set[str] = set()         # listed by a run: whatever appears in them
         store = Store(self.root, repair=False)      # reads only: sets nothing aside
         for module in graph:
-            self.folders.add(module.tests.as_posix())
-            self.files.update(source.as_posix() for source in module.sources)
-            self.folders.update(module.entry.get("inputs", []))
             latest = store.latest(module.id)
             for name in latest.observed if latest else ():
                 kind, _, what = name.partition(":")
-                if kind in ("observed", "listed"):
-                    self.folders.add(what)
+                if kind == "observed":
                     self.observed.add(what)
+                elif kind == "listed":
+                    self.listed.add(what)
 
     def relative(self, path: str) -> PurePosixPath | None:
         try:
-            return PurePosixPath(Path(path).relative_to(self.root).as_posix())
+            return PurePosixPath(Path(os.path.normpath(path)).relative_to(self.root).as_posix())
         except ValueError:
             return None
 
@@ -125,15 +116,12 @@ class Watched:
         rel = self.relative(path)
         if rel is None or not rel.parts:
             return False
-        if rel.as_posix() in self.observed:  # e.g. the course's own file in the package
-            return True
-        if rel.parts[0] in self.never or NEVER_WATCHED & set(rel.parts) or \
-                EDITOR_TEMP.search(rel.name):
-            return False
         text = rel.as_posix()
-        if text in self.files or rel.name == "conftest.py":
-            return True
-        return any(text == f or text.startswith(f + "/") for f in self.folders)
+        if text in self.observed or str(rel.parent) in self.listed:
+            return True                  # e.g. the course's own file in the package
+        if EDITOR_TEMP.search(rel.name):
+            return False
+        return bool(keys.affected_by(self.graph, text))
 
 
 def watch(graph: ModuleGraph, doit_args: list[str], debounce: float = 0.2,

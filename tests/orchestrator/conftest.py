@@ -8,11 +8,13 @@ orchestrator must drive it exactly as it drives the shipped curriculum.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -193,6 +195,23 @@ def build(root: Path) -> Project:
         project.write(f"modules/{module_id}/{name}_dev.py", source_text(default_exp, body))
         project.write(f"tests/{module_id}/test_{name}_core.py", TESTS[module_id])
     return project
+
+
+IDLE_STARTUP = 0.25   # seconds `python -m pytest --version` takes on an idle laptop (0.15-0.25)
+
+
+@pytest.fixture(scope="session")
+def patience():
+    """patience(seconds) -> whole seconds to give something that takes well under
+    `seconds` on an idle machine: `seconds`, stretched by how much slower than an idle
+    laptop this machine starts pytest (timed once per session). A busy machine slows
+    every run a test waits for about as much, so a timeout a test depends on is never a
+    fixed number that a loaded machine can exceed."""
+    start = time.monotonic()
+    subprocess.run([sys.executable, "-m", "pytest", "--version"], capture_output=True,
+                   check=True)
+    slowdown = max(1.0, (time.monotonic() - start) / IDLE_STARTUP)
+    return lambda seconds: math.ceil(seconds * slowdown)
 
 
 @pytest.fixture

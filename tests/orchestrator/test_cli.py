@@ -223,6 +223,32 @@ def test_affected_since_a_revision(project):
     assert "Executed 4 out of 4 test targets" in run.stdout  # cold: deps run too
 
 
+ALL_TARGETS = ["test:01_numbers", "test:02_add", "test:03_mul", "test:04_power"]
+
+
+@pytest.mark.parametrize("path, text, expected", [
+    ("pytest.ini", "[pytest]\naddopts = -q\n", ALL_TARGETS),       # a key names it
+    ("setup.cfg", "[tool:pytest]\naddopts = -q\n", ALL_TARGETS),
+    ("notes/any.txt", "any file of the tree is an input\n", ALL_TARGETS),
+    ("data/table.csv", "a,b\n", ["test:03_mul"]),                  # scoped to 03_mul
+    ("docs/guide.md", "ignored\n", []),
+    ("tests/02_add/helpers.py", "X = 1\n", ["test:02_add"]),
+])
+def test_affected_names_what_a_key_names(project, path, text, expected):
+    """`affected` asks keys.affected_by, the owner of what a key can name: it used to miss
+    a root pytest.ini or setup.cfg, which do change every key."""
+    project.write("data/table.csv", "a,b\n1,2\n")
+    project.write("graph.toml", project.read("graph.toml").replace(
+        'tests_dir = "tests"', 'tests_dir = "tests"\nignore = ["docs/**"]').replace(
+        'title = "Multiplication"', 'title = "Multiplication"\ninputs = ["data"]'))
+    git(project, "init", "-q")
+    project.write(".gitignore", ".orchestrator/\nminicalc/\n")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "base")
+    project.write(path, text)
+    assert cli(project, "affected", "--since", "HEAD").stdout.split() == expected
+
+
 def test_affected_graph_entry_and_bad_revision(project):
     git(project, "init", "-q")
     git(project, "add", "-A")

@@ -219,8 +219,10 @@ def test_which_python():
     assert run.statuses["03_mul"] == "PASSED", run.stdout
 
 
-def test_a_module_loaded_from_a_file_location(warm):
-    """Graders load submissions with spec_from_file_location."""
+def test_a_module_loaded_from_a_file_location(warm, monkeypatch):
+    """Graders load submissions with spec_from_file_location: once its .pyc is fresh, the
+    source is never opened again."""
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
     warm.write("submissions/answer.py", "VALUE = 6\n")
     add_test(warm, "03_mul", """
 import importlib.util
@@ -231,6 +233,8 @@ def test_submission():
     spec.loader.exec_module(module)
     assert module.VALUE == 6
 """)
+    assert warm.doit("all").statuses["03_mul"] == "PASSED"      # writes answer's .pyc
+    shutil.rmtree(warm.root / ".orchestrator" / "results")      # a run that loads the .pyc
     passes_then_fails(warm, "03_mul", lambda: warm.write("submissions/answer.py", "VALUE = 7\n"))
 
 

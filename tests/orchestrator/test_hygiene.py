@@ -91,33 +91,40 @@ def test_a_crashed_run_leaves_no_process(launcher, project, tmp_path):
     assert "orchestrator: killed 2 processes left running by the tests:" in log
 
 
-def test_a_timeout_interrupts_so_the_log_names_the_hanging_test(launcher, project, tmp_path):
+def test_a_timeout_interrupts_so_the_log_names_the_hanging_test(launcher, project, tmp_path,
+                                                               patience, monkeypatch):
+    # pytest must be inside test_hangs when its time is up, and must have said where
+    # before SIGTERM follows: both waits grow on a busy machine (conftest.py's patience)
+    timeout = patience(3)
+    monkeypatch.setattr(launch, "GRACE", patience(launch.GRACE))
     start = time.monotonic()
     crash, log, pids = run_test(launcher, project, tmp_path, (
         "import time\n\n\ndef test_quick():\n    pass\n\n\n"
-        "def test_hangs():\n    leave_two_sleepers()\n    time.sleep(60)\n"), timeout=3)
-    assert crash == "timed out after 3s"
-    assert time.monotonic() - start < 3 + launch.GRACE + 5     # SIGINT was enough
-    assert "orchestrator: timed out after 3s; interrupting pytest" in log
+        "def test_hangs():\n    leave_two_sleepers()\n    time.sleep(600)\n"), timeout=timeout)
+    assert crash == f"timed out after {timeout}s"
+    assert time.monotonic() - start < timeout + launch.GRACE + patience(5)   # SIGINT was enough
+    assert f"orchestrator: timed out after {timeout}s; interrupting pytest" in log
     source = project.read("tests/01_numbers/test_probe.py").splitlines()
-    hang_line = source.index("    time.sleep(60)") + 1
+    hang_line = source.index("    time.sleep(600)") + 1
     assert f"test_probe.py:{hang_line}: KeyboardInterrupt" in log, log
     assert len(pids) == 2 and not any(map(alive, pids)), log
 
 
-def test_a_timeout_escalates_to_sigterm_then_sigkill(launcher, project, tmp_path, monkeypatch):
+def test_a_timeout_escalates_to_sigterm_then_sigkill(launcher, project, tmp_path, monkeypatch,
+                                                     patience):
     """A test deaf to SIGINT and SIGTERM: the whole tree is killed (SIGKILL), the
     escaped daemon too."""
     monkeypatch.setattr(launch, "GRACE", 0.5)
+    timeout = patience(2)           # test_deaf must have started its sleepers by then
     start = time.monotonic()
     crash, log, pids = run_test(launcher, project, tmp_path, (
         "import signal, time\n\n\ndef test_deaf():\n"
         "    signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
         "    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-        "    leave_two_sleepers()\n    time.sleep(60)\n"), timeout=2)
-    assert crash == "timed out after 2s"
-    assert time.monotonic() - start < 15
-    assert len(pids) == 2 and gone(pids), log
+        "    leave_two_sleepers()\n    time.sleep(600)\n"), timeout=timeout)
+    assert crash == f"timed out after {timeout}s"
+    assert time.monotonic() - start < timeout + patience(13)                # not 600
+    assert len(pids) == 2 and gone(pids, within=patience(10)), log
 
 
 def test_a_crash_beside_a_running_child_keeps_that_childs_status(warm_server, project,
@@ -127,20 +134,27 @@ def test_a_crash_beside_a_running_child_keeps_that_childs_status(warm_server, pr
     slow_project = project.root.parent / "slow"
     shutil.copytree(project.root, slow_project)
     slow_log = tmp_path / "slow.log"
+    # the slow test's child runs until the crash is over: events, not a guess in seconds
+    started, crash_over = tmp_path / "slow.started", tmp_path / "crash.over"
     (slow_project / "tests/01_numbers/test_slow.py").write_text(
-        "import subprocess, time\n\n\ndef test_slow():\n"
-        "    child = subprocess.Popen(['sleep', '3'])\n"
+        "import subprocess\n\n\ndef test_slow():\n"
+        "    child = subprocess.Popen(['sh', '-c', 'while [ ! -e \"$0\" ]; do sleep 0.05; done',\n"
+        f"                              {str(crash_over)!r}])\n"
+        f"    open({str(started)!r}, 'w').write(str(child.pid))\n"
         "    assert child.wait() == 0\n")
     outcome = {}
     slow = threading.Thread(target=lambda: outcome.update(crash=warm_server.run(
         ["tests/01_numbers/test_slow.py", "-q", "-p", "no:cacheprovider"], slow_project,
-        {**project.env(), "PYTHONPATH": str(REPO)}, slow_log, 60)))
+        {**project.env(), "PYTHONPATH": str(REPO)}, slow_log, 600)))
     slow.start()
-    time.sleep(0.5)
-    crash, log, pids = run_test(warm_server, project, tmp_path, (
-        "import signal\n\n\ndef test_crashes():\n    leave_two_sleepers()\n"
-        "    os.kill(os.getpid(), signal.SIGSEGV)\n"))
-    slow.join(60)
+    try:
+        wait_for_pids(started, count=1)
+        crash, log, pids = run_test(warm_server, project, tmp_path, (
+            "import signal\n\n\ndef test_crashes():\n    leave_two_sleepers()\n"
+            "    os.kill(os.getpid(), signal.SIGSEGV)\n"))
+    finally:
+        crash_over.touch()
+        slow.join(60)
     assert crash == "crashed: pytest was killed by SIGSEGV"
     assert not any(map(alive, pids))
     assert outcome["crash"] == "", slow_log.read_text()
@@ -189,7 +203,9 @@ daemon = int(subprocess.run(
     [sys.executable, "-c", "import os, subprocess; os.setsid(); "
      "print(subprocess.Popen(['sleep', '1001'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).pid)"],
     capture_output=True, text=True, check=True).stdout)
-spared = subprocess.Popen(["sh", "-c", "sleep 1002 >/dev/null & wait"])
+spared = subprocess.Popen(["sh", "-c", "sleep 1002 >/dev/null & echo started; wait"],
+                          stdout=subprocess.PIPE, text=True)
+assert spared.stdout.readline() == "started\\n"   # its sleep 1002 is forked: no race with it
 adopted = reaper.descendants(os.getpid())
 killed = reaper.sweep(exclude={spared.pid})
 after = reaper.descendants(os.getpid())

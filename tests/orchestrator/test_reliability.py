@@ -1,17 +1,24 @@
 """Faults the orchestrator survives: kills, interrupts, concurrent runs, corrupt state, crashes, flakes."""
 from __future__ import annotations
 
+import queue
 import signal
 import sys
+import threading
 import time
 
 import pytest
 
 from orchestrator.lock import RunLock
 
+from .processes import gone, wait_for_pids
 
-SLOW_TEST = ("import time, pathlib\n\n\ndef test_slow():\n    time.sleep({seconds})\n"
-             "    pathlib.Path('{marker}').write_text('finished')\n")
+# Writes its pid to {started}, then runs until {release} exists: the test waits for the
+# one event and makes the other, so no guess in seconds decides where the run is.
+SLOW_TEST = ("import os, pathlib, time\n\n\ndef test_slow():\n"
+             "    pathlib.Path('{started}').write_text(str(os.getpid()))\n"
+             "    while not pathlib.Path('{release}').exists():\n"
+             "        time.sleep(0.05)\n")
 
 
 def wait_for(path, timeout=60.0):
@@ -33,18 +40,19 @@ def wait_for_result(project, module_id: str, timeout: float = 60) -> None:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="dying with the parent needs prctl (Linux)")
-def test_sigkill_keeps_finished_targets_and_kills_running_pytest(project):
-    marker = project.root / "slow.finished"
-    project.write("tests/03_mul/test_slow.py", SLOW_TEST.format(seconds=4, marker=marker))
+def test_sigkill_keeps_finished_targets_and_kills_running_pytest(project, tmp_path, patience):
+    started, release = tmp_path / "slow.started", tmp_path / "slow.release"
+    project.write("tests/03_mul/test_slow.py", SLOW_TEST.format(started=started,
+                                                                release=release))
     doit = project.start("-n", "2", "all")
     wait_for_result(project, "02_add")
-    time.sleep(0.5)                      # 03_mul's pytest is now inside its 4 s sleep
+    [pytest_pid] = wait_for_pids(started, count=1)   # 03_mul's pytest is inside test_slow
     doit.send_signal(signal.SIGKILL)
     doit.communicate()
-    time.sleep(5)
-    assert not marker.exists(), "the orphaned pytest of 03_mul kept running after SIGKILL"
+    assert gone([pytest_pid], within=patience(10)), \
+        "the orphaned pytest of 03_mul kept running after SIGKILL"
     assert not stored(project, "03_mul")
-    project.write("tests/03_mul/test_slow.py", SLOW_TEST.format(seconds=0, marker=marker))
+    release.touch()
     run = project.doit("all")
     assert run.returncode == 0, run.stdout
     assert run.statuses == {"01_numbers": "(cached) PASSED", "02_add": "(cached) PASSED",
@@ -52,16 +60,18 @@ def test_sigkill_keeps_finished_targets_and_kills_running_pytest(project):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="no SIGINT to send on Windows")
-def test_ctrl_c_keeps_finished_targets(project):
-    marker = project.root / "slow.finished"
-    project.write("tests/03_mul/test_slow.py", SLOW_TEST.format(seconds=4, marker=marker))
+def test_ctrl_c_keeps_finished_targets(project, tmp_path):
+    started, release = tmp_path / "slow.started", tmp_path / "slow.release"
+    project.write("tests/03_mul/test_slow.py", SLOW_TEST.format(started=started,
+                                                                release=release))
     doit = project.start("-n", "2", "all")
     wait_for_result(project, "02_add")
-    time.sleep(0.5)
+    wait_for_pids(started, count=1)             # 03_mul's pytest is inside test_slow
     doit.send_signal(signal.SIGINT)
     doit.communicate(timeout=60)
     assert doit.returncode == 130
     assert not stored(project, "03_mul")        # interrupted: never recorded as a result
+    release.touch()
     run = project.doit("all")
     assert run.executed == {"03_mul", "04_power"}
 
@@ -75,16 +85,42 @@ def test_second_run_refuses_or_waits_while_the_first_holds_the_lock(project):
         assert refused.stderr.startswith("ERROR: another run is in progress (pid ")
         assert len(refused.stderr.strip().splitlines()) == 1
         waiting = project.start("all")
-        time.sleep(2)
+        lines = read_until(waiting, "waiting for it to finish")   # an event, not a guess
         assert waiting.poll() is None, "the second run did not wait for the lock"
     finally:
         lock.release()
-    out, _ = waiting.communicate(timeout=120)
+    rest, _ = waiting.communicate(timeout=120)
+    out = "".join(lines) + rest
     assert waiting.returncode == 0
     assert "another run is in progress" in out and "waiting for it to finish" in out
     assert "Executed 4 out of 4 test targets: 4 passed" in out
     listing = project.doit("list")  # read-only commands never wait
     assert listing.returncode == 0
+
+
+def read_until(process, text: str, timeout: float = 120) -> list[str]:
+    """The lines `process` writes up to the first one holding `text` (the rest stay in
+    its pipe); `timeout` is a safety net for a run that never says it."""
+    lines: queue.Queue = queue.Queue()
+
+    def read():
+        for line in iter(process.stdout.readline, ""):
+            lines.put(line)
+            if text in line:
+                return
+        lines.put(None)                             # the output ended
+
+    threading.Thread(target=read, daemon=True).start()
+    got, deadline = [], time.monotonic() + timeout
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError(f"no {text!r} within {timeout}s:\n" + "".join(got)) from None
+        assert line is not None, f"the output ended without {text!r}:\n" + "".join(got)
+        got.append(line)
+        if text in line:
+            return got
 
 
 def test_corrupt_result_is_set_aside_and_recomputed(project):

@@ -20,7 +20,19 @@ from .conftest import SOURCES, DoitRun, source_text
 pytestmark = pytest.mark.skipif(sys.platform != "linux",
                                 reason="watch runs doit below reaper.py's POSIX wrapper")
 
-SLOW_TEST = "import time\n\n\ndef test_slow():\n    time.sleep(60)\n"
+
+def slow_test(started: Path) -> str:
+    """A test that says it started (an event to wait for, not a guess in seconds), then
+    runs for far longer than any test waits."""
+    return (f"import pathlib, time\n\n\ndef test_slow():\n"
+            f"    pathlib.Path({str(started)!r}).touch()\n    time.sleep(600)\n")
+
+
+def wait_for(path: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout           # a safety net: it takes a second or two
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
 
 
 class Watcher:
@@ -113,7 +125,7 @@ def edit_mul(project, body: str) -> None:
     project.write(project.source("03_mul"), source_text(default_exp, body))
 
 
-def test_a_code_edit_reruns_the_module_and_its_dependents(project, watcher):
+def test_a_code_edit_reruns_the_module_and_its_dependents(project, watcher, patience):
     w = watcher()
     first = w.cycle()
     assert first.summary.startswith("Executed 4 out of 4 test targets: 4 passed")
@@ -122,7 +134,7 @@ def test_a_code_edit_reruns_the_module_and_its_dependents(project, watcher):
     edit_mul(project, "from minicalc.numbers import number\n\n\n"
                       "def mul(a, b):\n    return number(b) * number(a)\n")
     header = w.until("== change:", timeout=30)[-1]
-    assert time.monotonic() - saved_at < 5, "the cycle started late"
+    assert time.monotonic() - saved_at < patience(5), "the cycle started late"
     assert header == "== change: modules/03_mul/mul_dev.py -> doit all"
     second = w.cycle()
     assert second.statuses == {"01_numbers": "(cached) PASSED", "02_add": "(cached) PASSED",
@@ -130,10 +142,11 @@ def test_a_code_edit_reruns_the_module_and_its_dependents(project, watcher):
     assert second.stdout.endswith("== doit exited 0; watching for changes (Ctrl-C to stop)\n")
     assert w.interrupt() == 130
     assert w.seen[-1] == "watch: stopped (Ctrl-C)"
-    assert left_in(project.root) == []
+    assert left_in(project.root, settle=patience(5)) == []
 
 
-def test_a_markdown_edit_reruns_nothing_and_ctrl_c_stops_a_run(project, watcher):
+def test_a_markdown_edit_reruns_nothing_and_ctrl_c_stops_a_run(project, watcher, patience,
+                                                               tmp_path):
     # from outside the checkout, with --root; a short name, as `orchestrator why` takes it
     w = watcher("--root", "minicalc", "watch", "test:4", cwd=project.root.parent)
     assert w.cycle().summary.startswith("Executed 4 out of 4 test targets: 4 passed")
@@ -143,15 +156,15 @@ def test_a_markdown_edit_reruns_nothing_and_ctrl_c_stops_a_run(project, watcher)
         "== change: modules/03_mul/mul_dev.py -> doit test:04_power\n")
     assert set(run.statuses.values()) == {"(cached) PASSED"} and len(run.statuses) == 4
     # a failure is shown, never ends the watch; Ctrl-C during a run stops it and the run
-    project.write("tests/01_numbers/test_slow.py", SLOW_TEST)
+    project.write("tests/01_numbers/test_slow.py", slow_test(tmp_path / "slow.started"))
     w.until("== change: tests/01_numbers/test_slow.py", timeout=30)
-    time.sleep(3)                       # doit is running 01's slow test now
+    wait_for(tmp_path / "slow.started")           # doit is running 01's slow test now
     assert w.process.poll() is None
     started = time.monotonic()
     assert w.interrupt() == 130
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < patience(30)                        # not 600
     assert w.seen[-1] == "watch: stopped (Ctrl-C)"
-    assert left_in(project.root) == []
+    assert left_in(project.root, settle=patience(5)) == []
 
 
 def test_a_bad_target_is_one_line_and_exit_3(project):
@@ -177,16 +190,19 @@ def test_targets_are_checked_and_named_as_doit_names_them(project):
 def test_only_what_a_key_can_name_is_watched(project):
     project.write("data/table.csv", "1,2\n")
     project.write("graph.toml", project.read("graph.toml").replace(
-        'title = "Power"', 'title = "Power"\ninputs = ["data/table.csv"]'))
+        'title = "Power"', 'title = "Power"\ninputs = ["data/table.csv"]').replace(
+        'tests_dir = "tests"', 'tests_dir = "tests"\nignore = ["docs/**", "*.md"]'))
     keep = Watched(load(project.root))
+    # every file of the tree is an input (tree.py) unless ignored or generated
     watched = ["modules/03_mul/mul_dev.py", "tests/02_add/test_add_core.py",
                "tests/conftest.py", "conftest.py", "graph.toml", "pyproject.toml",
-               "data/table.csv", "tests/02_add/fixtures/new.json"]
+               "data/table.csv", "tests/02_add/fixtures/new.json", "data/other.csv",
+               "statistics.py"]
     ignored = [".orchestrator/results/02_add/x.json", "minicalc/ops/mul.py",
                "tests/02_add/__pycache__/test_add_core.cpython-311.pyc", ".git/index",
                "modules/03_mul/.mul_dev.py.swp", "modules/03_mul/mul_dev.py~",
                "modules/03_mul/4913", ".pytest_cache/v/cache/nodeids", "README.md",
-               "data/other.csv", "../elsewhere.py"]
+               "docs/guide.txt", "../elsewhere.py"]
     assert [p for p in watched if not keep(2, str(project.root / p))] == []
     assert [p for p in ignored if keep(2, str(project.root / p))] == []
     # a temp file written and renamed within one batch is not named as a change
@@ -207,15 +223,15 @@ def test_a_file_of_the_course_inside_the_package_is_watched_once_a_run_read_it(p
     assert not keep(2, str(project.root / "minicalc/__init__.py"))     # generated stub
 
 
-def test_a_killed_watch_leaves_no_run_behind(project, watcher):
+def test_a_killed_watch_leaves_no_run_behind(project, watcher, patience, tmp_path):
     """SIGKILL gives the watch no chance to stop doit: the wrapper doit runs below
     (reaper.py --die-with) kills it and all it started."""
     w = watcher()
     w.cycle()
-    project.write("tests/01_numbers/test_slow.py", SLOW_TEST)
+    project.write("tests/01_numbers/test_slow.py", slow_test(tmp_path / "slow.started"))
     w.until("== change: tests/01_numbers/test_slow.py", timeout=30)
-    time.sleep(3)
+    wait_for(tmp_path / "slow.started")
     assert left_in(project.root, settle=0) != []     # doit is running 01's slow test
     w.process.kill()
     w.process.wait(timeout=10)
-    assert left_in(project.root) == []
+    assert left_in(project.root, settle=patience(5)) == []
