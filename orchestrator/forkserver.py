@@ -5,7 +5,9 @@ Started and spoken to by launch.WarmLauncher, on Linux only (fork and pidfds; wh
 WarmLauncher.available() says no, tasks.py runs every module cold). It never imports
 the project's package or its tests: each child imports them fresh, after the fork, so
 a child sees the code exactly as a new `python -m pytest` would. What a child inherits
-is only what was imported here: pytest, and the modules named on the command line.
+is only what was imported here: pytest, the modules our plugin imports, pytest's
+entry-point plugins (imported and assert-rewritten as pytest would, plugin_preload.py),
+and the modules named on the command line.
 
 Those are imported when the server is idle, one at a time, not before the first fork:
 a run of one module whose tests never import torch must not wait for it. A child
@@ -39,11 +41,16 @@ import traceback
 
 from orchestrator import reaper
 from orchestrator.launch import die_with, kill_group
+from orchestrator.plugin_preload import preload_entry_point_plugins
 
 
-# Every child needs these. Not pytest plugins (xdist, ours): pytest rewrites their
-# asserts as it imports them, and warns (an error under -W error) when they already are.
-ALWAYS = ["pytest", "orchestrator.graph"]
+# Every child needs these: pytest, and what our plugin imports (not the plugin module
+# itself: `-p orchestrator.pytest_plugin` marks it for assertion rewriting, and pytest
+# warns, an error under -W error, about a marked module imported before it). The
+# entry-point plugins (xdist, ...) are imported through pytest's rewriting hook instead
+# (plugin_preload.py).
+ALWAYS = ["pytest", "orchestrator.graph", "orchestrator.runner", "orchestrator.observe",
+          "orchestrator.reaper"]
 
 
 def preload(name: str) -> None:
@@ -175,6 +182,7 @@ def main() -> None:
     os.dup2(2, 1)             # a library printing at import must not garble the answers
     for name in ALWAYS:
         preload(name)
+    preload_entry_point_plugins()
     say(ready=os.getpid())
     if not sys.argv[1:]:
         say(preloaded=[])

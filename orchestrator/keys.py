@@ -49,8 +49,8 @@ from . import export, strict_env, tree
 from .digests import MISSING, StatCache, cache_for
 from .graph import Module, ModuleGraph
 from .state import StateDir
+from .store import OBSERVED_KINDS  # noqa: F401  (named here too: the key's vocabulary)
 
-OBSERVED_KINDS = ("observed", "listed", "dist", "outside", "absent")
 # Kinds whose name after the colon is a path relative to the root
 PATH_KINDS = ("test", "conftest", "support", "input", "file", "export")
 CONFIG_FILES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")

@@ -74,14 +74,22 @@ def die_with_parent() -> None:
     die_with(int(os.environ.get(PARENT_ENV, "0")))
 
 
+_GRAPHS: dict[Path, object] = {}
+
+
 def _graph(config):
+    """The project's graph, loaded once per process (two hooks ask for it; a module's run
+    pays for it once)."""
     from .graph import GraphError, load
-    if not (Path(config.rootpath) / "graph.toml").exists():
-        return None
-    try:
-        return load(config.rootpath)
-    except GraphError as e:
-        raise pytest.UsageError(str(e)) from None
+    root = Path(config.rootpath)
+    if root not in _GRAPHS:
+        if not (root / "graph.toml").exists():
+            return None
+        try:
+            _GRAPHS[root] = load(root)
+        except GraphError as e:
+            raise pytest.UsageError(str(e)) from None
+    return _GRAPHS[root]
 
 
 def export_all(graph) -> dict[str, str]:

@@ -26,6 +26,9 @@ from .files import atomic_write
 from .state import StateDir
 
 MAX_PER_MODULE = 8
+# The kinds of key entry a run records itself (keys.py names them all): stored with the
+# result and valued again at each lookup, since they are known only after a run.
+OBSERVED_KINDS = ("observed", "listed", "dist", "outside", "absent")
 
 
 class Status(str, Enum):
@@ -112,7 +115,6 @@ class Result:
 
     @property
     def observed(self) -> list[str]:
-        from .keys import OBSERVED_KINDS
         return [name for name in self.inputs if name.split(":", 1)[0] in OBSERVED_KINDS]
 
     def to_json(self) -> str:
