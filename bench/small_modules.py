@@ -3,7 +3,8 @@ and by plain pytest side by side in one run.
 
     python bench/small_modules.py [--modules 20 100] [--repeat 3]
 
-Each module exports one function that calls two earlier ones (a diamond-rich graph) and
+Each module exports one function that calls two of the eight before it (a diamond-rich
+graph with independent branches) and
 has 10 trivial tests; graph.toml is written by `orchestrator init`, as a teacher would.
 For each course size, alternating within each repeat so a slow minute falls on all alike:
   cold      `doit -n 2 all` from a clean state dir and no generated package
@@ -48,9 +49,11 @@ def module_id(k: int, width: int) -> str:
 def source(k: int, calls: list[int]) -> str:
     imports = "".join(f"from minicourse.m{c} import f{c}\n" for c in calls)
     body = " + ".join(f"f{c}(x)" for c in calls) or "x"
+    # cached: two calls each would take exponential time down a hundred modules
     return ("# %% [markdown]\n# A small module.\n\n"
             f"# %%\n#| default_exp m{k}\n\n"
-            f"# %%\n#| export\n{imports}\n\ndef f{k}(x):\n    return {body}\n")
+            f"# %%\n#| export\nimport functools\n\n{imports}\n\n"
+            f"@functools.cache\ndef f{k}(x):\n    return {body}\n")
 
 
 def tests(k: int) -> str:
@@ -61,11 +64,13 @@ def tests(k: int) -> str:
 
 
 def generate(root: Path, modules: int, seed: int = 7) -> Path:
-    """A course of `modules` modules; each calls the previous one and one further back."""
+    """A course of `modules` modules; each calls two of the eight before it (diamonds, and
+    independent branches for the workers to share)."""
     rng = random.Random(seed)
     width = len(str(modules))
     for k in range(1, modules + 1):
-        calls = sorted({k - 1, rng.randint(1, k - 1)}) if k > 2 else ([k - 1] if k > 1 else [])
+        earlier = list(range(max(1, k - 8), k))
+        calls = sorted(rng.sample(earlier, min(2, len(earlier))))
         mid = module_id(k, width)
         (root / "modules" / mid).mkdir(parents=True)
         (root / "modules" / mid / f"m{k}_dev.py").write_text(source(k, calls))

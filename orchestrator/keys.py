@@ -285,11 +285,12 @@ def changes(old: dict[str, str], new: dict[str, str]) -> list[tuple[str, str]]:
 def environment() -> dict[str, str]:
     """The interpreter (version, build and executable) and every installed distribution
     by version: installing or removing any package, a pytest plugin among them, re-runs
-    every module. The executable is the base interpreter's, so that checkouts sharing one
-    environment share keys."""
+    every module. The executable is the base interpreter's (so checkouts sharing one
+    environment share keys), by a digest of its path."""
+    executable = os.path.realpath(getattr(sys, "_base_executable", "") or sys.executable)
+    # a digest of its path: keys are uploaded, and the path may name the user's home
     env = {"env:python": sys.version,
-           "env:interpreter": os.path.realpath(getattr(sys, "_base_executable", "") or
-                                               sys.executable)}
+           "env:interpreter": hashlib.sha256(executable.encode()).hexdigest()}
     for name, version in installed_distributions().items():
         env[f"installed:{name}"] = version
     return env

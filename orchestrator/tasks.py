@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from doit import get_var
 from doit.exceptions import InvalidDodoFile, TaskFailed
 
-from . import export, keys, launch, run_context, runner, schedule
+from . import export, keys, launch, run_context, runner, schedule, strict_env
 from .digests import save_all as save_stat_caches
 from .graph import GraphError, ModuleGraph, load, suggest
 from .lock import Busy, RunLock
@@ -94,6 +94,8 @@ class Campaign:
             raise InvalidDodoFile(str(e)) from None
         from .remote_http import RemoteCache      # here: most runs have no remote cache
         self.remote = RemoteCache.from_environment(self.graph, self.pytest_args)
+        if self.remote is not None:
+            self.remote.announce()                # the run's first line names the server
 
     def begun(self) -> None:
         """Begin the run on the first task if the run command did not (doit's own `run`,
@@ -273,7 +275,7 @@ class Campaign:
         except OSError as e:
             context.refuse(describe(self.state.path, e))
             return TaskFailed(context.bad_input)
-        if result.passed and self.remote is not None:
+        if result.reusable and self.remote is not None:
             self.remote.upload(result, declared)
         return True if result.passed else TaskFailed(result.reason)
 
@@ -282,8 +284,9 @@ class Campaign:
         with self._launcher_lock:
             if self._launcher is None:
                 if self.launcher_kind == "warm" and launch.WarmLauncher.available():
-                    # thread limits must be in the server's environment before numpy loads
-                    env = {**os.environ, **runner.thread_limits(blas_threads)}
+                    # thread limits must be in the server's environment before numpy loads;
+                    # the strict environment: no secret of ours in the server either
+                    env = {**strict_env.for_tests(), **runner.thread_limits(blas_threads)}
                     self._launcher = launch.WarmLauncher(self.root, env, self.graph.preload)
                 else:
                     self._launcher = launch.ColdLauncher()

@@ -126,11 +126,14 @@ class Nginx:
             return ""
 
     def requests(self) -> list[tuple[str, str, int]]:
-        """(method, path, status) of every request so far, from the access log."""
-        try:
-            lines = (self.root / "access.log").read_text().splitlines()
-        except FileNotFoundError:
-            return []
+        """(method, path, status) of every request so far, from the access log. nginx logs a
+        request just after it answers it: the log is read until it stops growing."""
+        lines, seen = self._log(), None
+        for _ in range(40):
+            if lines == seen:
+                break
+            time.sleep(0.05)
+            seen, lines = lines, self._log()
         found = []
         for line in lines:
             try:
@@ -140,6 +143,12 @@ class Nginx:
                 continue
             found.append((method, path, status))
         return found
+
+    def _log(self) -> list[str]:
+        try:
+            return (self.root / "access.log").read_text().splitlines()
+        except FileNotFoundError:
+            return []
 
     def puts(self) -> list[str]:
         return [path for method, path, _ in self.requests() if method == "PUT"]

@@ -47,37 +47,47 @@ def test_ci_matrix_since_a_revision(project):
         {"name": "02_add", "targets": "test:02_add", "modules": ["02_add"]}]
 
 
+KEY = "ab" * 32
+
+
+def cache(project, *args: str) -> subprocess.CompletedProcess:
+    """`orchestrator cache ...` with the signing key (directory entries are signed)."""
+    return subprocess.run([sys.executable, "-m", "orchestrator", "cache", *args],
+                          cwd=project.root, env={**project.env(), "ORCHESTRATOR_CACHE_KEY": KEY},
+                          capture_output=True, text=True)
+
+
 def test_shared_cache_moves_passes_between_checkouts(project, tmp_path):
     assert project.doit("all").returncode == 0
     shared = tmp_path / "shared"
-    run = project.orchestrator("cache", "export", str(shared))
-    assert run.stdout.strip() == f"exported 4 passing results to {shared}"
+    run = cache(project, "export", str(shared))
+    assert run.stdout.strip() == f"exported 4 passing results to {shared}", run.stdout + run.stderr
     other = tmp_path / "other"
     shutil.copytree(project.root, other, ignore=shutil.ignore_patterns(".orchestrator",
                                                                        "minicalc"))
     from .conftest import Project
     second = Project(other)
     second.append(second.test_file("03_mul"), "\n# changed on this machine\n")
-    run = second.orchestrator("cache", "import", str(shared))
-    assert run.returncode == 0
+    run = cache(second, "import", str(shared))
+    assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.splitlines() == ["01_numbers: imported", "02_add: imported",
                                        "03_mul: no entry", "04_power: imported",
-                                       "imported 3 of 4 results"]
+                                       "imported 3 of 4 results"], run.stdout
     doit = second.doit("all")
     assert doit.executed == {"03_mul"}, doit.stdout
 
 
-def test_shared_cache_never_uses_a_result_whose_key_does_not_match(project, tmp_path):
+def test_shared_cache_never_uses_a_tampered_result(project, tmp_path):
     assert project.doit("all").returncode == 0
     shared = tmp_path / "shared"
-    project.orchestrator("cache", "export", str(shared))
-    for path in shared.iterdir():   # tamper: claim a different input set under the same key
+    cache(project, "export", str(shared))
+    for path in (shared / "cas").iterdir():   # tamper: claim a different input set
         data = json.loads(path.read_text())
         data["inputs"]["test:tests/forged.py"] = "0" * 64
         path.write_text(json.dumps(data))
     shutil.rmtree(project.root / ".orchestrator")
-    run = project.orchestrator("cache", "import", str(shared))
-    assert "01_numbers: rejected: its inputs do not match its key" in run.stdout
+    run = cache(project, "import", str(shared))
+    assert "01_numbers: rejected" in run.stdout, run.stdout + run.stderr
     assert run.stdout.splitlines()[-1] == "imported 0 of 4 results"
     assert project.doit("all").executed == {"01_numbers", "02_add", "03_mul", "04_power"}
 
