@@ -364,7 +364,7 @@ def _path(fail, values: dict, key: str, default: str | None = None, module: str 
 
 def _check_edges(graph: ModuleGraph, fail) -> None:
     exports: dict[str, str] = {}
-    tests: dict[Path, str] = {}
+    tests: dict[str, str] = {}
     for m in graph:
         _check_tests_dir(m, tests, fail)
         if m.export in exports:
@@ -393,21 +393,21 @@ def _check_cycle(graph: ModuleGraph, fail) -> None:
     fail(cycle[0][1], f"dependency cycle: {loop}")
 
 
-def _check_tests_dir(module: Module, seen: dict[Path, str], fail) -> None:
-    """Each module's tests in a folder of its own: not shared, not inside another's."""
+def _check_tests_dir(module: Module, seen: dict[str, str], fail) -> None:
+    """Each module's tests in a folder of its own: not shared, not inside another's.
+    (Compared as posix strings: this runs for every pair of modules on every command.)"""
     at = {"key": "tests" if "tests" in module.entry else None}
     where = module.tests.as_posix()
     for folder, owner in seen.items():
-        if folder == module.tests:
+        if folder == where:
             fail(module.id, f"tests directory {where} is already the tests of {owner}", **at)
-        inner, outer = (module.tests, folder) if folder in module.tests.parents else \
-            (folder, module.tests) if module.tests in folder.parents else (None, None)
-        if inner is not None:
+        if where.startswith(folder + "/") or folder.startswith(where + "/"):
+            inner, outer = (where, folder) if where.startswith(folder + "/") else \
+                (folder, where)
             other = owner if outer == folder else module.id
-            fail(module.id, f"tests directory {inner.as_posix()} is inside "
-                            f"{outer.as_posix()}, the tests of {other} (pytest would run it "
-                            "twice)", **at)
-    seen[module.tests] = module.id
+            fail(module.id, f"tests directory {inner} is inside {outer}, the tests of "
+                            f"{other} (pytest would run it twice)", **at)
+    seen[where] = module.id
 
 
 class _Failer:

@@ -81,19 +81,30 @@ def declared(graph: ModuleGraph, module: Module, pytest_args: list[str],
         for path in _files_under(root / extra) or [root / extra]:
             key[f"input:{_rel(path, root)}"] = cache.digest(path)
     for mid in graph.closure(module.id) + [module.id]:
-        path = graph[mid].export_file(root)
-        key[f"export:{_rel(path, root)}"] = (
+        rel = _export_rel(graph, mid)
+        key[f"export:{rel}"] = (
             _next_export_digest(graph, graph[mid]) if prospective else
-            cache.digest(path, "body", export.body_digest))
+            tree.remembered(("export", root, rel),
+                            lambda: cache.digest(root / rel, "body", export.body_digest)))
     key[f"graph:{module.id}"] = _digest_json({
         "entry": module.entry, "package": graph.package, "categories": graph.categories,
         "ignore": graph.ignore})
     key["pytest:args"] = json.dumps(pytest_args)
-    key["pytest:config"] = pytest_config_digest(root, root / module.tests, cache)
+    key["pytest:config"] = tree.remembered(
+        ("pytest:config", root, module.tests),
+        lambda: pytest_config_digest(root, root / module.tests, cache))
     key.update(tree_inputs(graph, module, key))
     key.update(strict_env.key_entries(module.env))
     key.update(environment())
     return key
+
+
+def _export_rel(graph: ModuleGraph, module_id: str) -> str:
+    """The module's generated file, relative to the root (Path arithmetic, once a graph)."""
+    rels = graph.__dict__.setdefault("_export_rels", {})
+    if module_id not in rels:
+        rels[module_id] = _rel(graph[module_id].export_file(graph.root), graph.root)
+    return rels[module_id]
 
 
 def tree_inputs(graph: ModuleGraph, module: Module, named: dict[str, str]) -> dict[str, str]:
@@ -354,12 +365,21 @@ def pytest_config_digest(root: Path, tests_dir: Path, cache: StatCache) -> str:
     changes the key; an edit of pyproject.toml outside [tool.pytest] does not."""
     found = {}
     for directory in [tests_dir, *tests_dir.parents]:
-        for name in CONFIG_FILES:
-            path = directory / name
-            value = cache.digest(path, "pytest-config", _pytest_section)
-            if value != MISSING:     # named relative to the root: checkouts share keys
-                found[os.path.relpath(path, root)] = value
+        for path, value in tree.remembered(("config files", directory),
+                                           lambda: _config_files_in(directory, cache)):
+            found[os.path.relpath(path, root)] = value   # relative: checkouts share keys
     return _digest_json(found)
+
+
+def _config_files_in(directory: Path, cache: StatCache) -> list[tuple[Path, str]]:
+    """[(config file, digest of its pytest part)] in one folder (every module's tests have
+    the same folders above them: asked once per folder)."""
+    found = []
+    for name in CONFIG_FILES:
+        value = cache.digest(directory / name, "pytest-config", _pytest_section)
+        if value != MISSING:
+            found.append((directory / name, value))
+    return found
 
 
 def _pytest_section(path: Path) -> str:

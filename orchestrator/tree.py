@@ -27,7 +27,7 @@ import os
 import threading
 from pathlib import Path, PurePosixPath
 
-from .graph import Module, ModuleGraph
+from .graph import ModuleGraph
 from .state import STATE_DIR
 
 # Folders that are never an input, wherever they are (matched against the folder's name).
@@ -63,10 +63,14 @@ class Scope:
     @classmethod
     def of(cls, graph: ModuleGraph) -> "Scope":
         owned: dict[str, str] = {}
+        folders: dict[Path, set[str]] = {}       # source folder -> the modules with a source there
+        for m in graph:
+            for source in m.sources:
+                folders.setdefault(source.parent, set()).add(m.id)
         for m in graph:
             owned[m.tests.as_posix()] = m.id
             for source in m.sources:
-                owned[_source_area(graph, m, source)] = m.id
+                owned[_source_area(graph, source, folders)] = m.id
         scoped: dict[str, set[str]] = {}
         for m in graph:
             for path in m.entry.get("inputs", []):
@@ -193,16 +197,29 @@ def invalidate_all() -> None:
     """A test run ended: it may have written files, so the next key walks again."""
     with _trees_lock:
         trees = list(_trees.values())
+        _memo.clear()
     for tree in trees:
         tree.invalidate()
 
 
-def _source_area(graph: ModuleGraph, module: Module, source: Path) -> str:
+_memo: dict = {}
+
+
+def remembered(key, compute):
+    """compute(), once until the next invalidate_all(): for what every module's key asks of
+    the same files (the pytest configuration above the tests, a closure's exports)."""
+    found = _memo.get(key, _memo)
+    if found is _memo:
+        found = _memo[key] = compute()
+    return found
+
+
+def _source_area(graph: ModuleGraph, source: Path, folders: dict[Path, set[str]]) -> str:
     """A module's source folder is its own when no other module's source shares it (the
     layout modules/NN_name/name_dev.py); in a shared folder, only the file is."""
     folder = source.parent
-    shared = folder == Path(".") or folder == Path(graph.modules_dir) or any(
-        s.parent == folder for m in graph if m.id != module.id for s in m.sources)
+    shared = folder == Path(".") or folder == Path(graph.modules_dir) or \
+        len(folders.get(folder, ())) > 1
     return (source if shared else folder).as_posix()
 
 
