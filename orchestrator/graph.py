@@ -13,6 +13,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from .urls import url_problem
+
 GRAPH_FILE = "graph.toml"
 SIZE_TIMEOUTS = {"small": 60, "medium": 300, "large": 900}  # seconds, like Bazel's size
 PROJECT_KEYS = {"package", "modules_dir", "tests_dir", "progressive", "preload", "remote_cache",
@@ -276,8 +278,9 @@ def _module(graph: ModuleGraph, fail, index: int, mid: str, entry) -> Module:
 def _remote_cache(fail, project: dict, at: dict) -> str:
     url = _typed(fail, project, "remote_cache", str, "", **at)
     if url:
-        from .remote_http import url_problem     # here: remote_http imports keys -> graph
-        problem = url_problem(url, "[project] remote_cache", credentials=False)
+        problem = url_problem(url, "[project] remote_cache", credentials=False,
+                              instead="use ORCHESTRATOR_REMOTE_CACHE or "
+                                      "ORCHESTRATOR_REMOTE_CACHE_TOKEN")
         if problem:
             fail(None, problem, table="project", key="remote_cache")
     return url

@@ -82,10 +82,8 @@ def declared(graph: ModuleGraph, module: Module, pytest_args: list[str],
             key[f"input:{_rel(path, root)}"] = cache.digest(path)
     for mid in graph.closure(module.id) + [module.id]:
         rel = _export_rel(graph, mid)
-        key[f"export:{rel}"] = (
-            _next_export_digest(graph, graph[mid]) if prospective else
-            tree.remembered(("export", root, rel),
-                            lambda: cache.digest(root / rel, "body", export.body_digest)))
+        key[f"export:{rel}"] = (_next_export_digest(graph, graph[mid]) if prospective else
+                                _export_digest(root, rel, cache))
     key[f"graph:{module.id}"] = _digest_json({
         "entry": module.entry, "package": graph.package, "categories": graph.categories,
         "ignore": graph.ignore})
@@ -97,6 +95,17 @@ def declared(graph: ModuleGraph, module: Module, pytest_args: list[str],
     key.update(strict_env.key_entries(module.env))
     key.update(environment())
     return key
+
+
+def _export_digest(root: Path, rel: str, cache: StatCache) -> str:
+    """A generated file's body digest, asked once per walk; never remembered while the file
+    is missing (a lookup ahead of the export: the remote cache's prefetch). An export task
+    that writes the file starts a new walk (tasks.py)."""
+    found = tree.remembered(("export", root, rel),
+                            lambda: cache.digest(root / rel, "body", export.body_digest))
+    if found == MISSING:
+        tree.forget(("export", root, rel))
+    return found
 
 
 def _export_rel(graph: ModuleGraph, module_id: str) -> str:

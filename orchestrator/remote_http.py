@@ -54,7 +54,7 @@ from enum import Enum
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from . import keys
+from . import keys, urls
 from .digests import MISSING
 from .graph import ModuleGraph
 from .remote_entry import (ENV_KEY, MAX_AC_BYTES, MIN_KEY_CHARS, ConfigError,  # noqa: F401
@@ -67,6 +67,7 @@ ENV_HOSTS = "ORCHESTRATOR_REMOTE_CACHE_HOSTS"
 ENV_TOKEN = "ORCHESTRATOR_REMOTE_CACHE_TOKEN"
 ENV_MODE = "ORCHESTRATOR_REMOTE_CACHE_MODE"
 ENV_TIMEOUT = "ORCHESTRATOR_REMOTE_CACHE_TIMEOUT"
+CREDENTIALS_INSTEAD = f"use {ENV_URL} or {ENV_TOKEN}"
 HOSTS_FILE = "orchestrator/remote-cache-hosts"      # under $XDG_CONFIG_HOME (~/.config)
 TIMEOUT = 2.0                 # seconds: one request, start to end
 MAX_ANSWER_BYTES = 64 << 10   # what an upload's answer may hold (nginx: nothing)
@@ -98,42 +99,11 @@ class NotAllowed(ConfigError):
 # --- settings ---------------------------------------------------------------------------
 
 def url_problem(url: str, where: str, credentials: bool = True) -> str:
-    """'' if `url` can be a cache's base URL, else why not (graph.toml passes
-    credentials=False: a secret has no place in a committed file). Never quotes the URL:
-    it may hold a password."""
-    try:
-        parts = urlsplit(url)
-        parts.port
-    except ValueError as e:
-        return f"{where}: not a URL ({scrub(str(e))})"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        scheme = parts.scheme if re.fullmatch(r"[a-z][a-z0-9+.-]{0,15}", parts.scheme) else ""
-        return (f"{where}: expected http://host/prefix or https://host/prefix"
-                + (f", not a {scheme}: URL" if scheme else ""))
-    if parts.query or parts.fragment:
-        return f"{where}: a cache URL has no ?query or #fragment"
-    if not credentials and (parts.username or parts.password):
-        return (f"{where}: no user or password in the URL of a committed file "
-                f"(use {ENV_URL} or {ENV_TOKEN})")
-    return ""
+    """urls.url_problem, saying where credentials go instead."""
+    return urls.url_problem(url, where, credentials, instead=CREDENTIALS_INSTEAD)
 
 
-def redact(url: str) -> str:
-    """The URL without user and password, for messages."""
-    return scrub(url)
-
-
-USERINFO = re.compile(r"(?<=//)[^/?#\s]*@")
-BEARER = re.compile(r"(Bearer\s+)[^\s'\"]+", re.IGNORECASE)
-
-
-def scrub(text: str, secrets=()) -> str:
-    """`text` without credentials: a URL's user:password@, a Bearer token, and each of
-    `secrets` (the token, the key, the URL's password) wherever it appears."""
-    text = BEARER.sub(r"\1***", USERINFO.sub("", text))
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
+redact, scrub = urls.redact, urls.scrub
 
 
 def host_of(url: str) -> str:

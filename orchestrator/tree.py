@@ -41,9 +41,11 @@ NEVER_INPUT_DIR_SUFFIXES = (".egg-info", ".dist-info")
 # Folders that are build outputs at the root only (a module may well have a `build` folder
 # of test data deeper down).
 ROOT_BUILD_DIRS = frozenset({"build", "dist"})
-# Files that are never an input: compiled bytecode and what editors and tools leave behind.
+# Files that are never an input: compiled bytecode, what editors and tools leave behind,
+# and hidden temp files (`.name.XXXX.tmp`: the orchestrator's own atomic writes, e.g. an
+# export in progress while another module's key is computed).
 NEVER_INPUT_FILES = ("*.pyc", "*.pyo", "*.swp", "*.swo", "*~", ".#*", "#*#", ".DS_Store",
-                     ".coverage", ".coverage.*")
+                     ".coverage", ".coverage.*", ".*.tmp")
 
 
 class Scope:
@@ -203,6 +205,10 @@ def invalidate_all() -> None:
 
 
 _memo: dict = {}
+
+
+def forget(key) -> None:
+    _memo.pop(key, None)
 
 
 def remembered(key, compute):
