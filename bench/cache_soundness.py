@@ -3,13 +3,19 @@
     python bench/cache_soundness.py [--edits 200] [--seed 7]
 
 Each edit (exported code, a demo cell, a test, a conftest, a graph.toml entry,
-breaking or repairing a test; and inputs nothing declares: a data file a test reads,
-a helper imported from outside the tests dir, an optional library installed, changed
-or removed, a pytest.ini appearing or going) is followed by `doit all` on a throwaway
-curriculum; the executed set must equal an independent model's (which knows the
-content-addressed store keeps several results per module) and no broken test may be
-reported as passing. Then narrowed (`pytest=-k ...`) and full runs alternate: after
-the first of each, every run must be fully cached. Ends with `name: value` lines.
+breaking a test and repairing any fault; a data file a test reads, scoped to its module
+by `inputs` or left to everyone; a helper outside tests/; the course's own file in the
+package folder; an optional library outside the root installed, changed or removed; a
+pytest.ini appearing or going; a scratch file at the root; the file a skipped test waits
+for appearing, changing or going; a test file rewritten with its size and mtime kept; a
+keyed variable (PYTEST_ADDOPTS, OMP_DYNAMIC), a module's declared one or an undeclared
+one set or unset; a file graph.toml ignores; a file in a module's tests folder) is
+followed by `doit all` on a throwaway curriculum; the executed set must equal an
+independent model's (the whole tree and the strict environment are inputs, less what is
+ignored, scoped or another module's own; the content-addressed store keeps several
+results per module) and no broken test may be reported as passing. Then narrowed
+(`pytest=-k ...`) and full runs alternate: after the first of each, every run must be
+fully cached. Ends with `name: value` lines.
 """
 from __future__ import annotations
 
@@ -23,7 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.orchestrator.conftest import build  # noqa: E402
-from tests.orchestrator.soundness import run_campaign, summarize, switch_arguments  # noqa: E402
+from tests.orchestrator.soundness import (  # noqa: E402
+    StalePass, run_campaign, summarize, switch_arguments)
 
 
 def main() -> None:
@@ -37,17 +44,20 @@ def main() -> None:
         try:
             log = run_campaign(project, args.edits, args.seed)
             log += switch_arguments(project)
-            mismatches = 0
+            mismatches = stale = 0
+        except StalePass as e:
+            print(f"STALE PASS: {e}")
+            log, mismatches, stale = [], 1, 1
         except AssertionError as e:
             print(f"MISMATCH: {e}")
-            log, mismatches = [], 1
+            log, mismatches, stale = [], 1, 0
     for line in log:
         print(line)
     kinds = summarize(log)
     print(f"edits by kind: {kinds}")
     print(f"soundness_edits: {len(log)}")
     print(f"soundness_mismatches: {mismatches}")
-    print(f"soundness_stale_passes: {mismatches}")
+    print(f"soundness_stale_passes: {stale}")
     print(f"soundness_seconds: {time.perf_counter() - start:.1f}")
     sys.exit(mismatches)
 

@@ -43,7 +43,7 @@ import re
 import sys
 import tomllib
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from . import export, strict_env, tree
 from .digests import MISSING, StatCache, cache_for
@@ -78,8 +78,11 @@ def declared(graph: ModuleGraph, module: Module, pytest_args: list[str],
     for path in _files_under(support_dir(graph)):
         key[f"support:{_rel(path, root)}"] = cache.digest(path)
     for extra in module.entry.get("inputs", []):
-        for path in _files_under(root / extra) or [root / extra]:
+        files = _files_under(root / extra)
+        for path in files:
             key[f"input:{_rel(path, root)}"] = cache.digest(path)
+        if not files:          # a file, a missing path, or a folder with nothing in it yet
+            key[f"input:{PurePosixPath(extra).as_posix()}"] = _file_digest(cache, root / extra)
     for mid in graph.closure(module.id) + [module.id]:
         rel = _export_rel(graph, mid)
         key[f"export:{rel}"] = (_next_export_digest(graph, graph[mid]) if prospective else
@@ -445,7 +448,7 @@ def _under(rel: str, prefixes: list[str]) -> bool:
 
 def _file_digest(cache: StatCache, path: Path) -> str:
     if path.is_dir():
-        return "directory"
+        return "directory"       # what it holds is keyed file by file, or by a listing
     return cache.digest(path)
 
 

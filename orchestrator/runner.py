@@ -49,6 +49,7 @@ def run_module(graph: ModuleGraph, module: Module, declared: dict[str, str],
     env = {**strict_env.for_tests(module.env), **thread_limits(blas_threads),
            **observe.environment(observed, graph.root)}
     launcher = launcher or ColdLauncher()
+    tree.drop_stale_bytecode(graph.root)     # the tests must run the code the key saw
     report, crash = attempt(graph, module, [module.tests.as_posix()], pytest_args,
                             xdist_workers, log, env, launcher)
     judge(result, module, report, crash, log)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import sys
 import threading
 from pathlib import Path, PurePosixPath
 
@@ -182,6 +183,29 @@ def _walk(root: Path, prefix: str):
             yield from _walk(root, rel + "/")
         elif not any(fnmatch.fnmatchcase(entry.name, g) for g in NEVER_INPUT_FILES):
             yield rel, Path(entry.path)
+
+
+def drop_stale_bytecode(root: Path) -> int:
+    """Delete each cached `.pyc` of a source of the tree that may be older than the source.
+
+    Python trusts a .pyc whose recorded source mtime and size match, so an edit that keeps
+    both (`tar --mtime`, `touch -r`) would run the old code: the key saw the new content
+    (its ctime), the test would not. A .pyc written before the source's last change
+    (its ctime) is dropped, and Python compiles the source again. Returns how many."""
+    tag = sys.implementation.cache_tag
+    dropped = 0
+    for rel, path in tree_for(root).files().items():
+        if not rel.endswith(".py") or tag is None:
+            continue
+        cache = path.parent / "__pycache__"
+        for pyc in (cache / f"{path.stem}.{tag}{opt}.pyc" for opt in ("", ".opt-1", ".opt-2")):
+            try:
+                if pyc.stat().st_mtime_ns < path.stat().st_ctime_ns:
+                    pyc.unlink()
+                    dropped += 1
+            except OSError:
+                continue
+    return dropped
 
 
 _trees: dict[Path, Tree] = {}

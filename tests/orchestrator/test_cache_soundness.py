@@ -1,4 +1,4 @@
-"""Cache soundness: 50 seeded random edits, each followed by `doit all` on minicalc.
+"""Cache soundness: 60 seeded random edits, each followed by `doit all` on minicalc.
 
 After every edit the executed targets equal the model's affected set exactly and no
 broken test is ever reported as passing (0 stale results). bench/cache_soundness.py
@@ -12,7 +12,8 @@ def test_sixty_random_edits_run_exactly_what_they_affect(project):
     log = run_campaign(project, edits=60, seed=20261205)
     kinds = summarize(log)
     assert len(log) == 60
-    # the seed exercises every kind of edit, declared and undeclared inputs alike
+    # the seed exercises every kind of edit: declared and undeclared inputs, the tree, the
+    # environment, scoped and ignored files
     assert set(kinds) == set(Campaign.KINDS), kinds
 
 

@@ -456,3 +456,38 @@ def test_a_module_cannot_declare_the_orchestrators_own_variables(project):
     run = project.doit("all")
     assert run.returncode == 3
     assert "env 'ORCHESTRATOR_CACHE_KEY': the orchestrator's own variables" in run.stderr
+
+
+def test_an_empty_inputs_folder_is_keyed_not_a_crash(project):
+    (project.root / "data" / "empty").mkdir(parents=True)
+    project.write("graph.toml", project.read("graph.toml").replace(
+        'title = "Addition"\n', 'title = "Addition"\ninputs = ["data/empty"]\n'))
+    run = project.doit("all")
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stdout + run.stderr
+    assert set(run.statuses.values()) == {"PASSED"}
+    project.write("data/empty/first.csv", "1\n")
+    assert project.doit("all").executed == {"02_add"}
+
+
+def test_an_edit_that_keeps_size_and_mtime_runs_the_new_code(warm, monkeypatch):
+    """CPython trusts a .pyc whose recorded mtime and size match its source: the run must
+    not test the old bytecode of a file whose new content the key saw (its ctime)."""
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    helper = warm.write("helpers/answers.py", "ANSWER = 42\n")
+    add_test(warm, "03_mul", """
+import sys, pathlib
+sys.path.insert(0, str(pathlib.Path(__file__).parents[2] / "helpers"))
+from answers import ANSWER
+
+def test_answer():
+    assert ANSWER == 42
+""")
+    stat = helper.stat()
+    time.sleep(2.5)                      # older than the stat cache's racy window
+    assert warm.doit("all").statuses["03_mul"] == "PASSED"      # writes answers' .pyc
+    assert list((helper.parent / "__pycache__").glob("answers.*.pyc"))
+    with open(helper, "r+") as f:
+        f.write("ANSWER = 41\n")
+    os.utime(helper, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    run = warm.doit("all")
+    assert run.statuses["03_mul"] == "FAILED", run.stdout
