@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -45,6 +46,8 @@ class StatCache:
             st = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
             return MISSING
+        if not stat.S_ISREG(st.st_mode):    # a FIFO or a device: reading it could hang
+            return f"not a file: {stat.filemode(st.st_mode)}"
         name = f"{kind}:{path}"
         stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
         with self.lock:

@@ -491,3 +491,11 @@ def test_answer():
     os.utime(helper, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     run = warm.doit("all")
     assert run.statuses["03_mul"] == "FAILED", run.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_in_the_tree_is_keyed_without_reading_it(project):
+    os.mkfifo(project.root / "pipe")
+    run = project.doit("all")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert set(run.statuses.values()) == {"PASSED"}
