@@ -237,7 +237,10 @@ def test_the_wrapper_ends_as_its_command_did(tmp_path):
     wrapper = [sys.executable, "-I", "-S", reaper.__file__, "--"]
     assert subprocess.run([*wrapper, "sh", "-c", "exit 3"]).returncode == 3
     assert subprocess.run([*wrapper, "sh", "-c", "kill -TERM $$"]).returncode == -signal.SIGTERM
-    out = subprocess.run([*wrapper, "sh", "-c", "sleep 1000 & echo $!"], capture_output=True,
+    # Popen returns once the child has exec'd, so the leftover is named `sleep 1000` (a
+    # shell's `&` child can still be `sh -c ...` when a busy machine lets the shell exit)
+    leave = "import subprocess; print(subprocess.Popen(['sleep', '1000']).pid)"
+    out = subprocess.run([*wrapper, sys.executable, "-c", leave], capture_output=True,
                          text=True, timeout=30)
     pid = int(out.stdout)
     assert out.returncode == 0 and not alive(pid)
