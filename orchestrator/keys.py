@@ -294,6 +294,19 @@ def outside_path(graph: ModuleGraph, name: str) -> Path:
     return graph.root / name
 
 
+def valued_now(graph: ModuleGraph, declared: dict[str, str], result) -> dict[str, str]:
+    """A stored result's inputs as they are now: `declared` (computed now by the caller) and
+    the result's own observed inputs valued again."""
+    return {**declared, **current(graph, result.observed)}
+
+
+def is_hit(graph: ModuleGraph, declared: dict[str, str], result) -> bool:
+    """The cache-hit rule, written once (the local store's lookup, status, the remote and
+    directory caches ask it): a reusable pass (store.Result.reusable) whose inputs, valued
+    now, digest to its key."""
+    return result.reusable and digest(valued_now(graph, declared, result)) == result.key
+
+
 def digest(key: dict[str, str]) -> str:
     return _digest_json(key)
 

@@ -103,8 +103,7 @@ def _import(graph, module, directory: Path, key, trust: Trust, pytest_args, stor
         return Imported(module.id, Outcome.REJECTED, str(e))
     if result is None:
         return Imported(module.id, Outcome.NO_ENTRY)
-    now = {**declared, **keys.current(graph, result.observed)}
-    if keys.digest(now) != result.key:        # its observed inputs differ here
+    if not keys.is_hit(graph, declared, result):    # its observed inputs differ here
         return Imported(module.id, Outcome.NO_ENTRY)
     store.save(result)
     return Imported(module.id, Outcome.IMPORTED)

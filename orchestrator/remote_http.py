@@ -430,9 +430,7 @@ class RemoteCache:
         except Exception as e:       # a bug here must never fail a run
             self._trip(f"{type(e).__name__}: {e}")
             return None
-        now = None if result is None else \
-            {**declared, **keys.current(self.graph, result.observed)}
-        if now is None or keys.digest(now) != result.key:
+        if result is None or not keys.is_hit(self.graph, declared, result):
             self.counts["misses"] += 1
             return None
         self.counts["hits"] += 1
