@@ -5,12 +5,13 @@ junit.py, imported only when asked for) the merged JUnit XML.
     orchestrator report [--junit FILE] [--github]       later, from the store and last_run.json
 
 Under GitHub Actions (GITHUB_ACTIONS=true) each failure becomes an `::error` workflow
-command on stdout (file and line where known) and a Markdown table is appended to the
-file named by $GITHUB_STEP_SUMMARY. Every line comes from a stored result.
+command on stdout (file and line where known: the module source line the student wrote,
+sourcemap.py) and a Markdown table is appended to the file named by
+$GITHUB_STEP_SUMMARY: counts as tally.py words them, then the root causes and failures
+(verdict.py). Every line comes from a stored result.
 """
 from __future__ import annotations
 
-import errno
 import os
 import re
 import sys
@@ -18,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
-from .store import Outcome, Result, Store
+from . import verdict
+from .store import Result, Store
+from .tally import Tally
 
 STATUSES = ("passed", "cached", "failed", "blocked")
 MAX_ANNOTATIONS_PER_TARGET = 10     # GitHub shows 10 errors per step anyway
@@ -107,7 +110,9 @@ def location(entry: Mapping) -> str:
 
 
 def first_line(message: str) -> str:
-    return (message.strip().splitlines() or [""])[0][:500]
+    """The headline of a stored failure message: its type and first words, never a bare
+    'AssertionError: ' (verdict.summarize)."""
+    return verdict.headline(verdict.summarize(message))[:500]
 
 
 # --- GitHub Actions ---------------------------------------------------------------------
@@ -140,14 +145,15 @@ def annotations(targets: list[Target], prefix: str = "") -> list[str]:
             lines.append(workflow_command("error", "no stored result of this run (see the "
                                           "doit output)", title=f"FAILED {target.module}"))
             continue
-        failures = result.failures[:MAX_ANNOTATIONS_PER_TARGET]
+        failures = verdict.failures(result)[:MAX_ANNOTATIONS_PER_TARGET]
         for failure in failures:
-            path = failure.get("path") or failure["nodeid"].split("::")[0]
+            path, _, line = failure.where.rpartition(":")
+            path = path or failure.nodeid.split("::")[0]
             lines.append(workflow_command(
-                "error", failure["message"],
+                "error", "\n".join([failure.message, *failure.trail]),
                 file=prefix + path if path.endswith(".py") else None,
-                line=failure.get("line"),
-                title=f"FAILED {target.module}: {failure['nodeid']}"))
+                line=line or None,
+                title=f"FAILED {target.module}: {failure.nodeid}"))
         if not failures:
             lines.append(workflow_command("error", result.reason,
                                           title=f"FAILED {target.module}"))
@@ -179,14 +185,18 @@ def summary_markdown(targets: list[Target]) -> str:
     for target in targets:
         lines.append("| " + " | ".join(md(cell) for cell in row(target)) + " |")
         if target.status == "failed" and target.result is not None:
-            failing += [(target.module, f) for f in target.result.failures]
+            failing += [(target.module, f) for f in verdict.failures(target.result)]
+    causes = verdict.root_causes({t.module: t.status for t in targets},
+                                 {t.module: t.blocked_by for t in targets},
+                                 {t.module: t.result for t in targets})
+    if causes:
+        lines += ["", f"**Root causes**: {md(causes)}"]
     if failing:
         lines += ["", "**Failures**", ""]
         for module, failure in failing[:MAX_ANNOTATIONS_PER_TARGET * 5]:
-            where = location(failure)
-            lines.append(f"- {md(module)}: `{failure['nodeid'].replace('`', '')}`"
-                         + (f" ({md(where)})" if where else "")
-                         + f": {md(first_line(failure['message']))}")
+            lines.append(f"- {md(module)}: `{failure.nodeid.replace('`', '')}`"
+                         + (f" ({md(failure.where)})" if failure.where else "")
+                         + f": {md(failure.headline)}")
         if len(failing) > MAX_ANNOTATIONS_PER_TARGET * 5:
             lines.append(f"- ... and {len(failing) - MAX_ANNOTATIONS_PER_TARGET * 5} more")
     return "\n".join(lines) + "\n"
@@ -201,10 +211,7 @@ def row(target: Target) -> tuple[str, str, str, str]:
         return target.module, target.status.upper(), "no stored result", "-"
     if target.status == "failed":
         return target.module, "FAILED", r.reason, f"{r.duration:.1f}s"
-    tests = (f"{r.selected} of {r.collected} selected" if r.narrowed
-             else f"{r.counts.get(Outcome.PASSED, 0)} passed")
-    skipped = r.counts.get(Outcome.SKIPPED, 0) + r.counts.get(Outcome.XFAILED, 0)
-    tests += f", {skipped} skipped" if skipped else ""
+    tests = Tally.of(r).phrase(reasons=True)
     if target.status == "cached":
         return target.module, "(cached) PASSED", tests, f"0s (reused a {r.duration:.1f}s run)"
     status = f"FLAKY ({len(r.flaky)} passed on a retry)" if r.flaky else "PASSED"
@@ -235,14 +242,26 @@ def github(targets: list[Target], root: Path, env: Mapping[str, str],
 
 
 # --- the end of a doit run -----------------------------------------------------------
+@dataclass(frozen=True)
+class Problem:
+    """A report after_run could not make. `refused`: one the user asked for (junit=FILE),
+    so the run fails with exit 3; otherwise a warning (GitHub's step summary)."""
+    message: str
+    refused: bool = False
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def after_run(root: Path, statuses: Mapping[str, str], blocked_by: Mapping[str, list[str]],
               junit: str | Path | None = None,
               results: Mapping[str, Result | None] | None = None,
               env: Mapping[str, str] | None = None,
-              write: Callable[[str], object] | None = None) -> list[str]:
-    """What a doit run does at its end: the JUnit XML to `junit` (relative to `root`) if
-    asked, and under GitHub Actions the annotations (through `write`) and the step
-    summary. Never raises for a file it cannot write: returns the problems, one line each."""
+              write: Callable[[str], object] | None = None) -> list[Problem]:
+    """What a doit run does at its end: the JUnit XML to `junit` (relative to `root`; its
+    folder is created, as pytest's --junitxml does) if asked, and under GitHub Actions the
+    annotations (through `write`) and the step summary. Never raises for a file it cannot
+    write: returns the problems."""
     env = os.environ if env is None else env
     if not junit and env.get("GITHUB_ACTIONS") != "true":
         return []          # nothing asked for: a no-op run reads no stored result for it
@@ -250,19 +269,28 @@ def after_run(root: Path, statuses: Mapping[str, str], blocked_by: Mapping[str, 
     targets = gather(Path(root), statuses, blocked_by, results=results)
     problems = []
     if junit:
-        # imported here, not at the top: every doit run ends in after_run, and the XML
-        # library is needed only when a JUnit report was asked for
-        from .junit import write_junit
-        path = Path(root) / junit
-        try:
-            if not path.parent.is_dir():     # a mistyped folder is not created
-                raise FileNotFoundError(errno.ENOENT, f"the folder {Path(junit).parent} "
-                                                      "does not exist")
-            write_junit(path, targets)
-        except OSError as e:
-            problems.append(f"cannot write the JUnit report {junit}: {e.strerror}")
+        problem = write_junit_report(Path(root) / junit, targets)
+        if problem:
+            problems.append(Problem(f"cannot write the JUnit report {junit}: {problem}", True))
     if env.get("GITHUB_ACTIONS") == "true":
         problem = github(targets, Path(root), env, write)
         if problem:
-            problems.append(problem)
+            problems.append(Problem(problem))
     return problems
+
+
+def write_junit_report(path: Path, targets: list[Target]) -> str:
+    """Write the JUnit XML to `path`, creating its folder; '' or what went wrong."""
+    # imported here, not at the top: every doit run ends in after_run, and the XML
+    # library is needed only when a JUnit report was asked for
+    from .junit import write_junit
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_junit(path, targets)
+    except (FileExistsError, NotADirectoryError) as e:
+        blocking = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()),
+                        None)
+        return f"{blocking.name} is a file, not a folder" if blocking else e.strerror
+    except OSError as e:
+        return e.strerror or str(e)
+    return ""

@@ -156,22 +156,59 @@ def graph(root, fmt, output, focus, strict):
 
 
 @main.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="json: every finding, grouped, for tools.")
 @click.pass_obj
-def check(root):
-    """Validate graph.toml, then check that every module imports only what it builds on."""
+def check(root, fmt):
+    """Validate graph.toml, then check that every module imports only what it builds on,
+    that doit is set up, and that no run read what graph.toml rules out for it.
+
+    Findings are grouped by kind and module, the worst kind first: each group's header,
+    with its count and what it does to a run, and the closing count go to standard
+    output; each finding, one line, to standard error. Exit 1 if anything is found."""
+    import json
     from .init import missing_setup
-    from .layering import check as layering_check
+    from .layering import Finding, Kind, check as layering_check, groups, summary
     g = load_graph(root)
-    violations = layering_check(g)
-    for v in violations:
-        click.echo(str(v), err=True)
-    problems = missing_setup(g.root)
-    for problem in problems:
-        click.echo(f"doit setup: {problem}", err=True)
-    if violations or problems:
+    found = [Finding(Kind.SETUP, None, f"doit setup: {p}") for p in missing_setup(g.root)]
+    found += [Finding.of(v) for v in layering_check(g)]
+    found += [Finding(Kind.UNDECLARED_READ, _reader(g, line), line)
+              for line in undeclared_reads(g)]
+    grouped = groups(found, g)
+    if fmt == "json":
+        click.echo(json.dumps({"ok": not found, "count": len(found),
+                               "groups": [group.as_json() for group in grouped]}, indent=1))
+    else:
+        for group in grouped:
+            click.echo(group.header())
+            for finding in group.findings:
+                click.echo(finding.text, err=True)
+        if grouped:
+            click.echo(summary(grouped))
+    if found:
         raise SystemExit(1)
-    click.echo(f"graph.toml ok; layering ok: {len(g.modules)} modules import only their "
-               "dependency closure")
+    if fmt == "text":
+        click.echo(f"graph.toml ok; layering ok: {len(g.modules)} modules import only their "
+                   "dependency closure")
+
+
+def _reader(graph, line: str) -> str | None:
+    """The module an `undeclared read: NN_name read ...` line is about."""
+    return next((m.id for m in graph if line.startswith(f"undeclared read: {m.id} read ")),
+                None)
+
+
+def undeclared_reads(graph) -> list[str]:
+    """One line per file a module's latest run read that graph.toml rules out for it
+    (keys.undeclared_reads): such a result is never reused until the file is declared."""
+    from .store import Store
+    store = Store(graph.root, repair=False)
+    lines = []
+    for m in graph:
+        latest = store.latest(m.id)
+        for read in latest.undeclared if latest else []:
+            lines.append(f"undeclared read: {m.id} read {read['file']}, but {read['why']}")
+    return lines
 
 
 @main.command()
@@ -231,29 +268,66 @@ def ci_matrix(root, since):
 
 @main.group()
 def cache():
-    """Share passing results across machines through a directory, keyed by content."""
+    """Share passing results across machines through a directory of signed cache entries."""
+
+
+def cache_key() -> bytes | None:
+    """ORCHESTRATOR_CACHE_KEY, the key entries are signed and checked with (None: unset)."""
+    import os
+    from .remote_entry import ConfigError, signing_key
+    try:
+        return signing_key(os.environ)
+    except ConfigError as e:
+        raise UserError(str(e)) from None
 
 
 @cache.command("export")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.pass_obj
 def cache_export(root, directory):
-    """Copy every passing result into DIRECTORY (one file per content key)."""
+    """Write every passing result into DIRECTORY as a cache entry (ac/ and cas/, as on a
+    server), signed with ORCHESTRATOR_CACHE_KEY; without the key the entries are unsigned
+    and only `cache import --allow-unsigned` takes them. A result that names a path
+    outside the project is not exported."""
     from .remote_cache import export_results
-    done = export_results(load_graph(root), directory)
-    click.echo(f"exported {len(done)} passing results to {directory}")
+    key, graph = cache_key(), load_graph(root)
+    try:
+        done = export_results(graph, directory, key)
+    except OSError as e:
+        raise UserError(f"cannot write {directory}: {e.strerror or e}") from None
+    for line in done.kept:
+        click.echo(f"warning: {line}", err=True)
+    if not done.signed:
+        click.echo("note: ORCHESTRATOR_CACHE_KEY is not set: the entries are unsigned; "
+                   "`orchestrator cache import` takes them only with --allow-unsigned", err=True)
+    click.echo(f"exported {len(done.modules)} passing results to {directory}")
 
 
 @cache.command("import")
 @click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--allow-unsigned", is_flag=True,
+              help="Trust DIRECTORY: take entries without checking their signature (their "
+                   "content hash, schema and inputs are still checked). Only for a directory "
+                   "nobody else can write.")
 @click.pass_obj
-def cache_import(root, directory):
-    """Install results from DIRECTORY whose key equals the current key of their module."""
-    from .remote_cache import import_results
-    outcome = import_results(load_graph(root), directory)
-    for mid, what in outcome.items():
-        click.echo(f"{mid}: {what}")
-    imported = sum(1 for w in outcome.values() if w == "imported")
+def cache_import(root, directory, allow_unsigned):
+    """Install the entries of DIRECTORY whose signature checks with ORCHESTRATOR_CACHE_KEY
+    and whose key equals the current key of their module."""
+    from .remote_cache import Outcome, import_results
+    from .remote_entry import Trust
+    key, graph = cache_key(), load_graph(root)
+    if key is None and not allow_unsigned:
+        raise UserError("cache import: ORCHESTRATOR_CACHE_KEY is not set, so no entry can be "
+                        "verified; set it to the key the entries were signed with, or pass "
+                        f"--allow-unsigned to trust {directory}")
+    trust = Trust.UNSIGNED if allow_unsigned else Trust.SIGNED
+    try:
+        outcome = import_results(graph, directory, key, trust)
+    except OSError as e:
+        raise UserError(f"cannot store an imported result: {e.strerror or e}") from None
+    for entry in outcome:
+        click.echo(f"{entry.module}: {entry}")
+    imported = sum(1 for e in outcome if e.outcome is Outcome.IMPORTED)
     click.echo(f"imported {imported} of {len(outcome)} results")
 
 
@@ -276,18 +350,31 @@ def resolve(graph: ModuleGraph, name: str) -> str:
 @main.command()
 @click.pass_obj
 def status(root):
-    """Every module's last result, test counts, duration and age."""
-    from .status import all_states
+    """Every module's state and its last result: test counts (the same as doit's lines),
+    duration and age; skipped tests by reason. A blocked module shows what blocks it, no
+    figures of an older run."""
+    from .status import all_states, blockers
+    from .tally import Bucket, Tally
     graph = load_graph(root)
-    rows = [("module", "state", "tests", "failed", "duration", "age")]
-    for mid, state in all_states(graph).items():
-        r = state.result
-        rows.append((mid, state.state,
-                     str(sum(r.counts.values())) if r else "-",
-                     str(len(r.failures)) if r else "-",
-                     f"{r.duration:.1f}s" if r else "-",
-                     age(r.finished) if r else "-"))
+    states = all_states(graph)
+    rows = [("module", "state", "tests", "passed", "failed", "skipped", "not-run", "duration",
+             "age", "")]
+    skipped = []
+    for mid, state in states.items():
+        r = None if state.state == "blocked" else state.result
+        if r is None:
+            by = blockers(graph, states, mid) if state.state == "blocked" else []
+            rows.append((mid, state.state, *["-"] * 7, f"(by {', '.join(by)})" if by else ""))
+            continue
+        tally = Tally.of(r)
+        rows.append((mid, state.state, str(tally.selected),
+                     *(str(tally[b]) for b in (Bucket.PASSED, Bucket.FAILED, Bucket.SKIPPED,
+                                               Bucket.NOT_RUN)),
+                     f"{r.duration:.1f}s", age(r.finished), ""))
+        skipped += [f"  {mid}  {line}" for line in tally.skip_lines()]
     click.echo(table(rows))
+    if skipped:
+        click.echo("\nskipped tests, by reason:\n" + "\n".join(skipped))
     from .store import Store
     offenders = sorted(Store(graph.root).flaky_counts().items(), key=lambda kv: (-kv[1], kv[0]))
     if offenders:
@@ -298,24 +385,34 @@ def status(root):
 
 @main.command()
 @click.argument("target")
-@click.option("--pytest", "pytest_args", default="", help="pytest arguments of the next run.")
+@click.option("--pytest", "pytest_args", default=None,
+              help="pytest arguments of the next run [default: those of the last run].")
 @click.pass_obj
 def why(root, target, pytest_args):
-    """Will the next run reuse TARGET's result (test:NN)? If not, which inputs changed."""
+    """Will the next run reuse TARGET's result (test:NN)? If not, which inputs changed; if
+    it failed, what failed, where, and the command that checks a fix."""
     from .options import BadOption, split_pytest_args
-    from .status import target_state
+    from .status import last_pytest_args, target_state
     try:
-        args = list(split_pytest_args(pytest_args, "--pytest"))
+        args = None if pytest_args is None else list(split_pytest_args(pytest_args,
+                                                                        "--pytest"))
     except BadOption as e:
         raise UserError(str(e)) from None
     graph = load_graph(root)
     mid = resolve(graph, target)
     state = target_state(graph, mid, args)
-    for line in explain(state):
+    lines = explain(state, graph.root)
+    implied = last_pytest_args(graph.root, mid) if args is None else []
+    if implied:       # say which run the answer is about
+        import shlex
+        lines[0] += f" (with pytest={shlex.quote(shlex.join(implied))}, as its last run)"
+    for line in lines:
         click.echo(line)
 
 
-def explain(state) -> list[str]:
+def explain(state, root: Path | None = None) -> list[str]:
+    """What `why` says: the answer first, then the changed inputs, or for a failed result
+    its failures (the place to look, the exception) and, given `root`, a rerun command."""
     r, target = state.result, f"test:{state.module}"
     if r is None:
         return [f"{target} will run: it has no stored result ({state.state})"]
@@ -323,6 +420,10 @@ def explain(state) -> list[str]:
     if state.reusable:
         return [f"{target} will reuse its result: passed {when}; none of its "
                 f"{len(r.inputs)} inputs changed"]
+    if r.passed and r.undeclared and not state.changes:
+        return [f"{target} will re-run: its last pass ({when}) read what graph.toml rules "
+                "out for it, so it is never reused:"] + \
+            [f"  read     {u['file']}, but {u['why']}" for u in r.undeclared]
     if r.passed:
         head = (f"{target} will re-run: {len(state.changes)} input(s) changed since it passed "
                 f"({when}):")
@@ -333,7 +434,23 @@ def explain(state) -> list[str]:
             head += f". Changed since the last pass: {len(state.changes)}"
         elif not state.ever_passed:
             head += ". It never passed"
-    return [head] + [f"  {kind:8} {name}" for name, kind in state.changes]
+    lines = [head] + [f"  {kind:8} {name}" for name, kind in state.changes]
+    return lines + ([] if r.passed else failed_lines(r, root))
+
+
+def failed_lines(result, root: Path | None, limit: int = 5) -> list[str]:
+    """`why`'s lines for a failed result: each failure (its test, where, the exception)
+    and a rerun command for them all."""
+    from . import verdict
+    found = verdict.failures(result)
+    lines = [f"  failed   {f.nodeid}" + (f" at {f.where}" if f.where else "") +
+             f": {f.headline}" for f in found[:limit]]
+    if len(found) > limit:
+        lines.append(f"  ...      and {len(found) - limit} more")
+    if found and root is not None:
+        lines.append("  rerun    " + verdict.rerun_command(
+            root, [f.nodeid for f in found[:limit]], verdict.pytest_args_of(result)))
+    return lines
 
 
 def age(timestamp: float) -> str:
@@ -375,8 +492,9 @@ def watch(root, targets, debounce):
 @click.argument("directory", required=False,
                 type=click.Path(file_okay=False, path_type=Path))
 @click.option("--sources", metavar="GLOB",
-              help="The module folders (or source files), relative to DIRECTORY "
-                   "[default: modules/NN_*, else src/NN_*].")
+              help="The module folders (or source files), relative to DIRECTORY; NN "
+                   "stands for a module's number, as in 'src/NN_*' or 'nbs/NN_*.py' "
+                   "[default: modules/NN_* or src/NN_*, whichever the tests import].")
 @click.option("--tests", "tests_dir", metavar="DIR", default="tests", show_default=True,
               help="The folder holding one test folder per module.")
 @click.option("--package", metavar="NAME",
@@ -385,8 +503,10 @@ def watch(root, targets, debounce):
 @click.pass_obj
 def init_command(root, directory, sources, tests_dir, package):
     """Write graph.toml and dodo.py for the module sources and tests in DIRECTORY
-    [default: here]: deps from the imports, tests paired by number and name. Never
-    overwrites a file."""
+    [default: here], and register doit's run command (a doit.cfg): modules in number
+    order, deps from the imports of earlier modules, tests paired by number and name.
+    It says what it chose and why; an import of a later module is listed, not a dep.
+    Never overwrites a file of the course."""
     from . import init as init_mod
     try:
         lines = init_mod.init(directory or root or Path("."), sources, tests_dir, package)
@@ -412,19 +532,15 @@ def report(root, junit, for_github):
     the report was made, whatever the run's outcome."""
     import os
     from . import ci_report
-    if junit:
-        writable(junit)
     graph = load_graph(root)
     targets = ci_report.from_last_run(graph)
     if not targets:
         raise UserError("nothing to report: no run recorded in .orchestrator/last_run.json "
                         "(run doit first)")
-    if junit:
-        from .junit import write_junit     # xml.etree only when a JUnit report is asked for
-        try:
-            write_junit(junit, targets)
-        except OSError as e:
-            raise UserError(f"cannot write {junit}: {e.strerror}") from None
+    if junit:      # its folder is created, as pytest's --junitxml and doit's junit= do
+        problem = ci_report.write_junit_report(junit, targets)
+        if problem:
+            raise UserError(f"cannot write {junit}: {problem}")
     if for_github:
         problem = ci_report.github(targets, graph.root, os.environ,
                                    lambda line: click.echo(line, nl=False))
@@ -434,6 +550,60 @@ def report(root, junit, for_github):
         click.echo(ci_report.summary_markdown(targets), nl=False)
     if junit:
         click.echo(f"wrote {junit} ({len(targets)} test suites)")
+
+
+@main.command()
+@click.argument("targets", nargs=-1, required=True)
+@click.option("--pytest", "pytest_args", default=None,
+              help="pytest arguments [default: those of the run that failed].")
+@click.pass_obj
+def rerun(root, targets, pytest_args):
+    """Run tests again as the orchestrator ran them, after exporting the current sources,
+    from any folder inside the checkout. TARGETS: test ids (tests/.../test_x.py::test_y),
+    or a module (NN, test:NN) for the tests that failed in its last run. Exit code:
+    pytest's (0 when they pass)."""
+    import subprocess
+    from . import verdict
+    from .options import BadOption, split_pytest_args
+    from .store import Store
+    graph = load_graph(root)
+    ids, args = [], []
+    for name in targets:
+        if "::" in name or name.endswith(".py") or "/" in name:
+            ids.append(name)
+            continue
+        mid = resolve(graph, name)
+        last = next(Store(graph.root, repair=False).recently_used(mid), None)
+        if last is None or last.passed:
+            raise UserError(f"test:{mid} did not fail in its last run: nothing to rerun "
+                            f"(`doit test:{mid}` runs it)")
+        ids += [f.nodeid for f in verdict.failures(last)]
+        args = verdict.pytest_args_of(last)
+    try:
+        args = args if pytest_args is None else list(split_pytest_args(pytest_args, "--pytest"))
+    except BadOption as e:
+        raise UserError(str(e)) from None
+    click.echo(f"rerun: {verdict.rerun_command(graph.root, ids, args)}", err=True)
+    command = [sys.executable, "-m", "pytest", "-p", verdict.PLUGIN, *ids, *args]
+    raise SystemExit(subprocess.call(command, cwd=graph.root))
+
+
+@main.command()
+@click.argument("modules", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Forget every module's results.")
+@click.pass_obj
+def forget(root, modules, everything):
+    """Drop the stored results of MODULES (NN, test:NN), so their next run runs their tests
+    instead of reusing a pass. `doit -a test:NN` re-runs NN and what it builds on at once.
+    (A remote cache may still hold a pass with the same key.)"""
+    from .status import forget as drop, forgotten
+    graph = load_graph(root)
+    if not modules and not everything:
+        raise UserError("orchestrator forget: name the modules (NN or test:NN), or --all "
+                        "(see 'orchestrator forget --help')")
+    ids = list(graph.modules) if everything else [resolve(graph, m) for m in modules]
+    for mid in ids:
+        click.echo(forgotten(mid, drop(graph.root, mid)))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ Registered per project in pyproject.toml:
 
     [tool.doit.plugins.command]
     run = "orchestrator.doit_run:Run"
+    forget = "orchestrator.doit_run:Forget"   # doit's forget, made true (see Forget)
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import signal
 import sys
 import threading
 
-from doit import cmd_help, cmd_run
+from doit import cmd_forget, cmd_help, cmd_run
 from doit.control import TaskControl, TaskDispatcher
 from doit.exceptions import InvalidCommand
 from doit.runner import MThreadRunner, Runner
@@ -158,3 +159,31 @@ class Help(cmd_help.Help):
             print("\nvariables (doit " + pos_args[0] + " name=value ...):")
             print(help_text())
         return found
+
+
+class Forget(cmd_forget.Forget):
+    """doit's `forget`, made true. doit's own forgets doit's db, which here is in memory
+    and decides nothing (the result store is the truth): it would say "forgetting" and
+    change nothing. This one drops the stored results of the named test targets (`all`,
+    or none named: every module), so their next run runs their tests."""
+    doc_purpose = "forget the stored results of test targets: their next run runs them"
+
+    def _execute(self, forget_sub=False, forget_disable_default=False, forget_all=False):
+        from .status import forget, forgotten
+        campaign = tasks.ACTIVE
+        if campaign is None:
+            return super()._execute(forget_sub, forget_disable_default, forget_all)
+        if self.sel_default_tasks and forget_disable_default and not forget_all:
+            self.outstream.write("no tasks specified, pass task name, --enable-default or "
+                                 "--all\n")
+            return 0
+        names = tasks.resolve_task_names(campaign.graph, list(self.sel_tasks or []))
+        modules = list(campaign.graph.modules) if forget_all or "all" in names else \
+            [n.partition(":")[2] for n in names if n.startswith("test:")]
+        for name in names:
+            if name.startswith("export:"):
+                self.outstream.write(f"{name}: nothing to forget (it exports again whenever "
+                                     "its source changes)\n")
+        for module in modules:
+            self.outstream.write(forgotten(module, forget(campaign.root, module)) + "\n")
+        return 0

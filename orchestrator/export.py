@@ -7,8 +7,10 @@ A module source is a jupytext percent-format file: cells start with `# %%`.
 `exports` and `exporti`), so are directives right after jupytext's `# ---` YAML
 header in the first cell, Quarto cell options (`#| echo: false`, ignored), CRLF
 line endings and a UTF-8 byte order mark. The generated file starts with
-a header naming its source and the hashes of the source and of the body, so
-a hand edit of the generated file is detected and never silently overwritten.
+a header naming its source, the hashes of the source and of the body (so a hand
+edit of the generated file is detected and never silently overwritten) and the
+source map: the source line of every exported line (sourcemap.py), so a failure
+is reported at the line the student wrote, never in the generated file.
 
 We split cells ourselves rather than through jupytext: it keeps the exact
 source line of every cell, which error messages need, and costs no import.
@@ -20,6 +22,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import sourcemap
 from .files import atomic_write
 from .graph import Module, ModuleGraph
 
@@ -32,7 +35,8 @@ TRAILING_COMMENT = re.compile(r"(?:^|\s)#.*$")
 EXPORTING = {"export", "exports", "exporti"}   # nbdev: exported (and shown, or internal)
 KNOWN_DIRECTIVES = EXPORTING | {"default_exp", "hide"}
 YAML_FENCE = "# ---"          # jupytext's header: `# ---` ... `# ---` at the top of the file
-HEADER_LINES = 3
+HEADER_LINES = 4             # Generated from, source-sha256, body-sha256, source-map
+HEADER_FIELDS = ("source-sha256", "body-sha256", sourcemap.FIELD)
 
 
 class ExportError(Exception):
@@ -101,9 +105,25 @@ def render(module: Module, graph: ModuleGraph) -> str:
     """The generated file's full text for `module`, or ExportError."""
     raw = {path: (graph.root / path).read_bytes() for path in module.sources}
     exported = exported_cells(module, graph, {p: b.decode("utf-8") for p, b in raw.items()})
-    body = "\n\n\n".join("\n".join(c.lines).strip("\n") for c in exported) + "\n"
+    body, segments = assemble(exported, module)
     # the hash of the bytes, as is_current compares it (the text has no \r of CRLF)
-    return header(module, sha256(b"".join(raw.values())), sha256(body)) + body
+    return header(module, sha256(b"".join(raw.values())), sha256(body), segments) + body
+
+
+def assemble(cells: list[Cell], module: Module) -> tuple[str, list[sourcemap.Segment]]:
+    """The generated body (the cells' code, two blank lines apart, without their leading
+    and trailing blank lines) and where each of its lines came from."""
+    texts, segments, at = [], [], HEADER_LINES + 1
+    for cell in cells:
+        text = "\n".join(cell.lines).strip("\n")
+        if text:
+            skipped = next(i for i, line in enumerate(cell.lines) if line != "")
+            origin = (cell.origin or module.source).as_posix()
+            segments.append(sourcemap.Segment(at, origin, cell.line + skipped,
+                                              text.count("\n") + 1))
+        texts.append(text)
+        at += text.count("\n") + 1 + 2
+    return "\n\n\n".join(texts) + "\n", segments
 
 
 def exported_cells(module: Module, graph: ModuleGraph,
@@ -156,24 +176,35 @@ def _check_syntax(module: Module, cells: list[Cell]) -> None:
                               f"{e.msg}") from None
 
 
-def header(module: Module, source_sha: str, body_sha: str) -> str:
+def header(module: Module, source_sha: str, body_sha: str,
+           segments: list[sourcemap.Segment]) -> str:
+    """HEADER_LINES lines: provenance, the two hashes, the source map (one line)."""
     sources = ", ".join(p.as_posix() for p in module.sources)
-    return (f"# Generated from {sources} by `orchestrator export`: do not edit.\n"
+    return (f"{sourcemap.HEAD}{sources} by `orchestrator export`: do not edit.\n"
             f"# source-sha256: {source_sha}\n"
-            f"# body-sha256: {body_sha}\n")
+            f"# body-sha256: {body_sha}\n"
+            f"# {sourcemap.FIELD}: {sourcemap.encode(segments)}\n")
 
 
 def read_generated(path: Path) -> tuple[dict[str, str], str] | None:
-    """(header fields, body) of a generated file, or None if it has no valid header."""
+    """(header fields, body) of a generated file, or None if it has no valid header. The
+    header is the provenance line and the HEADER_FIELDS lines that follow it, so a file
+    written before the source map existed (3 lines) still yields its body."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
-    lines = text.split("\n", HEADER_LINES)
-    if len(lines) <= HEADER_LINES or not lines[0].startswith("# Generated from "):
+    if not text.startswith(sourcemap.HEAD):
         return None
-    fields = dict(l[2:].split(": ", 1) for l in lines[1:HEADER_LINES] if ": " in l)
-    return fields, lines[HEADER_LINES]
+    lines = text.split("\n", HEADER_LINES)
+    fields: dict[str, str] = {}
+    for count, line in enumerate(lines[1:], start=1):
+        name, colon, value = line[2:].partition(": ")
+        if not (line.startswith("# ") and colon and name in HEADER_FIELDS) or \
+                name in fields or count == len(lines) - 1:
+            return fields, "\n".join(lines[count:])
+        fields[name] = value
+    return None
 
 
 def body_digest(path: Path) -> str:
@@ -195,14 +226,16 @@ def hand_edited(path: Path) -> bool:
 
 
 def is_current(module: Module, graph: ModuleGraph) -> bool:
-    """The generated file exists, is untouched, and was made from the current source."""
+    """The generated file exists, is untouched, was made from the current source and has a
+    source map (a file exported before maps existed is exported again: same body, so no
+    key changes)."""
     parsed = read_generated(module.export_file(graph.root))
     if parsed is None:
         return False
     fields, body = parsed
     source = b"".join((graph.root / path).read_bytes() for path in module.sources)
     return fields.get("source-sha256") == sha256(source) and \
-        fields.get("body-sha256") == sha256(body)
+        fields.get("body-sha256") == sha256(body) and sourcemap.FIELD in fields
 
 
 def export_module(module: Module, graph: ModuleGraph, force: bool = False) -> Path:

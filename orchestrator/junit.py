@@ -7,11 +7,14 @@ The JUnit XML has one <testsuite> per test target the run reached, named by the 
 in curriculum order, each with a `status` property (passed, cached, failed, blocked):
   executed  the stored per-test outcomes: <failure> (failed, strict xpass), <error> (an
             error in setup or teardown, a collection error, a test left unrun for no
-            recorded reason), <skipped> (skipped, xfailed, and a test pytest stopped
-            before: message "not run (-x)", "not run (--maxfail=2)", "not run
-            (interrupted)"); a failed module none of whose tests shows why (a crash,
-            nothing collected, all skipped, all that ran passed but some did not run)
-            gets one <testcase> named test:NN with an <error> carrying its reason.
+            recorded reason), <skipped> (skipped and xfailed, with their reason:
+            message "PyTorch not installed"; and a test pytest stopped before: message
+            "not run (-x)", "not run (--maxfail=2)", "not run (interrupted)"); a
+            failure's file= and line= are the module source line the student wrote when
+            the failure passed through it (sourcemap.py); a failed module none of whose
+            tests shows why (a crash, nothing collected, all skipped, all that ran passed
+            but some did not run) gets one <testcase> named test:NN with an <error>
+            carrying its reason.
   cached    cached=true, and the stored per-test outcomes of the run it reused with
             time 0 (this run spent none); that run's duration and end are the properties
             stored_duration and stored_finished, its start the suite's timestamp.
@@ -28,6 +31,7 @@ from pathlib import Path
 from .ci_report import Target, first_line, location
 from .files import atomic_write
 from .store import Outcome, Result
+from .tally import REASON
 
 # JUnit element of each stored outcome (pytest_plugin.py); None: a plain pass
 ELEMENT = {Outcome.PASSED: None, Outcome.FAILED: "failure", Outcome.XPASSED: "failure",
@@ -98,8 +102,9 @@ def suite(target: Target) -> ET.Element:
 def test_case(nodeid: str, test: dict, result: Result, cached: bool) -> ET.Element:
     outcome = test.get("outcome", "")
     kind = ELEMENT.get(outcome, "error")
-    message = test.get("message") or {Outcome.XFAILED: "xfailed", Outcome.SKIPPED: "skipped",
-                                      Outcome.XPASSED: "xpassed (strict)"}.get(outcome, outcome)
+    message = test.get("message") or test.get(REASON) or {
+        Outcome.XFAILED: "xfailed", Outcome.SKIPPED: "skipped",
+        Outcome.XPASSED: "xpassed (strict)"}.get(outcome, outcome)
     if outcome == Outcome.NOT_RUN:
         kind, message = not_run(test, result)
     element = case(None, nodeid, kind, message, location(test))

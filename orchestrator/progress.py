@@ -5,8 +5,10 @@ On a terminal: finished lines scroll above one live line
 and status words are coloured (rich: it honours NO_COLOR and FORCE_COLOR). Piped
 (CI logs): no colour and no live line, but a `RUNNING 13_transformers` line when a
 target starts, so a long silence in a log still says what is going on.
-The estimate comes from recorded durations (schedule.py): the longest remaining
-chain of work, counting what the running targets have already spent.
+The estimate comes from the recorded durations (schedule.py) of the targets this run
+selected and has not finished, a running one counting what it has already spent: the
+longest chain of them still to run, or the work left spread over the workers when that
+is longer. It moves with the work done, and ends near zero.
 """
 from __future__ import annotations
 
@@ -26,13 +28,14 @@ def on_terminal(stream) -> bool:
         return False
 
 
-def make(stream, total: int, remaining_path: dict[str, float],
-         durations: dict[str, float]) -> "Progress":
+def make(stream, total: int, durations: dict[str, float], dependents: dict[str, list[str]],
+         workers: int = 1) -> "Progress":
     """Colours on a terminal, or anywhere FORCE_COLOR asks for them; the live line only
-    on a terminal."""
+    on a terminal. `durations`: each selected target's recorded seconds; `dependents`:
+    the selected targets that wait for each."""
     coloured = on_terminal(stream) or bool(os.environ.get("FORCE_COLOR"))
     kind = ColouredProgress if coloured else Progress
-    return kind(stream, total, remaining_path, durations)
+    return kind(stream, total, durations, dependents, workers)
 
 
 class Progress:
@@ -41,11 +44,12 @@ class Progress:
     terminal library."""
     live = None
 
-    def __init__(self, stream, total: int, remaining_path: dict[str, float],
-                 durations: dict[str, float]):
+    def __init__(self, stream, total: int, durations: dict[str, float],
+                 dependents: dict[str, list[str]], workers: int = 1):
         self.stream = stream
         self.total = total
-        self.remaining_path, self.durations = remaining_path, durations
+        self.durations, self.dependents = durations, dependents
+        self.workers = max(1, workers)
         self.running: dict[str, float] = {}
         self.done: set[str] = set()
         self.lock = threading.Lock()
@@ -65,24 +69,38 @@ class Progress:
     def stop(self) -> None:
         pass
 
+    def left(self, target: str, now: float) -> float:
+        """What is left of a target's recorded duration: all of it until it starts."""
+        if target in self.done:
+            return 0.0
+        own = self.durations.get(target, 0.0)
+        if target in self.running:
+            return max(0.0, own - (now - self.running[target]))
+        return own
+
     def estimate(self, now: float) -> float | None:
-        """Seconds left: the longest remaining chain, a running target counted from now."""
-        chains = []
-        for target, since in self.running.items():
-            own = self.durations.get(target, 0.0)
-            after = self.remaining_path.get(target, own) - own
-            chains.append(max(0.0, own - (now - since)) + after)
-        pending = set(self.remaining_path) - self.done - set(self.running)
-        chains += [self.remaining_path[t] for t in pending]
-        return max(chains) if chains else None
+        """Seconds left: the longest chain of unfinished selected targets, or all the work
+        left shared by the workers if that takes longer; None without durations."""
+        if not self.durations:
+            return None
+        chain: dict[str, float] = {}
+
+        def longest(target: str) -> float:      # this target, then its longest dependents
+            if target not in chain:
+                after = [longest(d) for d in self.dependents.get(target, ())]
+                chain[target] = self.left(target, now) + max(after, default=0.0)
+            return chain[target]
+        critical = max(longest(t) for t in self.durations)
+        shared = sum(self.left(t, now) for t in self.durations) / self.workers
+        return max(critical, shared)
 
 
 class ColouredProgress(Progress):
     """Coloured status words, and on a terminal the live line, drawn by rich."""
 
-    def __init__(self, stream, total: int, remaining_path: dict[str, float],
-                 durations: dict[str, float]):
-        super().__init__(stream, total, remaining_path, durations)
+    def __init__(self, stream, total: int, durations: dict[str, float],
+                 dependents: dict[str, list[str]], workers: int = 1):
+        super().__init__(stream, total, durations, dependents, workers)
         from rich.console import Console
         from rich.live import Live
         self.console = Console(file=stream, highlight=False, soft_wrap=True,

@@ -3,12 +3,16 @@
 - When a plain `pytest` runs in a project with a graph.toml, it first exports every
   module, so tests never import a stale or missing generated package.
 - It registers the graph's marker categories and `covers(module)`.
+- In every run, each failure is put in the student's words (verdict.py): the exception
+  type and the lines of its message that matter, and where to look: the deepest frame
+  in the module's own source, mapped from the generated file to the line the student
+  wrote (sourcemap.py); the traceback pytest prints (the log) names that line too.
 - When the orchestrator's runner starts pytest (ORCHESTRATOR_REPORT is set), it
   writes a JSON report of every selected test: outcome, duration, markers, covers,
-  where a failure happened; how many tests were collected and selected. A selected
-  test that never got a report is "not run", with why pytest stopped before it
-  (`stopped_by`: -x, --maxfail=N, interrupted). The runner trusts only that report,
-  never pytest's exit code alone.
+  where a failure happened, why a test was skipped; how many tests were collected and
+  selected. A selected test that never got a report is "not run", with why pytest
+  stopped before it (`stopped_by`: -x, --maxfail=N, interrupted). The runner trusts
+  only that report, never pytest's exit code alone.
 - When ORCHESTRATOR_OBSERVE is set, it records what the run read (observe.py), in
   this process and in each xdist worker.
 """
@@ -21,7 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from . import reaper
+from . import reaper, sourcemap, tally, verdict
+from .closure_guard import pytest_addoption  # noqa: F401  the closure guard (closure_guard.py)
 from .launch import PARENT_ENV, die_with
 from .observe import start_from_environment
 from .runner import REPORT_ENV
@@ -29,6 +34,7 @@ from .store import Outcome
 
 # Started at import, before any conftest or test module is imported or reads a file.
 OBSERVER = start_from_environment()
+FAILURE = "orchestrator_failure"     # the report attribute a failure's verdict travels in
 
 
 def pytest_load_initial_conftests(early_config, parser, args):
@@ -90,6 +96,122 @@ def _graph(config):
         except GraphError as e:
             raise pytest.UsageError(str(e)) from None
     return _GRAPHS[root]
+
+
+# --- a failure in the student's words (in every process: xdist workers too) -------------
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Name a failure at the student's source line: on the report (it travels from xdist
+    workers to the controller) and in the traceback pytest prints into the log."""
+    report = yield
+    if report.failed and call.excinfo is not None:
+        try:
+            root = Path(item.config.rootpath)
+            setattr(report, FAILURE, failure_verdict(item, call.excinfo, root))
+            annotate(report.longrepr, root)
+        except Exception:         # a verdict is a courtesy: it must never break a run
+            pass
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    """A collection error (an exception while importing a generated module) named at the
+    source line too."""
+    report = yield
+    if report.failed:
+        try:
+            root = Path(collector.config.rootpath)
+            text = str(report.longrepr)
+            places = [sourcemap.locate(root, m.group("path"), int(m.group("line")))
+                      for m in sourcemap.PYTEST_PLACE.finditer(text)]
+            places = [p for p in places if _in_project(root / p.path, root)]
+            if places:
+                setattr(report, FAILURE, {"path": places[-1].path, "line": places[-1].line})
+            annotate(report.longrepr, root)
+        except Exception:
+            pass
+    return report
+
+
+MAX_CALLERS = 3
+
+
+def failure_verdict(item, excinfo, root: Path) -> dict:
+    """{"message", "path", "line", ["generated", "called_from", "raised_in"]}: where to look
+    is the deepest frame in the tested module's own source, else the deepest in the
+    project; `called_from` the frames of that source and of the test that led there
+    (innermost first), `raised_in` the deepest frame when it lies elsewhere."""
+    frames = [sourcemap.locate(root, entry.path, entry.lineno + 1)
+              for entry in excinfo.traceback
+              if isinstance(entry.path, Path) and _in_project(entry.path, root)]
+    found: dict = {"message": verdict.summarize(excinfo.exconly())}
+    if not frames:
+        return found
+    own = _own_sources(item)
+    at = max((i for i, f in enumerate(frames) if f.path in own), default=len(frames) - 1)
+    place = frames[at]
+    found.update(path=place.path, line=place.line)
+    if place.generated:
+        found["generated"] = place.generated
+    ours = own | {sourcemap.locate(root, Path(item.path), 1).path}
+    callers = [str(f) for f in reversed(frames[:at]) if f.path in ours and f != place]
+    if callers:
+        found["called_from"] = ", ".join(list(dict.fromkeys(callers))[:MAX_CALLERS])
+    if at != len(frames) - 1:
+        found["raised_in"] = str(frames[-1])
+    return found
+
+
+TOOL = Path(__file__).resolve().parent      # the orchestrator itself: never the place
+
+
+def _in_project(path: Path, root: Path) -> bool:
+    """A frame in the project's own code: under the root, not in an environment's
+    packages (a venv may live in the checkout) nor in the orchestrator."""
+    try:
+        path = path.resolve()
+        path.relative_to(root.resolve())
+    except (ValueError, OSError):
+        return False
+    prefixes = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    return not ({"site-packages", "dist-packages"} & set(path.parts)) and \
+        not any(p == path or p in path.parents for p in prefixes | {TOOL})
+
+
+def _own_sources(item) -> set[str]:
+    """The sources of the module whose tests hold `item` (none outside a curriculum)."""
+    try:
+        graph = _graph(item.config)
+    except pytest.UsageError:
+        return set()
+    for module in graph or ():
+        if (graph.root / module.tests) in Path(item.path).parents:
+            return {p.as_posix() for p in module.sources}
+    return set()
+
+
+def annotate(longrepr, root: Path) -> None:
+    """Rewrite, in place, each traceback entry in a generated file to its source line,
+    keeping the generated place beside it (what pytest prints: the run's log)."""
+    if isinstance(getattr(longrepr, "longrepr", None), str):      # a collection error
+        longrepr.longrepr = sourcemap.rewrite_text(longrepr.longrepr, root)
+        return
+    chain = getattr(longrepr, "chain", None)
+    tracebacks = [element[0] for element in chain] if chain else \
+        [getattr(longrepr, "reprtraceback", None)]
+    for traceback in tracebacks:
+        for entry in getattr(traceback, "reprentries", None) or []:
+            place = getattr(entry, "reprfileloc", None)
+            if place is not None:
+                where = sourcemap.locate(root, place.path, place.lineno)
+                if where.generated:
+                    said = place.message.split("\n")[0]
+                    place.path, place.lineno = where.path, where.line
+                    place.message = " ".join(filter(None, [said,
+                                                           f"(generated {where.generated})"]))
+            elif getattr(entry, "style", None) == "native":
+                entry.lines = [sourcemap.rewrite_text(line, root) for line in entry.lines]
 
 
 def export_all(graph) -> dict[str, str]:
@@ -158,7 +280,7 @@ class ReportWriter:
     def pytest_collectreport(self, report):
         if report.failed:
             self.errors.append({"nodeid": report.nodeid, "message": _message(report),
-                                **_location(report)})
+                                **(getattr(report, FAILURE, None) or _location(report))})
 
     def pytest_runtest_logstart(self, nodeid, location):
         # if this process dies or hangs here, the runner names the test it was running
@@ -178,8 +300,10 @@ class ReportWriter:
                                                             Outcome.PASSED):
             test["outcome"] = outcome.value
         if report.failed:
-            test["message"] = _message(report)
-            test.update(_location(report))
+            said = getattr(report, FAILURE, None)
+            test.update(said if said else {"message": _message(report), **_location(report)})
+        elif outcome in (Outcome.SKIPPED, Outcome.XFAILED):
+            test[tally.REASON] = skip_reason(report)
 
     def pytest_keyboard_interrupt(self, excinfo):
         # pytest calls this for Ctrl-C, a test raising KeyboardInterrupt, pytest.exit(),
@@ -231,14 +355,24 @@ def _outcome(report) -> Outcome | None:
 
 
 def _message(report) -> str:
-    """The exception line: `AssertionError: ...`, `ModuleNotFoundError: No module named 'x'`."""
+    """The exception, summarized (verdict.summarize), from a report whose exception is gone
+    (a collection error, a strict xpass): `ModuleNotFoundError: No module named 'x'`."""
     text = str(report.longrepr) if report.longrepr else ""
     crash = getattr(getattr(report.longrepr, "reprcrash", None), "message", None)
     if crash:
-        return crash[:2000]
+        return verdict.summarize(crash)
     lines = text.strip().splitlines() or ["failed"]
     errors = [l[1:].strip() for l in lines if l.startswith("E ")]
-    return (errors[-1] if errors else lines[-1])[:2000]
+    return verdict.summarize(errors[-1] if errors else lines[-1])
+
+
+def skip_reason(report) -> str:
+    """Why a test was skipped (`pytest.skip`, a skip marker, importorskip) or xfailed."""
+    if hasattr(report, "wasxfail"):
+        return (report.wasxfail or "xfailed")[:verdict.MAX_CHARS]
+    longrepr = report.longrepr
+    said = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    return said.removeprefix("Skipped: ").strip()[:verdict.MAX_CHARS] or tally.NO_REASON
 
 
 def _location(report) -> dict:

@@ -1,22 +1,30 @@
 """The module graph as text, Mermaid, DOT, JSON or one self-contained HTML page, coloured by status.
 
 Every renderer takes the same View: nodes with their state and last result, and
-the edges to draw (declared deps, or the classroom chain with --strict). The HTML
-page gets its drawing from layout.py and adds what a reader asks next: what blocked
-a module, where its log is.
+the edges to draw (declared deps, or the classroom chain with --strict). A blocked
+module shows no figures of an older run, only what blocks it. The HTML page gets its
+drawing from layout.py and adds what a reader asks next: each failure's message, the
+source line to look at and the command that checks the fix (verdict.py), the counts
+and skip reasons (tally.py), what blocked a module, its log (linked relative to the
+page).
 """
 from __future__ import annotations
 
 import html
 import json
+import os
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
 import networkx as nx
 
-from . import layout
+from . import layout, verdict
 from .graph import ModuleGraph
-from .status import STATES, TargetState
+from .status import STATES, TargetState, blockers
+from .tally import Tally
+
+MAX_FAILURES_ON_PAGE = 20
 
 SCHEMA_VERSION = 1
 # Light enough that black text on each reads at WCAG AA (4.5:1) or better; the
@@ -76,7 +84,7 @@ def make_view(graph: ModuleGraph, states: dict[str, TargetState], strict: bool =
 
 def node_data(view: View, mid: str) -> dict:
     module, state = view.graph[mid], view.states[mid]
-    r = state.result
+    r = None if state.state == "blocked" else state.result    # never an older run's figures
     return {
         "id": mid, "title": module.title, "export": module.export, "deps": list(module.deps),
         "dependents": [d for d in view.graph.dependents(mid) if mid in view.graph[d].deps],
@@ -102,7 +110,7 @@ def to_text(view: View) -> str:
     for i, layer in enumerate(view.layers):
         for j, mid in enumerate(layer):
             state = view.states[mid]
-            r = state.result
+            r = None if state.state == "blocked" else state.result
             took = f" {r.duration:.1f}s" if r else ""
             deps = [a for a, b in view.edges if b == mid]
             mark = "*" if mid in hot else " "
@@ -157,33 +165,51 @@ def to_dot(view: View) -> str:
 
 
 def blocked_by(view: View, mid: str) -> list[str]:
-    """Why `mid` is blocked: the nearest failed modules upstream, found by walking its
-    test deps through blocked ones (a passed dep blocks nothing)."""
-    graph, found, seen = view.graph, set(), set()
-    todo = list(graph.test_deps(mid))
-    while todo:
-        dep = todo.pop()
-        if dep in seen:
-            continue
-        seen.add(dep)
-        if view.states[dep].state == "failed":
-            found.add(dep)
-        elif view.states[dep].state == "blocked":
-            todo.extend(graph.test_deps(dep))
-    return sorted(found, key=lambda m: graph[m].index)
+    """Why `mid` is blocked: the nearest failed modules upstream (status.blockers)."""
+    return blockers(view.graph, view.states, mid)
 
 
-def to_html(view: View) -> str:
-    """One page, no network: the JSON document plus a precomputed layout (layout.py)."""
+def verdicts(view: View, mid: str) -> dict:
+    """What the page's panel says of a module's last result beyond the JSON document: its
+    counts and skip reasons, each failure (message, place, rerun command), its log."""
+    state = view.states[mid]
+    result = None if state.state == "blocked" else state.result
+    if result is None:
+        return {"tally": "", "skipped": [], "failures": [], "more_failures": 0, "log": ""}
+    tally = Tally.of(result)
+    args = verdict.pytest_args_of(result)
+    found = verdict.failures(result)
+    return {"tally": tally.phrase(), "skipped": tally.skip_lines(),
+            "failures": [{"nodeid": f.nodeid, "message": f.message, "where": f.where,
+                          "trail": f.trail,
+                          "rerun": verdict.rerun_command(view.graph.root, [f.nodeid], args)}
+                         for f in found[:MAX_FAILURES_ON_PAGE]],
+            "more_failures": max(0, len(found) - MAX_FAILURES_ON_PAGE),
+            "log": result.log}
+
+
+def href(target: Path, page_dir: Path) -> str:
+    """A link from a page in `page_dir` to `target`: relative, so the page works wherever
+    the project is, and from a CI artifact holding both."""
+    return urllib.parse.quote(Path(os.path.relpath(target, page_dir)).as_posix())
+
+
+def to_html(view: View, page_dir: Path | None = None) -> str:
+    """One page, no network: the JSON document plus a precomputed layout (layout.py).
+    Links (logs) are relative to the page: to `page_dir` when the caller knows where the
+    page goes; otherwise the page works it out when opened (graph.html: relative to its
+    own folder when that lies in the project, else to the project's root)."""
     template = (Path(__file__).parent / "graph.html").read_text(encoding="utf-8")
     data = json.loads(to_json(view))
     drawing = layout.layered(view.layers, view.edges)
     for node in data["nodes"]:
-        mid, result = node["id"], view.states[node["id"]].result
+        mid = node["id"]
         node["x"], node["y"] = drawing.nodes[mid]
         node["blocked_by"] = blocked_by(view, mid) if node["status"] == "blocked" else []
-        node["log"] = result.log if result and result.log else ""
-        node["log_href"] = (view.graph.root / result.log).as_uri() if node["log"] else ""
+        node.update(verdicts(view, mid))
+        node["log_href"] = href(view.graph.root / node["log"], Path(page_dir)) \
+            if node["log"] and page_dir is not None else ""
+    data["root_uri"] = view.graph.root.as_uri() + "/"
     for edge, (_, _, path) in zip(data["edges"], drawing.edges):
         edge["path"] = path
     data.update(colors=COLORS, text=TEXT, symbols=SYMBOLS, focus=view.focus,

@@ -1,17 +1,22 @@
 """A doit reporter that speaks in test targets, like Bazel's test summary.
 
-One line per test target as it finishes:
+One line per test target as it finishes, its counts from tally.py:
   PASSED 03_layers (48 tests) in 1.2s
+  PASSED 01_tensor (454 tests: 210 passed, 244 skipped) in 3.8s
+      244 skipped: PyTorch not installed                (skipped tests, by reason)
   PASSED 01_tensor (22 of 199 selected) in 0.4s       (a -k/-m run: only what it selected)
   (cached) PASSED 01_tensor (31 tests)
-  FAILED 04_losses: 2 of 31 failed            (then the failing test ids)
+  FAILED 04_losses: 2 of 31 failed            (then each failure, verdict.py: its test,
+                                               the source line, the exception, a rerun)
   FAILED 04_losses: 1 failed, 30 not run (-x) (tests pytest stopped before: no rerun line)
   FAILED 04_losses: 29 of 31 not run (interrupted)     (fail closed: all that ran passed)
   BLOCKED 05_autograd (by 04_losses)
 and a summary: `Executed k out of N test targets: p passed, f failed, b blocked, c cached`,
-then the exit code and what it means (run_context.Exit). An interrupted run ends with
-`INTERRUPTED after k of N test targets; finished results kept`; bad input (pytest's
-arguments, an unwritable state dir) with one line naming it.
+when failures blocked others the few causes (`1 failing module blocks 16 others: 02_...
+(tests/02_.../test_x.py: 1 test)`), then the exit code and what it means
+(run_context.Exit). An interrupted run ends with `INTERRUPTED after k of N test targets;
+finished results kept`; bad input (pytest's arguments, an unwritable state dir, a JUnit
+report that cannot be written) with one line naming it.
 Every line comes from the stored result of the target, never from assumption.
 """
 from __future__ import annotations
@@ -23,12 +28,14 @@ from pathlib import Path
 
 from doit.exceptions import TaskFailed, UnmetDependency
 
-from . import ci_report, reaper, run_context, status
+from . import ci_report, reaper, run_context, status, verdict
 from .run_context import Exit
 from . import progress
-from .store import Outcome, Store
+from .store import Store
+from .tally import Tally
 
 MAX_FAILURES_SHOWN = 10
+DETAILED = 3          # failures shown with their message's detail lines and call trail
 EXIT_MEANINGS = {Exit.OK: "every requested target passed",
                  Exit.FAILED: "a target failed, or was blocked by a failure",
                  Exit.ERROR: "the orchestrator could not run a target (see above)",
@@ -57,7 +64,8 @@ class Reporter:
         self.blocked_by: dict[str, list[str]] = {}
         self.failed_tasks: set[str] = set()        # other than test targets: export:NN
         self.flaky = 0
-        self.kinds: set[str] = set()         # "failed" (TaskFailed), "error", "bad input"
+        # "failed" (TaskFailed), "error", "bad input", "report" (junit= not written)
+        self.kinds: set[str] = set()
         self.said_bad_input = False
 
     def write(self, text: str) -> None:
@@ -101,12 +109,20 @@ class Reporter:
             self.progress = self.make_progress()
 
     def make_progress(self) -> progress.Progress:
+        """The live line, estimating from the recorded durations of the selected targets
+        only, and the order among them (a target's dependents outside the run cost
+        nothing)."""
         campaign = active_campaign()
-        path, took = {}, {}
+        took: dict[str, float] = {}
+        dependents: dict[str, list[str]] = {t: [] for t in self.selected}
         if campaign is not None:
-            took = campaign.durations()
-            path = {t: p for t, p in campaign.priorities().items() if t in self.selected}
-        return progress.make(self.out, len(self.selected), path, took)
+            took = {t: d for t, d in campaign.durations().items() if t in dependents}
+            for target in self.selected:
+                for dep in campaign.graph.test_deps(target, strict=campaign.strict):
+                    if dep in dependents:
+                        dependents[dep].append(target)
+        return progress.make(self.out, len(self.selected), took, dependents,
+                             self.context.workers)
 
     def get_status(self, task):
         pass
@@ -124,7 +140,7 @@ class Reporter:
             self.settle(target, "cached")
             campaign = active_campaign()
             hit = (campaign.hits.get(target) if campaign else None) or self.store.latest(target)
-            self.write(f"(cached) {self.passed_line(target, hit)}\n")
+            self.write(f"(cached) {self.passed_line(target, hit)}\n{skip_lines(hit)}")
 
     def skip_ignore(self, task):
         target = target_of(task)
@@ -140,7 +156,7 @@ class Reporter:
             if result.flaky:
                 self.flaky += 1
             self.write(f"{self.passed_line(target, result)} in {result.duration:.1f}s"
-                       f"{leftovers(result)}\n")
+                       f"{leftovers(result)}\n{skip_lines(result)}")
             for nodeid in result.flaky:
                 self.write(f"    flaky: {nodeid}\n")
             for read in result.undeclared:     # keys.undeclared_reads: kept, never reused
@@ -153,9 +169,7 @@ class Reporter:
         if result.flaky:
             return (f"FLAKY {target} ({len(result.flaky)} of {len(result.tests)} tests "
                     "passed only on a retry)")
-        if result.narrowed:
-            return f"PASSED {target} ({result.selected} of {result.collected} selected)"
-        return f"PASSED {target} ({result.counts.get(Outcome.PASSED, 0)} tests)"
+        return f"PASSED {target} ({Tally.of(result).phrase()})"
 
     def add_failure(self, task, fail):
         target = target_of(task)
@@ -183,16 +197,9 @@ class Reporter:
             return self.write(f"FAILED {target}: {fail.get_msg().strip()}\n")
         campaign = active_campaign()
         lines = [f"FAILED {target}: {result.reason} in {result.duration:.1f}s{leftovers(result)}"]
-        for failure in result.failures[:MAX_FAILURES_SHOWN]:
-            where = f" ({failure['path']}:{failure['line']})" if "path" in failure else ""
-            first = (failure["message"].splitlines() or [""])[0][:200]
-            lines.append(f"    {failure['nodeid']}{where}: {first}")
-            if campaign is not None:
-                lines.append(f"      rerun: {campaign.rerun_command(failure['nodeid'])}")
-        if len(result.failures) > MAX_FAILURES_SHOWN:
-            lines.append(f"    ... and {len(result.failures) - MAX_FAILURES_SHOWN} more")
+        lines += failure_lines(result, campaign.rerun_command if campaign else None)
         lines.append(f"    log: {result.log}")
-        self.write("\n".join(lines) + "\n")
+        self.write("\n".join(lines) + "\n" + skip_lines(result))
         if campaign is not None:      # say now what this blocks; doit only skips them later
             for waiting in campaign.waiting_on(target):
                 if waiting in self.selected and waiting not in self.status:
@@ -216,16 +223,20 @@ class Reporter:
         if not self.selected:
             return
         statuses = {t: s for t, s in self.status.items() if s not in ("ignored", "refused")}
-        try:
-            status.record_run(self.root, statuses)
+        campaign = active_campaign()
+        try:   # with the run's pytest arguments: `why` speaks of the result this run used
+            status.record_run(self.root, statuses, campaign.pytest_args if campaign else ())
         except OSError:
             pass     # the summary still says what happened; `status` may show older state
-        campaign = active_campaign()
         for problem in ci_report.after_run(
                 self.root, statuses, self.blocked_by,
                 junit=campaign.options.junit if campaign else None,
                 results=campaign.hits if campaign else None, write=self.write):
-            self.write(f"warning: {problem}\n")
+            if problem.refused:        # the report the user asked for is missing: say so
+                self.kinds.add("report")
+                self.write(f"{problem}\n")
+            else:
+                self.write(f"warning: {problem}\n")
         counts = {s: sum(1 for v in self.status.values() if v == s)
                   for s in ("passed", "failed", "blocked", "cached")}
         if self.context.interrupted.is_set():
@@ -238,14 +249,23 @@ class Reporter:
                    f"{counts['passed']} passed, {counts['failed']} failed, "
                    f"{counts['blocked']} blocked, {counts['cached']} cached"
                    + (f" ({self.flaky} of the passed flaky)" if self.flaky else "") + "\n")
+        causes = verdict.root_causes(self.status, self.blocked_by,
+                                     {t: self.store.latest(t) for t, s in self.status.items()
+                                      if s == "failed"})
+        if causes:
+            self.write(causes + "\n")
         code = self.exit_code()
-        self.write(f"exit code {int(code)}: {EXIT_MEANINGS[code]}\n")
+        meaning = EXIT_MEANINGS[code]
+        if code is Exit.BAD_INPUT and "bad input" not in self.kinds and \
+                not self.context.bad_input:
+            meaning = "bad input (see above): the results were stored, the report was not"
+        self.write(f"exit code {int(code)}: {meaning}\n")
 
     def exit_code(self) -> Exit:
         """The one place doit's exit code is decided (the run command returns it)."""
         if self.context.interrupted.is_set():
             return Exit.INTERRUPTED
-        if "bad input" in self.kinds or self.context.bad_input:
+        if {"bad input", "report"} & self.kinds or self.context.bad_input:
             return Exit.BAD_INPUT
         if "error" in self.kinds:
             return Exit.ERROR
@@ -280,3 +300,28 @@ def active_campaign():
 
 def leftovers(result) -> str:
     return f"; {reaper.summary(result.leftovers)}" if result.leftovers else ""
+
+
+def skip_lines(result) -> str:
+    """'    244 skipped: PyTorch not installed' lines (ending in a newline), or ''."""
+    if result is None:
+        return ""
+    return "".join(f"    {line}\n" for line in Tally.of(result).skip_lines())
+
+
+def failure_lines(result, rerun=None) -> list[str]:
+    """Each failure (at most MAX_FAILURES_SHOWN): its test, the place to look and the
+    exception's first line; for the first DETAILED, the message's other lines and where
+    it was called from or raised; and `rerun(nodeid)`'s command, when given."""
+    lines = []
+    found = verdict.failures(result)
+    for i, failure in enumerate(found[:MAX_FAILURES_SHOWN]):
+        where = f" ({failure.where})" if failure.where else ""
+        lines.append(f"    {failure.nodeid}{where}: {failure.headline}")
+        if i < DETAILED:
+            lines += [f"        {line}" for line in failure.details + failure.trail]
+        if rerun is not None:
+            lines.append(f"      rerun: {rerun(failure.nodeid)}")
+    if len(found) > MAX_FAILURES_SHOWN:
+        lines.append(f"    ... and {len(found) - MAX_FAILURES_SHOWN} more")
+    return lines

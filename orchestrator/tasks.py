@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from doit import get_var
 from doit.exceptions import InvalidDodoFile, TaskFailed
 
-from . import export, keys, launch, run_context, runner, schedule, strict_env
+from . import export, keys, launch, run_context, runner, schedule, strict_env, tree
 from .digests import save_all as save_stat_caches
 from .graph import GraphError, ModuleGraph, load, suggest
 from .lock import Busy, RunLock
@@ -170,13 +170,11 @@ class Campaign:
         return sorted(found, key=lambda m: self.graph[m].index)
 
     def rerun_command(self, nodeid: str) -> str:
-        """A command that runs exactly this test as the orchestrator ran it: plain pytest
-        from the project root exports first (the plugin) and takes the same arguments."""
-        import shlex
-        python = Path(sys.executable)
-        if self.root in python.parents:          # a venv in the checkout: .venv/bin/python
-            python = python.relative_to(self.root)
-        return shlex.join([str(python), "-m", "pytest", nodeid, *self.pytest_args])
+        """A command that runs exactly this test as the orchestrator ran it, from any
+        folder and in any course: `cd` to the root, pytest with the orchestrator's plugin
+        (which exports the current sources first) and the run's arguments (verdict.py)."""
+        from .verdict import rerun_command
+        return rerun_command(self.root, [nodeid], self.pytest_args)
 
     def priorities(self) -> dict[str, float]:
         """Each module's remaining critical path (seconds, from recorded durations)."""
@@ -224,6 +222,8 @@ class Campaign:
             export.export_module(self.graph[module_id], self.graph)
         except export.ExportError as e:
             return TaskFailed(str(e))
+        finally:
+            tree.invalidate_all()       # digests remembered before this export are stale
         return True
 
     def cached(self, module_id: str) -> bool:
@@ -297,7 +297,9 @@ class Campaign:
 
 def resolve_task_names(graph: ModuleGraph, names: list[str]) -> list[str]:
     """`doit test:09` and `doit test:spatial` mean `test:09_spatial` when that is the only
-    match; `doit test:99_nothing` -> one line naming the closest real tasks."""
+    match; a misspelt one -> one line naming the closest real tasks, by module id or by
+    name without its number (`doit test:spatail` -> did you mean test:09_spatial?)."""
+    import difflib
     resolved = []
     for arg in names:
         kind, colon, name = arg.partition(":")
@@ -305,10 +307,12 @@ def resolve_task_names(graph: ModuleGraph, names: list[str]) -> list[str]:
             try:
                 arg = f"{kind}:{graph.resolve(name)}"
             except GraphError:
-                close = suggest(name, graph.modules).replace("(did you mean ",
-                                                             f"(did you mean {kind}:")
-                raise InvalidDodoFile(f"unknown task '{arg}'"
-                                      f"{close.replace(', ', f', {kind}:')}") from None
+                spelled = {**{m.name: m.id for m in graph}, **{m.id: m.id for m in graph}}
+                close = dict.fromkeys(spelled[c] for c in difflib.get_close_matches(
+                    name, list(spelled), n=3, cutoff=0.7))
+                meant = f" (did you mean {', '.join(f'{kind}:{m}' for m in close)}?)" \
+                    if close else ""
+                raise InvalidDodoFile(f"unknown task '{arg}'{meant}") from None
         resolved.append(arg)
     return resolved
 

@@ -198,7 +198,7 @@ def test_order_statuses_and_flaky_narrowed_properties(tmp_path):
     assert properties(suites[1])["flaky"] == "tests/10_b/test.py::t"
     table = ci_report.summary_markdown(targets)
     assert "| 02_a | PASSED | 1 of 5 selected | 1.5s |" in table
-    assert "| 10_b | FLAKY (1 passed on a retry) | 1 passed | 1.5s |" in table
+    assert "| 10_b | FLAKY (1 passed on a retry) | 1 tests | 1.5s |" in table
 
 
 
@@ -259,13 +259,22 @@ def test_no_github_output_outside_github_actions(tmp_path):
 
 
 def test_unwritable_files_are_reported_not_raised(tmp_path):
-    env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(tmp_path / "no" / "s.md")}
+    (tmp_path / "no").write_text("a file where a folder should be")
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(tmp_path / "gone" / "s.md")}
     problems = ci_report.after_run(tmp_path, {"01_a": "blocked"}, {}, junit="no/r.xml",
                                    env=env, write=io.StringIO().write)
-    assert problems == [
-        "cannot write the JUnit report no/r.xml: the folder no does not exist",
-        f"cannot append the step summary to {tmp_path / 'no' / 's.md'}: "
+    assert [str(p) for p in problems] == [
+        "cannot write the JUnit report no/r.xml: no is a file, not a folder",
+        f"cannot append the step summary to {tmp_path / 'gone' / 's.md'}: "
         "No such file or directory"]
+    # the report asked for fails the run (exit 3); the step summary is a warning
+    assert [p.refused for p in problems] == [True, False]
+
+
+def test_a_missing_junit_folder_is_created(tmp_path):
+    assert ci_report.after_run(tmp_path, {"01_a": "blocked"}, {}, junit="reports/ci/r.xml",
+                               env={}) == []
+    assert (tmp_path / "reports" / "ci" / "r.xml").is_file()
 
 
 # --- the scenario: minicalc, 02 fails, 04 blocked, 01 and 03 cached ---------------------
@@ -321,10 +330,12 @@ def check_summary(text: str) -> None:
         in text
     rows = [l for l in text.splitlines() if l.startswith("| 0")]
     assert [r.split(" | ")[:3] for r in rows] == [
-        ["| 01_numbers", "(cached) PASSED", "1 passed"],
+        ["| 01_numbers", "(cached) PASSED", "1 tests"],
         ["| 02_add", "FAILED", "1 of 2 failed"],
-        ["| 03_mul", "(cached) PASSED", "1 passed"],
+        ["| 03_mul", "(cached) PASSED", "1 tests"],
         ["| 04_power", "BLOCKED (by 02_add)", "-"]]
+    assert ("**Root causes**: 1 failing module blocks 1 other: 02_add "
+            "(tests/02_add/test_add_core.py: 1 test)") in text
     assert ("`tests/02_add/test_add_core.py::test_broken` "
             f"(tests/02_add/test_add_core.py:{BROKEN_LINE})") in text
 
@@ -366,14 +377,18 @@ def test_scenario_report_command(failed_run, monkeypatch):
     check_summary(summary.read_text(encoding="utf-8"))
 
 
-def test_report_refuses_without_a_run_or_a_folder(project):
-    nothing = project.orchestrator("report")
+def test_report_refuses_without_a_run_or_a_writable_file(project):
+    nothing = project.orchestrator("report", "--junit", "nowhere/r.xml")
     assert nothing.returncode == 3
     assert nothing.stderr.strip() == ("error: nothing to report: no run recorded in "
                                       ".orchestrator/last_run.json (run doit first)")
-    missing = project.orchestrator("report", "--junit", "nowhere/r.xml")
-    assert missing.returncode == 3
-    assert "the folder nowhere does not exist" in missing.stderr
+    assert project.doit("test:01_numbers").returncode == 0
+    made = project.orchestrator("report", "--junit", "nowhere/r.xml")   # as pytest does
+    assert made.returncode == 0 and (project.root / "nowhere" / "r.xml").is_file()
+    project.write("blocked", "a file where a folder should be")
+    refused = project.orchestrator("report", "--junit", "blocked/r.xml")
+    assert refused.returncode == 3
+    assert refused.stderr.strip() == "error: cannot write blocked/r.xml: blocked is a file, not a folder"
 
 
 def test_report_derives_blockers_from_the_graph(project):
@@ -393,5 +408,6 @@ def test_doit_writes_junit_when_asked(project):
     assert run.returncode == 0, run.stdout + run.stderr
     xml = junitparser.JUnitXml.fromfile(str(project.root / "junit.xml"))
     assert sorted(suite.name for suite in xml) == ["01_numbers", "02_add", "03_mul", "04_power"]
-    missing = project.doit("all", "junit=no/such/folder.xml")
-    assert "warning: cannot write the JUnit report no/such/folder.xml" in missing.stdout
+    made = project.doit("all", "junit=no/such/folder.xml")     # the folder is created
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert (project.root / "no" / "such" / "folder.xml").is_file()

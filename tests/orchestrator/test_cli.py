@@ -32,11 +32,14 @@ def test_status_table(ran):
     run = cli(ran, "status")
     assert run.returncode == 0
     rows = {line.split()[0]: line.split() for line in run.stdout.splitlines()[1:]}
-    assert rows["01_numbers"][1:4] == ["passed", "1", "0"]
-    assert rows["03_mul"][1:4] == ["failed", "2", "1"]
-    assert rows["04_power"][1] == "blocked"
-    assert run.stdout.splitlines()[0].split() == ["module", "state", "tests", "failed",
-                                                  "duration", "age"]
+    # tests, passed, failed, skipped, not-run: the counts doit's lines give (tally.py)
+    assert rows["01_numbers"][1:7] == ["passed", "1", "1", "0", "0", "0"]
+    assert rows["03_mul"][1:7] == ["failed", "2", "1", "1", "0", "0"]
+    assert rows["04_power"][1:9] == ["blocked"] + ["-"] * 7      # no figures of older runs
+    assert rows["04_power"][9:] == ["(by", "03_mul)"]
+    assert run.stdout.splitlines()[0].split() == ["module", "state", "tests", "passed",
+                                                  "failed", "skipped", "not-run", "duration",
+                                                  "age"]
 
 
 def test_why_names_the_changed_file(ran):
@@ -56,9 +59,15 @@ def test_why_after_a_source_edit_names_the_export_before_exporting(ran):
 
 
 def test_why_on_a_failed_target(ran):
-    line = cli(ran, "why", "03_mul").stdout.splitlines()[0]
-    assert line.startswith("test:03_mul will re-run: its last run failed (1 of 2 failed")
-    assert "never passed" in line
+    lines = cli(ran, "why", "03_mul").stdout.splitlines()
+    assert lines[0].startswith("test:03_mul will re-run: its last run failed (1 of 2 failed")
+    assert "never passed" in lines[0]
+    # what failed, where, and the command that checks a fix
+    assert lines[1] == ("  failed   tests/03_mul/test_mul_core.py::test_broken at "
+                        "tests/03_mul/test_mul_core.py:9: AssertionError: assert (2 * 2) == 5")
+    assert lines[2].startswith(f"  rerun    cd {ran.root} && ")
+    assert lines[2].endswith("-m pytest -p orchestrator.pytest_plugin "
+                             "tests/03_mul/test_mul_core.py::test_broken")
 
 
 def test_why_unknown_target(ran):
@@ -306,7 +315,7 @@ def one_line_error(run, exit_code: int = 3) -> str:
     (["cache"], "error: orchestrator cache: missing command (one of: export, import) "
                 "(see 'orchestrator cache --help')"),
     ([], "error: orchestrator: missing command (one of: affected, cache, check, ci-matrix, "
-         "coverage, export, graph, init, report, status, watch, why) "
+         "coverage, export, forget, graph, init, report, rerun, status, watch, why) "
          "(see 'orchestrator --help')"),
 ])
 def test_usage_errors_are_one_line_and_exit_3(project, args, expected):

@@ -32,8 +32,11 @@ def test_export_writes_header_and_only_export_cells(project):
                         "do not edit.")
     source_sha = export.sha256((project.root / project.source("02_add")).read_bytes())
     assert lines[1] == f"# source-sha256: {source_sha}"
-    body = text.split("\n", 3)[3]
+    body = text.split("\n", export.HEADER_LINES)[export.HEADER_LINES]
     assert lines[2] == f"# body-sha256: {export.sha256(body)}"
+    # the source map: the body's first line is line 5, exported from the source's line 9
+    assert lines[3] == '# source-map: {"modules/02_add/add_dev.py":[[5,9,5]]}'
+    assert lines[4] == project.read(project.source("02_add")).splitlines()[8]
     assert "def add(a, b):" in body
     assert "print('demo')" not in body and "A module of minicalc" not in body
     assert is_current(graph["02_add"], graph)
@@ -161,7 +164,8 @@ def test_nbdev_spellings_of_directives(project):
                   "# %%\n#| exporti\ne = 5\n\n"                     # nbdev: exported, internal
                   "# %%\n#| echo: false\n#| export\nf = 6\n\n"      # a Quarto option: ignored
                   "# %%\n#| hide\nnot_exported = 7\n")
-    body = export_module(graph["01_numbers"], graph).read_text().split("\n", 3)[3]
+    body = export_module(graph["01_numbers"], graph).read_text().split(
+        "\n", export.HEADER_LINES)[export.HEADER_LINES]
     assert body == "a = 1\n\n\nb = 2\n\n\nc = 3\n\n\nd = 4\n\n\ne = 5\n\n\nf = 6\n"
 
 
@@ -175,7 +179,8 @@ def test_directives_right_after_the_jupytext_header(project):
     cells = split_cells(project.read(project.source("01_numbers")))
     assert cells[0].directives == {"default_exp": "numbers"} and cells[0].line == 10
     target = export_module(graph["01_numbers"], graph)
-    assert target.read_text().split("\n", 3)[3] == "def number(x):\n    return float(x)\n"
+    assert target.read_text().split("\n", export.HEADER_LINES)[export.HEADER_LINES] == \
+        "def number(x):\n    return float(x)\n"
     assert is_current(graph["01_numbers"], graph)
 
 

@@ -33,8 +33,10 @@ def states(graph, status):
             result = SimpleNamespace(
                 passed=not failed, reason="1 of 5 tests failed" if failed else "",
                 counts={"passed": 4, "failed": 1} if failed else {"passed": 5}, duration=1.25,
-                failures=[{"nodeid": f"tests/{mid}/test_x.py::test_y", "message": "boom"}]
-                if failed else [], log=f".orchestrator/logs/{mid}.log")
+                failures=[{"nodeid": f"tests/{mid}/test_x.py::test_y", "message": "boom",
+                           "path": f"modules/{mid}/x_dev.py", "line": 7}]
+                if failed else [], log=f".orchestrator/logs/{mid}.log", tests={},
+                inputs={"pytest:args": '["-x"]'}, narrowed=False, collected=None)
         return SimpleNamespace(module=mid, state=s, result=result, changes=[])
     return {mid: state(mid, status.get(mid, "blocked")) for mid in graph.modules}
 
@@ -273,14 +275,19 @@ def test_page_colours_statuses_and_reads_at_aa(chromium, page, tmp_path):
 
 def test_panel_names_the_cause_and_the_log(chromium, page, tmp_path):
     blocked = details(dump(chromium, page, tmp_path, fragment="#07_training"))
-    assert "<dt>Blocked by</dt>" in blocked
-    assert re.search(r'<dd><span class="cause">failed module</span> '
-                     r'<button class="ref" data-ref="03_layers">03_layers</button></dd>', blocked)
-    assert "<dt>Log</dt><dd>none stored</dd>" in blocked
+    assert re.search(r'<span class="cause">blocked by <button class="ref" '
+                     r'data-ref="03_layers">03_layers</button>: its tests did not run', blocked)
+    # a blocked module shows no figures of an older run
+    assert "Last result" not in blocked and "<dt>Log</dt>" not in blocked
     failed = details(dump(chromium, page, tmp_path, fragment="#03_layers"))
-    log = REPO / ".orchestrator/logs/03_layers.log"
-    assert f'<a href="{log.as_uri()}"><code>.orchestrator/logs/03_layers.log</code></a>' in failed
-    assert "tests/03_layers/test_x.py::test_y" in failed and "Blocked by" not in failed
+    # the log, relative to the page (written at the project root here)
+    assert ('<a href=".orchestrator/logs/03_layers.log"><code>.orchestrator/logs/03_layers.log'
+            '</code></a>') in failed
+    shown = failed.replace("<wbr>", "")
+    assert "tests/03_layers/test_x.py::test_y" in shown and "blocked by" not in failed
+    assert "at modules/03_layers/x_dev.py:7" in shown and "boom" in shown
+    assert ("-m pytest -p orchestrator.pytest_plugin tests/03_layers/test_x.py::test_y -x"
+            in shown)
 
 
 def test_enter_on_a_focused_module_opens_its_panel(chromium, page, tmp_path):

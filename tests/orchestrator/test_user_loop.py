@@ -25,8 +25,9 @@ def test_a_failure_prints_a_rerun_command_that_fails_the_same_test(project):
     run = project.doit("test:02_add")
     rerun = re.search(r"^      rerun: (.*)$", run.stdout, re.M).group(1)
     assert "tests/02_add/test_add_core.py::test_broken" in rerun
-    pasted = subprocess.run(shlex.split(rerun), cwd=project.root, env=project.env(),
-                            capture_output=True, text=True)
+    assert rerun.startswith(f"cd {shlex.quote(str(project.root))} && ")   # from any folder
+    pasted = subprocess.run(["bash", "-c", rerun], cwd=project.root / "tests",
+                            env=project.env(), capture_output=True, text=True)
     assert pasted.returncode == 1
     assert "1 failed" in pasted.stdout and "arithmetic is broken" in pasted.stdout
     assert "passed" not in pasted.stdout.splitlines()[-1]      # exactly that one test
