@@ -16,7 +16,7 @@ the orchestrator starts, its retries, and the `rerun:` commands it prints, so a 
 fails as the run did; in xdist workers too. A run over several modules' tests (the whole
 suite of a project) has no one closure and is left alone.
 
-pytest_plugin.py registers it (it imports `pytest_addoption` from here), and the finder
+pytest_plugin.py registers it (`register`, from its pytest_addoption), and the finder
 goes first on sys.meta_path before any conftest is imported.
 """
 from __future__ import annotations
@@ -30,9 +30,9 @@ import pytest
 PLUGIN_NAME = "orch-closure-guard"
 
 
-def pytest_addoption(parser, pluginmanager):
-    """Called when pytest_plugin.py is registered, before any conftest is loaded: the
-    earliest moment a plugin can join in."""
+def register(pluginmanager) -> None:
+    """Called from pytest_plugin.py's pytest_addoption, when it is registered and before
+    any conftest is loaded: the earliest moment a plugin can join in."""
     if pluginmanager.get_plugin(PLUGIN_NAME) is None:
         pluginmanager.register(GuardPlugin(), PLUGIN_NAME)
 

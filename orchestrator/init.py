@@ -32,19 +32,23 @@ from .layering import eager_package_imports
 
 RUN_COMMAND = "orchestrator.doit_run:Run"
 HELP_COMMAND = "orchestrator.doit_run:Help"
+FORGET_COMMAND = "orchestrator.doit_run:Forget"
 # doit reads the [COMMAND] section of doit.cfg (INI) like [tool.doit.plugins.command] of
 # pyproject.toml (doit_cmd.DoitConfig); ConfigParser knows no trailing comments.
 DOIT_CFG = f"""\
 # doit's `run` command, replaced by the orchestrator's: the longest remaining path runs
 # first, one run holds the checkout at a time, and the exit code says what happened.
-# Its `help` also lists the variables of `doit test:NN name=value`.
+# Its `help` also lists the variables of `doit test:NN name=value`; its `forget` drops the
+# stored results of the targets it names, so their next run runs their tests.
 [COMMAND]
 run = {RUN_COMMAND}
 help = {HELP_COMMAND}
+forget = {FORGET_COMMAND}
 """
 PYPROJECT_LINES = (f'[tool.doit.plugins.command]\nrun = "{RUN_COMMAND}"\n'
-                   f'help = "{HELP_COMMAND}"')
-DOIT_CFG_LINES = f"[COMMAND]\nrun = {RUN_COMMAND}\nhelp = {HELP_COMMAND}"
+                   f'help = "{HELP_COMMAND}"\nforget = "{FORGET_COMMAND}"')
+DOIT_CFG_LINES = (f"[COMMAND]\nrun = {RUN_COMMAND}\nhelp = {HELP_COMMAND}\n"
+                  f"forget = {FORGET_COMMAND}")
 
 # The same text as the project's own dodo.py (test_init checks that they are equal).
 DODO = '''\
@@ -221,9 +225,11 @@ def with_run_command(text: str) -> str:
     try:
         parser.read_string(text)
         has_help = parser.has_option("COMMAND", "help")
+        has_forget = parser.has_option("COMMAND", "forget")
     except configparser.Error:
-        has_help = False
-    lines = [f"run = {RUN_COMMAND}"] + ([] if has_help else [f"help = {HELP_COMMAND}"])
+        has_help = has_forget = False
+    lines = [f"run = {RUN_COMMAND}"] + ([] if has_help else [f"help = {HELP_COMMAND}"]) + \
+        ([] if has_forget else [f"forget = {FORGET_COMMAND}"])
     section = re.search(r"^\[COMMAND\][ \t]*\n?", text, re.MULTILINE)
     if section is None:
         return text + ("" if text.endswith("\n") or not text else "\n") + "\n" + DOIT_CFG

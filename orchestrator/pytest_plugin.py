@@ -25,8 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from . import reaper, sourcemap, tally, verdict
-from .closure_guard import pytest_addoption  # noqa: F401  the closure guard (closure_guard.py)
+from . import closure_guard, reaper, sourcemap, tally, verdict
 from .launch import PARENT_ENV, die_with
 from .observe import start_from_environment
 from .runner import REPORT_ENV
@@ -35,6 +34,11 @@ from .store import Outcome
 # Started at import, before any conftest or test module is imported or reads a file.
 OBSERVER = start_from_environment()
 FAILURE = "orchestrator_failure"     # the report attribute a failure's verdict travels in
+
+
+def pytest_addoption(parser, pluginmanager):
+    # the closure guard (closure_guard.py) joins before any conftest is imported
+    closure_guard.register(pluginmanager)
 
 
 def pytest_load_initial_conftests(early_config, parser, args):

@@ -29,7 +29,7 @@ from doit.exceptions import InvalidDodoFile, TaskFailed
 
 from . import export, keys, launch, run_context, runner, schedule, strict_env, tree
 from .digests import save_all as save_stat_caches
-from .graph import GraphError, ModuleGraph, load, suggest
+from .graph import GraphError, ModuleGraph, load
 from .lock import Busy, RunLock
 from .options import BadOption, RunOptions, help_text, unknown_variables
 from .report import Reporter

@@ -112,6 +112,7 @@ def test_an_existing_doit_cfg_gets_the_run_command_the_rest_kept(bare):
     bare.write("doit.cfg", "[COMMAND]\nhelp = my.help:Help\n")
     init(bare.root)
     assert bare.read("doit.cfg") == ("[COMMAND]\nrun = orchestrator.doit_run:Run\n"
+                                     "forget = orchestrator.doit_run:Forget\n"
                                      "help = my.help:Help\n")
     assert missing_setup(bare.root) == []
 
