@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from . import verdict
+from .state import StateDir
 from .store import Result, Store
 from .tally import Tally
 
@@ -270,6 +271,7 @@ def after_run(root: Path, statuses: Mapping[str, str], blocked_by: Mapping[str, 
     problems = []
     if junit:
         problem = write_junit_report(Path(root) / junit, targets)
+        StateDir(Path(root)).record_written(Path(root) / junit)
         if problem:
             problems.append(Problem(f"cannot write the JUnit report {junit}: {problem}", True))
     if env.get("GITHUB_ACTIONS") == "true":

@@ -12,6 +12,7 @@ import click
 
 from . import export as export_mod
 from .graph import GraphError, ModuleGraph, find_root, load
+from .state import StateDir
 
 DISTRIBUTION = "progressive-orchestrator"
 
@@ -539,6 +540,7 @@ def report(root, junit, for_github):
                         "(run doit first)")
     if junit:      # its folder is created, as pytest's --junitxml and doit's junit= do
         problem = ci_report.write_junit_report(junit, targets)
+        StateDir(graph.root).record_written(Path(junit))
         if problem:
             raise UserError(f"cannot write {junit}: {problem}")
     if for_github:

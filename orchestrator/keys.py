@@ -124,7 +124,8 @@ def tree_inputs(graph: ModuleGraph, module: Module, named: dict[str, str]) -> di
     and no other entry of its key (`named`) covers already."""
     scope, cache = scope_of(graph), stat_cache(graph)
     covered = _paths_named(named) | {s.as_posix() for s in module.sources} | \
-        scope.generated | {_rel(graph.path, graph.root)}     # graph.toml: `graph:` entries
+        scope.generated | {_rel(graph.path, graph.root)} | \
+        tree.remembered(("written", graph.root), StateDir(graph.root).written)
     found, files = {}, tree.tree_for(graph.root)
     for rel, path in files.files().items():
         if rel in covered or scope.outside(rel, module.id):
@@ -212,9 +213,9 @@ def affected_by(graph: ModuleGraph, rel: str) -> set[str]:
         if rel in {s.as_posix() for s in module.sources}:
             return {module.id, *graph.dependents(module.id)}
     scope = scope_of(graph)
-    if rel in scope.generated or (_stub(scope, rel) and
-                                  export.is_package_stub(graph.root / rel)):
-        return set()
+    if rel in scope.generated or rel in StateDir(graph.root).written() or \
+            (_stub(scope, rel) and export.is_package_stub(graph.root / rel)):
+        return set()           # generated, or a report the orchestrator wrote
     glob, owner, scoped = scope.place(rel)
     if scoped is not None:             # an `inputs` path is keyed even where it is ignored
         return set(scoped)

@@ -10,11 +10,14 @@
       flaky.json                   how often each test passed only on a retry
       corrupt/                     state files that could not be read, set aside
       graph/                       `doit graph` output
+      outputs.json                 files it wrote into the project (JUnit reports): never
+                                   an input of a key (tree.py rules the tree in otherwise)
       doit.sqlite3, lock           doit's schedule db; one run per checkout
 """
 from __future__ import annotations
 
 import errno
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +79,32 @@ class StateDir:
     @property
     def lock(self) -> Path:
         return self.path / "lock"
+
+    @property
+    def outputs(self) -> Path:
+        return self.path / "outputs.json"
+
+    def written(self) -> set[str]:
+        """The files (relative to the project) the orchestrator wrote into the project."""
+        try:
+            names = json.loads(self.outputs.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return set()
+        return {n for n in names if isinstance(n, str)} if isinstance(names, list) else set()
+
+    def record_written(self, path: Path) -> None:
+        """Remember that the orchestrator wrote `path` (a report): if it lies in the project,
+        the next run's keys must not take it for an input."""
+        try:
+            rel = path.resolve().relative_to(self.project.resolve()).as_posix()
+        except ValueError:
+            return                          # outside the project: no key sees it
+        names = sorted(self.written() | {rel})
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self.outputs.write_text(json.dumps(names), encoding="utf-8")
+        except OSError:
+            pass            # the run's keys then include the report: a re-run, never stale
 
     def rel(self, path: Path) -> str:
         return path.relative_to(self.project).as_posix()

@@ -499,3 +499,13 @@ def test_a_fifo_in_the_tree_is_keyed_without_reading_it(project):
     run = project.doit("all")
     assert run.returncode == 0, run.stdout + run.stderr
     assert set(run.statuses.values()) == {"PASSED"}
+
+
+def test_a_junit_report_written_into_the_project_is_not_an_input(project):
+    """The orchestrator's own output is not an input of the next run (state.outputs)."""
+    assert project.doit("all", "junit=reports/junit.xml").returncode == 0
+    assert (project.root / "reports" / "junit.xml").is_file()
+    again = project.doit("all", "junit=reports/junit.xml")
+    assert again.executed == set(), again.stdout
+    assert project.orchestrator("report", "--junit", "out/run.xml").returncode == 0
+    assert project.doit("all").executed == set()
