@@ -76,7 +76,7 @@ class Run(cmd_run.Run):
                                     num_process, par_type, single, auto_delayed_regex,
                                     force_verbosity, failure_verbosity, pdb)
         context = run_context.begin(num_process or 1)
-        campaign = tasks.ACTIVE
+        campaign = run_context.ACTIVE_CAMPAIGN
         if campaign is not None:
             self.sel_tasks = tasks.resolve_task_names(campaign.graph, self.sel_tasks or [])
             campaign.begin_run()
@@ -170,7 +170,7 @@ class Forget(cmd_forget.Forget):
 
     def _execute(self, forget_sub=False, forget_disable_default=False, forget_all=False):
         from .status import forget, forgotten
-        campaign = tasks.ACTIVE
+        campaign = run_context.ACTIVE_CAMPAIGN
         if campaign is None:
             return super()._execute(forget_sub, forget_disable_default, forget_all)
         if self.sel_default_tasks and forget_disable_default and not forget_all:

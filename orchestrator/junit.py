@@ -28,7 +28,7 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .ci_report import Target, first_line, location
+from .run_targets import Target, first_line, location
 from .files import atomic_write
 from .store import Outcome, Result
 from .tally import REASON

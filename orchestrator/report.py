@@ -293,9 +293,8 @@ class Reporter:
 
 
 def active_campaign():
-    """The campaign dodo.py built, if this run has one (tasks.py)."""
-    from . import tasks
-    return tasks.ACTIVE
+    """The campaign dodo.py built, if this run has one (tasks.py hands it over)."""
+    return run_context.ACTIVE_CAMPAIGN
 
 
 def leftovers(result) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Callable
+from typing import Any, Callable
 
 
 class Exit(IntEnum):
@@ -49,6 +49,10 @@ class RunContext:
 
 
 CURRENT = RunContext()
+# The campaign dodo.py made (tasks.Campaign), for the run command and the reporter: doit
+# builds them apart from dodo.py, and they sit above tasks.py or beside it, so it is
+# handed over here rather than imported from there.
+ACTIVE_CAMPAIGN: Any = None
 
 
 def begin(workers: int) -> RunContext:

@@ -39,14 +39,12 @@ from .store import Cause, Store
 if TYPE_CHECKING:
     from .remote_http import RemoteCache
 
-ACTIVE: "Campaign | None" = None     # the campaign dodo.py made: the run command starts it
 
 
 class Campaign:
     """The tasks of one doit invocation over one validated graph."""
 
     def __init__(self, root: Path, argv: list[str] | None = None):
-        global ACTIVE
         argv = sys.argv[1:] if argv is None else argv
         try:
             self.graph: ModuleGraph = load(root)
@@ -76,7 +74,7 @@ class Campaign:
         self._durations: dict[str, float] | None = None
         self.lock: RunLock | None = None
         self.remote: "RemoteCache | None" = None    # opened by begin_run
-        ACTIVE = self
+        run_context.ACTIVE_CAMPAIGN = self     # the run command and the reporter find it
 
     def begin_run(self) -> None:
         """Called by the run command (doit_run.py) before any task runs, never when dodo.py
