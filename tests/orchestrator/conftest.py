@@ -242,6 +242,25 @@ def warm_server():
     server.close()
 
 
+@pytest.fixture
+def run(launcher):
+    """run(project, module_id, body=None, args=()) -> the runner's Result for one module
+    (its test file replaced by `body`), under each launcher."""
+    from orchestrator import keys, runner
+    from orchestrator.graph import load
+    from orchestrator.pytest_plugin import export_all
+
+    def run(project, module_id: str, body: str | None = None, args=()):
+        if body is not None:
+            project.write(project.test_file(module_id), body)
+        graph = load(project.root)
+        assert export_all(graph) == {}
+        module = graph[module_id]
+        declared = keys.declared(graph, module, list(args))
+        return runner.run_module(graph, module, declared, list(args), launcher=launcher)
+    return run
+
+
 @pytest.fixture(params=["cold", "warm"])
 def launcher(request):
     from orchestrator.launch import ColdLauncher

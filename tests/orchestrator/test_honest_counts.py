@@ -68,18 +68,6 @@ def test_everything_ran_passed_but_tests_were_not_run_is_a_failure(project):
 
 
 # --- the runner, under both launchers ---------------------------------------------------
-@pytest.fixture
-def run(launcher):
-    def run(project, module_id: str, body: str, args=()):
-        project.write(project.test_file(module_id), body)
-        graph = load(project.root)
-        assert export_all(graph) == {}
-        module = graph[module_id]
-        declared = keys.declared(graph, module, list(args))
-        return runner.run_module(graph, module, declared, list(args), launcher=launcher)
-    return run
-
-
 def test_runner_counts_not_run_apart_from_failures(project, run):
     result = run(project, "03_mul", THREE, args=["-x"])
     assert result.status is Status.FAILED and result.cause is Cause.TESTS_FAILED

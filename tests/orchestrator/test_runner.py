@@ -13,27 +13,12 @@ import sys
 import pytest
 
 from orchestrator import graph as graph_mod
-from orchestrator import keys, runner
-from orchestrator.graph import load
-from orchestrator.pytest_plugin import export_all
+from orchestrator import runner
 from orchestrator.store import Cause
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-
-
-@pytest.fixture
-def run(launcher):
-    def run(project, module_id: str, body: str | None = None, args=()):
-        if body is not None:
-            project.write(project.test_file(module_id), body)
-        graph = load(project.root)
-        assert export_all(graph) == {}
-        module = graph[module_id]
-        declared = keys.declared(graph, module, list(args))
-        return runner.run_module(graph, module, declared, list(args), launcher=launcher)
-    return run
 
 
 def test_passing_module(project, run):
