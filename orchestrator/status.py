@@ -94,10 +94,9 @@ def target_state(graph: ModuleGraph, module_id: str, pytest_args=None,
     declared = keys.declared(graph, graph[module_id], list(pytest_args), prospective=True)
 
     def now(result: Result) -> dict[str, str]:
-        return {**declared, **keys.current(graph, result.observed)}
+        return keys.valued_now(graph, declared, result)
 
-    hit = next((r for r in [latest, *results] if r.reusable and keys.digest(now(r)) == r.key),
-               None)
+    hit = next((r for r in [latest, *results] if keys.is_hit(graph, declared, r)), None)
     last_pass = hit or (latest if latest.passed else None) or \
         next((r for r in results if r.passed), None)
     changes = keys.changes(last_pass.inputs, now(last_pass)) if last_pass else []

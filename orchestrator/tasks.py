@@ -232,11 +232,7 @@ class Campaign:
         declared = keys.declared(self.graph, module, self.pytest_args)
         self._declared[module_id] = declared
 
-        def unchanged(result) -> bool:
-            current = {**declared, **keys.current(self.graph, result.observed)}
-            return keys.digest(current) == result.key
-
-        hit = self.store.lookup(module_id, unchanged)
+        hit = self.store.lookup(module_id, lambda r: keys.is_hit(self.graph, declared, r))
         if hit is None and self.remote is not None:
             hit = self.remote.lookup(module_id, declared)   # verified; its inputs are ours now
             if hit is not None:
