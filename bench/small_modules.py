@@ -30,16 +30,13 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+# the throwaway courses of the test suite take the same pytest and doit settings
+from tests.orchestrator.conftest import PYPROJECT  # noqa: E402
+
 WORKERS = 2
 TESTS_PER_MODULE = 10
-PYPROJECT = """\
-[tool.pytest.ini_options]
-pythonpath = ["."]
-addopts = ["--import-mode=importlib", "-p", "orchestrator.pytest_plugin"]
-
-[tool.doit.plugins.command]
-run = "orchestrator.doit_run:Run"
-"""
 
 
 def module_id(k: int, width: int) -> str:

@@ -7,7 +7,6 @@ and observation checks what graph.toml scopes away.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sqlite3
@@ -17,9 +16,7 @@ import time
 
 import pytest
 
-from orchestrator.store import Store
 
-from .conftest import REPO
 
 
 def plain_pytest(project, module_id: str) -> subprocess.CompletedProcess:

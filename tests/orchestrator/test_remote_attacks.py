@@ -16,7 +16,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import tracemalloc
 import zlib
@@ -33,7 +32,7 @@ from tests.orchestrator.conftest import build
 from tests.orchestrator.nginx import free_port
 # fixtures too: nginx, and the autouse closed and portable_keys
 from tests.orchestrator.test_remote_cache import (KEY, OTHER_KEY, Said, Wired, cache,  # noqa: F401
-                                                  closed, minicalc, nginx, passing,
+                                                  closed, loopback, minicalc, nginx, passing,
                                                   portable_keys)
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="FIFOs, /dev/zero, RLIMIT_AS")
@@ -130,20 +129,10 @@ def bomb() -> bytes:
 
 
 @pytest.fixture
-def hostile(bomb):
-    servers = []
-
+def hostile(bomb, loopback):
     def start(get: str = "404", put: str = "201"):
-        handler = type("Play", (Hostile,), {"get": get, "put": put, "seen": [], "bomb": bomb})
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}/cache", handler
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+        return loopback(Hostile, get=get, put=put, seen=[], bomb=bomb)
+    return start
 
 
 def lookup_all(remote, graph) -> list:

@@ -276,20 +276,27 @@ class Misbehaving(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def misbehaving():
+def loopback():
+    """serve(handler class, **attributes) -> (the cache URL of a loopback HTTP server
+    answering with a subclass of it, that subclass); every server stops with the test."""
     servers = []
 
-    def start(behaviour):
-        handler = type("Handler", (Misbehaving,), {"behaviour": behaviour, "count": 0})
+    def serve(base, **attributes):
+        handler = type(base.__name__, (base,), attributes)
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_address[1]}/cache", handler
-    yield start
+    yield serve
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def misbehaving(loopback):
+    return lambda behaviour: loopback(Misbehaving, behaviour=behaviour, count=0)
 
 
 @pytest.mark.parametrize("behaviour, why", [
