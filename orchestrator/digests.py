@@ -46,8 +46,8 @@ class StatCache:
             st = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
             return MISSING
-        if not stat.S_ISREG(st.st_mode):    # a FIFO or a device: reading it could hang
-            return f"not a file: {stat.filemode(st.st_mode)}"
+        if not stat.S_ISREG(st.st_mode):    # a folder, a FIFO, a device: reading it could hang
+            return f"not a regular file: {_kind(st.st_mode)}"
         name = f"{kind}:{path}"
         stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
         with self.lock:
@@ -73,6 +73,13 @@ class StatCache:
             atomic_write(self.path, text)
         except OSError:
             pass    # a cache: losing it costs time, never correctness
+
+
+def _kind(mode: int) -> str:
+    """What a path that is not a regular file is (its kind, not its permissions)."""
+    kinds = ((stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "fifo"), (stat.S_ISSOCK, "socket"),
+             (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"))
+    return next((name for test, name in kinds if test(mode)), "other")
 
 
 _caches: dict[Path, StatCache] = {}

@@ -82,7 +82,7 @@ def declared(graph: ModuleGraph, module: Module, pytest_args: list[str],
         for path in files:
             key[f"input:{_rel(path, root)}"] = cache.digest(path)
         if not files:          # a file, a missing path, or a folder with nothing in it yet
-            key[f"input:{PurePosixPath(extra).as_posix()}"] = _file_digest(cache, root / extra)
+            key[f"input:{PurePosixPath(extra).as_posix()}"] = cache.digest(root / extra)
     for mid in graph.closure(module.id) + [module.id]:
         rel = _export_rel(graph, mid)
         key[f"export:{rel}"] = (_next_export_digest(graph, graph[mid]) if prospective else
@@ -167,7 +167,7 @@ def current(graph: ModuleGraph, names) -> dict[str, str]:
     for name in names:
         kind, _, what = name.partition(":")
         if kind == "observed":
-            values[name] = _file_digest(cache, graph.root / what)
+            values[name] = cache.digest(graph.root / what)
         elif kind == "listed":
             values[name] = _listing_digest(graph.root / what)
         elif kind == "dist":
@@ -242,8 +242,7 @@ def undeclared_reads(graph: ModuleGraph, module: Module, seen: dict,
 def _uncovered_reads(graph: ModuleGraph, module: Module, seen: dict,
                      declared_key: dict[str, str]) -> list[str]:
     covered = _paths_named(declared_key) | {_rel(graph.path, graph.root)}
-    closure = {_rel(graph[m].export_file(graph.root), graph.root)
-               for m in graph.closure(module.id) + [module.id]}
+    closure = {_export_rel(graph, m) for m in graph.closure(module.id) + [module.id]}
     skip = _skip_prefixes(graph)
     found = []
     for rel in seen.get("read", ()):
@@ -458,12 +457,6 @@ def _under_root(graph: ModuleGraph, path: str) -> list[str]:
 
 def _under(rel: str, prefixes: list[str]) -> bool:
     return any(rel == p or rel.startswith(p + "/") for p in prefixes)
-
-
-def _file_digest(cache: StatCache, path: Path) -> str:
-    if path.is_dir():
-        return "directory"       # what it holds is keyed file by file, or by a listing
-    return cache.digest(path)
 
 
 def _files_under(directory: Path) -> list[Path]:
