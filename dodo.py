@@ -3,11 +3,11 @@
     doit                    same as `doit all`
     doit test:NN_name       export and test NN after the tests of what it builds on
     doit list --all         every task
-The logic lives in orchestrator/tasks.py.
+The logic lives in orchestrator/campaign/tasks.py.
 """
 from pathlib import Path
 
-from orchestrator.tasks import Campaign
+from orchestrator.campaign.tasks import Campaign
 
 CAMPAIGN = Campaign(Path(__file__).resolve().parent)
 DOIT_CONFIG = CAMPAIGN.doit_config()

@@ -28,8 +28,8 @@ sys.path.insert(0, str(REPO))
 
 
 def export_everything() -> None:
-    from orchestrator.graph import load
-    from orchestrator.pytest_plugin import export_all
+    from orchestrator.core.graph import load
+    from orchestrator.run.pytest_plugin import export_all
     failures = export_all(load(REPO))
     if failures:
         sys.exit(f"bench: export failed: {failures}")

@@ -37,8 +37,8 @@ GOAL = 5.0
 def export_closure(module_id: str = "17_memoization") -> None:
     """framework.py's export_everything(), limited to the module and what it builds on:
     a later module that does not export yet must not stop this bench."""
-    from orchestrator.export import ExportError, export_module, is_current
-    from orchestrator.graph import load
+    from orchestrator.core.export import ExportError, export_module, is_current
+    from orchestrator.core.graph import load
     graph = load(REPO)
     for mid in graph.closure(module_id) + [module_id]:
         if is_current(graph[mid], graph):

@@ -33,8 +33,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from orchestrator.store import Store  # noqa: E402
-from orchestrator.graph import load  # noqa: E402
+from orchestrator.cache.store import Store  # noqa: E402
+from orchestrator.core.graph import load  # noqa: E402
 
 WORKERS = 2
 
@@ -74,7 +74,7 @@ class Bench:
         dirs = dirs or tuple(m.tests.as_posix() for m in self.graph)
         env = None
         if observed:      # what runner.run_module adds to a pytest process's environment
-            from orchestrator.observe import environment
+            from orchestrator.run.observe import environment
             out = self.root / ".orchestrator" / "bench-observed"
             env = {**environment(out, self.root), "PYTHONPATH": os.pathsep.join(
                 [environment(out, self.root)["PYTHONPATH"], str(self.root)])}
@@ -121,7 +121,7 @@ class Bench:
     def xdist_chosen(self, durations: dict[str, float]) -> int:
         """How many modules the shipped xdist policy would run with workers next time
         (from the recorded durations, with this benchmark's worker count)."""
-        from orchestrator.runner import xdist_workers
+        from orchestrator.run.runner import xdist_workers
         cores = os.cpu_count() or 1
         return sum(xdist_workers(took, WORKERS, cores) > 1 for took in durations.values())
 

@@ -74,7 +74,7 @@ def generate(root: Path, modules: int, seed: int = 7) -> Path:
         (root / "tests" / mid).mkdir(parents=True)
         (root / "tests" / mid / f"test_m{k}_core.py").write_text(tests(k))
     (root / "pyproject.toml").write_text(PYPROJECT)
-    run(root, "orchestrator.cli", "init", ".")
+    run(root, "orchestrator.cli.main", "init", ".")
     return root
 
 

@@ -60,10 +60,10 @@ requires = ["core"]
 PYPROJECT = """\
 [tool.pytest.ini_options]
 pythonpath = ["."]
-addopts = ["--import-mode=importlib", "-p", "orchestrator.pytest_plugin"]
+addopts = ["--import-mode=importlib", "-p", "orchestrator.run.pytest_plugin"]
 
 [tool.doit.plugins.command]
-run = "orchestrator.doit_run:Run"
+run = "orchestrator.campaign.doit_run:Run"
 """
 
 SOURCES = {
@@ -234,7 +234,7 @@ def warm(project) -> Project:
 @pytest.fixture(scope="module")
 def warm_server():
     """One warm pytest server for a whole test file, as one serves a whole doit run."""
-    from orchestrator.launch import WarmLauncher
+    from orchestrator.run.launch import WarmLauncher
     if not WarmLauncher.available():
         pytest.skip("the warm launcher needs fork and pidfd (Linux)")
     server = WarmLauncher(REPO, dict(os.environ), preload=[])
@@ -246,9 +246,10 @@ def warm_server():
 def run(launcher):
     """run(project, module_id, body=None, args=()) -> the runner's Result for one module
     (its test file replaced by `body`), under each launcher."""
-    from orchestrator import keys, runner
-    from orchestrator.graph import load
-    from orchestrator.pytest_plugin import export_all
+    from orchestrator.cache import keys
+    from orchestrator.run import runner
+    from orchestrator.core.graph import load
+    from orchestrator.run.pytest_plugin import export_all
 
     def run(project, module_id: str, body: str | None = None, args=()):
         if body is not None:
@@ -263,5 +264,5 @@ def run(launcher):
 
 @pytest.fixture(params=["cold", "warm"])
 def launcher(request):
-    from orchestrator.launch import ColdLauncher
+    from orchestrator.run.launch import ColdLauncher
     return ColdLauncher() if request.param == "cold" else request.getfixturevalue("warm_server")

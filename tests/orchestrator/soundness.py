@@ -42,8 +42,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.graph import load
-from orchestrator.store import MAX_PER_MODULE
+from orchestrator.core.graph import load
+from orchestrator.cache.store import MAX_PER_MODULE
 from tests.orchestrator.conftest import DoitRun
 
 BROKEN = "\n\ndef test_broken_by_campaign():\n    assert 'campaign' == 'broken'\n"
@@ -100,7 +100,7 @@ def test_stamp():
 """
 STAMP = re.compile(r'assert "ok" == "(ok|no)"  # stamp \d{6}')
 PYTEST_INI = ("[pytest]\npythonpath = .\n"
-              "addopts = --import-mode=importlib -p orchestrator.pytest_plugin\n")
+              "addopts = --import-mode=importlib -p orchestrator.run.pytest_plugin\n")
 IGNORED = "notes"                       # graph.toml: [project] ignore = ["notes/**"]
 # keyed variables of the strict environment the campaign sets and unsets (README: PYTEST_*,
 # OMP_*): a change re-runs every module, and breaks nothing

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import init as init_mod
+from orchestrator.course import init as init_mod
 
 from . import course_fixture
 from .conftest import REPO, Project

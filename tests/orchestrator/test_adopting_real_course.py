@@ -12,9 +12,9 @@ import sys
 
 import pytest
 
-from orchestrator import export
-from orchestrator.graph import load
-from orchestrator.init import init, missing_setup
+from orchestrator.core import export
+from orchestrator.core.graph import load
+from orchestrator.course.init import init, missing_setup
 
 from . import course_fixture
 from .conftest import Project

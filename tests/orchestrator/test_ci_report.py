@@ -15,9 +15,9 @@ import pytest
 
 from junitparser import Error, Failure, JUnitXml, Skipped   # a dev dependency
 
-from orchestrator import ci_report, junit
-from orchestrator.status import load_last_run
-from orchestrator.store import Cause, Result, Status, Store
+from orchestrator.report import ci_report, junit
+from orchestrator.report.status import load_last_run
+from orchestrator.cache.store import Cause, Result, Status, Store
 
 from .conftest import TESTS
 
@@ -204,7 +204,7 @@ def test_order_statuses_and_flaky_narrowed_properties(tmp_path):
 
 def test_xml_library_is_imported_only_for_a_junit_report():
     """Every doit run ends in after_run: without junit=FILE it must not pay for xml.etree."""
-    code = ("import sys, orchestrator.ci_report, orchestrator.report; "
+    code = ("import sys, orchestrator.report.ci_report, orchestrator.report.console; "
             "print('xml.etree.ElementTree' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(junit.__file__).parents[1],
                          capture_output=True, text=True, check=True).stdout

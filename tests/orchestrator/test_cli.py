@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from orchestrator.render import COLORS
+from orchestrator.views.render import COLORS
 
 ALL = ["01_numbers", "02_add", "03_mul", "04_power"]
 
@@ -66,7 +66,7 @@ def test_why_on_a_failed_target(ran):
     assert lines[1] == ("  failed   tests/03_mul/test_mul_core.py::test_broken at "
                         "tests/03_mul/test_mul_core.py:9: AssertionError: assert (2 * 2) == 5")
     assert lines[2].startswith(f"  rerun    cd {ran.root} && ")
-    assert lines[2].endswith("-m pytest -p orchestrator.pytest_plugin "
+    assert lines[2].endswith("-m pytest -p orchestrator.run.pytest_plugin "
                              "tests/03_mul/test_mul_core.py::test_broken")
 
 
@@ -283,7 +283,7 @@ def test_atomic_write_respects_the_umask(tmp_path, umask):
     target = tmp_path / "results" / "01_numbers.json"
     code = ("import os, sys; from pathlib import Path\n"
             f"os.umask({umask})\n"
-            "from orchestrator.files import atomic_write\n"
+            "from orchestrator.core.files import atomic_write\n"
             "atomic_write(Path(sys.argv[1]), 'first')\n"
             "atomic_write(Path(sys.argv[1]), 'second')\n")
     subprocess.run([sys.executable, "-c", code, str(target)], check=True, cwd=repo)
@@ -360,7 +360,7 @@ def test_runs_from_any_subdirectory(project):
 
 
 def test_find_root(project):
-    from orchestrator.graph import GraphError, find_root
+    from orchestrator.core.graph import GraphError, find_root
     assert find_root(project.root / "tests" / "02_add") == project.root
     assert find_root(project.root) == project.root
     with pytest.raises(GraphError, match="^no graph.toml in "):

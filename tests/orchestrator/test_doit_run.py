@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from orchestrator.doit_run import PriorityReady
+from orchestrator.campaign.doit_run import PriorityReady
 
 
 def node(name, priority=None):

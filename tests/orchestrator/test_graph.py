@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.graph import GraphError, load
+from orchestrator.core.graph import GraphError, load
 
 
 def broken(project, old: str, new: str) -> str:

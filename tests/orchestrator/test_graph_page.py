@@ -13,9 +13,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from orchestrator import layout
-from orchestrator.graph import load
-from orchestrator.render import COLORS, STATES, TEXT, blocked_by, make_view, to_html, to_mermaid
+from orchestrator.views import layout
+from orchestrator.core.graph import load
+from orchestrator.views.render import COLORS, STATES, TEXT, blocked_by, make_view, to_html, to_mermaid
 
 REPO = Path(__file__).resolve().parents[2]
 VIEWPORT = (1400, 900)
@@ -286,7 +286,7 @@ def test_panel_names_the_cause_and_the_log(chromium, page, tmp_path):
     shown = failed.replace("<wbr>", "")
     assert "tests/03_layers/test_x.py::test_y" in shown and "blocked by" not in failed
     assert "at modules/03_layers/x_dev.py:7" in shown and "boom" in shown
-    assert ("-m pytest -p orchestrator.pytest_plugin tests/03_layers/test_x.py::test_y -x"
+    assert ("-m pytest -p orchestrator.run.pytest_plugin tests/03_layers/test_x.py::test_y -x"
             in shown)
 
 

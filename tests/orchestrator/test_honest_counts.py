@@ -9,10 +9,14 @@ import pytest
 
 from junitparser import Error, Failure, JUnitXml, Skipped   # a dev dependency
 
-from orchestrator import ci_report, junit, keys, runner, store
-from orchestrator.graph import load
-from orchestrator.pytest_plugin import export_all
-from orchestrator.store import Cause, InvalidResult, Result, Status, Store, consistency
+from orchestrator.report import ci_report, junit
+
+from orchestrator.cache import keys, store
+
+from orchestrator.run import runner
+from orchestrator.core.graph import load
+from orchestrator.run.pytest_plugin import export_all
+from orchestrator.cache.store import Cause, InvalidResult, Result, Status, Store, consistency
 
 THREE = ("def test_a():\n    assert 2 * 3 == 7, 'first fails'\n\n\n"
          "def test_b():\n    pass\n\n\n"

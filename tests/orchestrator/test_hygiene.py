@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from .processes import alive, gone, wait_for_pids
-from orchestrator import launch, reaper
+from orchestrator.run import launch, reaper
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -164,7 +164,7 @@ def test_a_crash_beside_a_running_child_keeps_that_childs_status(warm_server, pr
 STAND_IN = """\
 import os, sys
 from pathlib import Path
-from orchestrator.launch import ColdLauncher, WarmLauncher
+from orchestrator.run.launch import ColdLauncher, WarmLauncher
 
 kind, root, log = sys.argv[1:]
 launcher = ColdLauncher() if kind == "cold" else WarmLauncher(Path(root), dict(os.environ), [])
@@ -195,7 +195,7 @@ def test_the_orchestrator_killed_takes_the_run_with_it(kind, project, tmp_path):
 
 SWEEPER = """\
 import json, os, subprocess, sys
-from orchestrator import reaper
+from orchestrator.run import reaper
 
 assert reaper.become_subreaper()
 plain = subprocess.Popen(["sleep", "1000"])

@@ -7,10 +7,10 @@ from pathlib import Path, PurePosixPath
 import pytest
 from .conftest import REPO, SOURCES, source_text
 
-from orchestrator import init as init_mod
-from orchestrator import init_survey
-from orchestrator.graph import load
-from orchestrator.init import DODO, InitError, init, missing_setup
+from orchestrator.course import init as init_mod
+from orchestrator.course import init_survey
+from orchestrator.core.graph import load
+from orchestrator.course.init import DODO, InitError, init, missing_setup
 
 
 @pytest.fixture
@@ -111,8 +111,8 @@ def test_an_existing_doit_cfg_gets_the_run_command_the_rest_kept(bare):
         (bare.root / name).unlink()
     bare.write("doit.cfg", "[COMMAND]\nhelp = my.help:Help\n")
     init(bare.root)
-    assert bare.read("doit.cfg") == ("[COMMAND]\nrun = orchestrator.doit_run:Run\n"
-                                     "forget = orchestrator.doit_run:Forget\n"
+    assert bare.read("doit.cfg") == ("[COMMAND]\nrun = orchestrator.campaign.doit_run:Run\n"
+                                     "forget = orchestrator.campaign.doit_run:Forget\n"
                                      "help = my.help:Help\n")
     assert missing_setup(bare.root) == []
 
@@ -135,7 +135,7 @@ def test_an_existing_pyproject_is_kept_and_doit_cfg_registers_the_command(bare):
     # registered in pyproject.toml already: nothing more is written
     for name in ("graph.toml", "dodo.py", "doit.cfg"):
         (bare.root / name).unlink()
-    bare.write("pyproject.toml", '[tool.doit.plugins.command]\nrun = "orchestrator.doit_run:Run"\n')
+    bare.write("pyproject.toml", '[tool.doit.plugins.command]\nrun = "orchestrator.campaign.doit_run:Run"\n')
     assert init(bare.root)[0] == "wrote graph.toml, dodo.py"
 
 
@@ -340,14 +340,14 @@ def test_missing_setup(tmp_path):
     (tmp_path / "dodo.py").write_text(DODO)
     (tmp_path / "pyproject.toml").write_text('[tool.doit.plugins.command]\nrun = "x:Y"\n')
     assert missing_setup(tmp_path) == [
-        "pyproject.toml sets doit's run command to 'x:Y', not 'orchestrator.doit_run:Run' "
+        "pyproject.toml sets doit's run command to 'x:Y', not 'orchestrator.campaign.doit_run:Run' "
         "(without it doit runs with its own run command: no longest-path-first dispatch, no "
         "run lock, doit's exit codes instead of the orchestrator's)"]
     (tmp_path / "doit.cfg").write_text(init_mod.DOIT_CFG)     # doit.cfg is read last: it wins
     assert missing_setup(tmp_path) == []
     (tmp_path / "doit.cfg").unlink()
     (tmp_path / "pyproject.toml").write_text(
-        '[tool.doit.plugins.command]\nrun = "orchestrator.doit_run:Run"\n')
+        '[tool.doit.plugins.command]\nrun = "orchestrator.campaign.doit_run:Run"\n')
     assert missing_setup(tmp_path) == []
 
 
@@ -358,7 +358,7 @@ def test_the_project_itself_is_set_up():
 def test_doit_reads_the_run_command_from_doit_cfg(tmp_path, monkeypatch):
     """What init writes is what doit itself loads (doit_cmd.DoitMain, as `doit` runs it)."""
     from doit.doit_cmd import DoitMain
-    from orchestrator.doit_run import Run
+    from orchestrator.campaign.doit_run import Run
     (tmp_path / "doit.cfg").write_text(init_mod.DOIT_CFG)
     monkeypatch.chdir(tmp_path)
     commands = DoitMain(config_filenames=("pyproject.toml", "doit.cfg")).get_cmds()

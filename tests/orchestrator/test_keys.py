@@ -1,9 +1,9 @@
 """Content keys: what a cached result depends on, and naming what changed."""
 from __future__ import annotations
 
-from orchestrator import keys
-from orchestrator.graph import load
-from orchestrator.pytest_plugin import export_all
+from orchestrator.cache import keys
+from orchestrator.core.graph import load
+from orchestrator.run.pytest_plugin import export_all
 
 
 def key_of(project, module_id: str, args=()):
@@ -79,7 +79,7 @@ def test_shared_test_helpers_are_keyed_for_every_module(project):
 
 
 def test_distribution_metadata_read_by_pytest_is_not_an_observed_file(project):
-    from orchestrator.graph import load
+    from orchestrator.core.graph import load
     graph = load(project.root)
     seen = {"read": ["minicalc_dist.egg-info/entry_points.txt",
                      "site/foo-1.0.dist-info/METADATA", "data/real.txt"], "listed": []}

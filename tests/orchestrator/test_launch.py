@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from .processes import gone, wait_for_pids
-from orchestrator.launch import WarmLauncher
+from orchestrator.run.launch import WarmLauncher
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux",
                                 reason="the warm server needs fork and pidfd (Linux)")
@@ -83,8 +83,8 @@ def test_the_first_run_does_not_wait_for_the_preload(project, tmp_path):
 def test_each_child_imports_the_project_fresh(heavy_server, project, tmp_path):
     """The server never imports the project's package: an edit between two runs of one
     server is seen by the second (a stale module would be a lie)."""
-    from orchestrator.graph import load
-    from orchestrator.pytest_plugin import export_all
+    from orchestrator.core.graph import load
+    from orchestrator.run.pytest_plugin import export_all
     probe = ("from minicalc.numbers import number\n\n\n"
              "def test_number():\n    assert number('2') == 2.0\n")
     assert export_all(load(project.root)) == {}

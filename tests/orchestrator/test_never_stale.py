@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from orchestrator.store import Store
+from orchestrator.cache.store import Store
 
 from .conftest import REPO
 
@@ -74,7 +74,7 @@ def test_what_a_python_subprocess_reads_is_an_input(warm):
 
 
 def test_a_new_pytest_ini_re_runs_everything(warm):
-    warm.write("pytest.ini", "[pytest]\naddopts = -p orchestrator.pytest_plugin\n")
+    warm.write("pytest.ini", "[pytest]\naddopts = -p orchestrator.run.pytest_plugin\n")
     run = warm.doit("all")
     assert run.executed == ALL, run.stdout
 

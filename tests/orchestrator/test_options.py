@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.options import HELP, BadOption, RunOptions, help_text, unknown_variables
+from orchestrator.campaign.options import HELP, BadOption, RunOptions, help_text, unknown_variables
 
 
 def options(**given: str) -> RunOptions:

@@ -50,7 +50,7 @@ def test_preload_imports_through_the_rewriting_hook(tmp_path, monkeypatch):
     site = tmp_path / "site"
     site.mkdir()
     install_plugin(site)
-    code = ("import sys; from orchestrator.plugin_preload import preload_entry_point_plugins\n"
+    code = ("import sys; from orchestrator.run.plugin_preload import preload_entry_point_plugins\n"
             "names = preload_entry_point_plugins()\n"
             "print('rewritten_plugin' in names,"
             " type(sys.modules['rewritten_plugin'].__loader__).__name__)\n")
@@ -60,7 +60,7 @@ def test_preload_imports_through_the_rewriting_hook(tmp_path, monkeypatch):
                          text=True, check=True).stdout.split()
     assert out == ["True", "AssertionRewritingHook"]
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    code = ("from orchestrator.plugin_preload import preload_entry_point_plugins\n"
+    code = ("from orchestrator.run.plugin_preload import preload_entry_point_plugins\n"
             "print(preload_entry_point_plugins())\n")
     assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, check=True).stdout.strip() == "[]"

@@ -18,8 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import launch, lock, reaper
-from orchestrator.launch import ColdLauncher, WarmLauncher
+from orchestrator.run import launch, reaper
+
+from orchestrator.core import lock
+from orchestrator.run.launch import ColdLauncher, WarmLauncher
 
 from .conftest import build
 
@@ -36,9 +38,9 @@ def test_the_run_imports_without_posix_only_modules():
     probe = ("import sys\n"
              "for name in ('fcntl', 'resource', 'termios', 'pwd', 'grp'):\n"
              "    sys.modules[name] = None\n"
-             "import orchestrator.tasks, orchestrator.doit_run, orchestrator.runner\n"
-             "import orchestrator.pytest_plugin, orchestrator.cli, orchestrator.launch\n"
-             "import orchestrator.lock, orchestrator.reaper, orchestrator.observe\n"
+             "import orchestrator.campaign.tasks, orchestrator.campaign.doit_run, orchestrator.run.runner\n"
+             "import orchestrator.run.pytest_plugin, orchestrator.cli.main, orchestrator.run.launch\n"
+             "import orchestrator.core.lock, orchestrator.run.reaper, orchestrator.run.observe\n"
              "print('imported')\n")
     out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True,
                          text=True, timeout=60,
@@ -269,7 +271,7 @@ def test_without_proc_or_ps_every_function_returns_nothing(no_proc, monkeypatch)
 
 SWEEP_WITH_PS = """\
 import json, os, subprocess, sys
-from orchestrator import reaper
+from orchestrator.run import reaper
 reaper.PROC = "/nonexistent"
 sleeper = subprocess.Popen(["sleep", "1000"])
 killed = reaper.sweep()

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from orchestrator.lock import RunLock
+from orchestrator.core.lock import RunLock
 
 from .processes import gone, wait_for_pids
 

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import keys, remote_entry
-from orchestrator.graph import load
-from orchestrator.remote_http import RemoteCache
-from orchestrator.store import Result
+from orchestrator.cache import keys, remote_entry
+from orchestrator.core.graph import load
+from orchestrator.cache.remote_http import RemoteCache
+from orchestrator.cache.store import Result
 
 from tests.orchestrator.conftest import build
 from tests.orchestrator.nginx import free_port
@@ -260,7 +260,7 @@ def test_a_lookup_answered_slowly_or_compressed_is_cut_at_the_deadline(
 def declared_in(project, module_id: str) -> dict[str, str]:
     """The declared inputs `orchestrator cache import` computes, computed by the same
     command line in the same environment (keys depend on it)."""
-    code = ("import json, sys; from orchestrator import keys; from orchestrator.graph import "
+    code = ("import json, sys; from orchestrator.cache import keys; from orchestrator.core.graph import "
             "load; g = load(sys.argv[1]); "
             f"print(json.dumps(keys.declared(g, g['{module_id}'], [], prospective=True)))")
     run = subprocess.run([sys.executable, "-c", code, str(project.root)], cwd=project.root,
@@ -338,9 +338,9 @@ def test_a_pass_written_by_hand_into_a_directory_is_not_imported(tmp_path):
 
 
 def test_export_signs_entries_and_import_checks_them_with_the_same_key(tmp_path):
-    from orchestrator.remote_cache import Outcome, export_results, import_results
-    from orchestrator.remote_entry import Trust
-    from orchestrator.store import Store
+    from orchestrator.cache.remote_cache import Outcome, export_results, import_results
+    from orchestrator.cache.remote_entry import Trust
+    from orchestrator.cache.store import Store
     project, graph = minicalc(tmp_path / "a")
     for module in graph:
         Store(graph.root).save(passing(graph, module.id)[0])

@@ -1,4 +1,4 @@
-"""The remote cache over HTTP (orchestrator/remote_http.py, remote_entry.py), against a real nginx.
+"""The remote cache over HTTP (orchestrator/cache/remote_http.py, remote_entry.py), against a real nginx.
 
 A server is started per test in a temp dir on a free loopback port (nginx.py); where
 nginx is not installed these tests skip with that reason (CI installs it). Failure
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import keys, remote_entry, remote_http
-from orchestrator.graph import load
-from orchestrator.remote_http import RemoteCache
-from orchestrator.store import Cause, Result, Status
+from orchestrator.cache import keys, remote_entry, remote_http
+from orchestrator.core.graph import load
+from orchestrator.cache.remote_http import RemoteCache
+from orchestrator.cache.store import Cause, Result, Status
 
 from tests.orchestrator.conftest import DoitRun, build
 from tests.orchestrator.nginx import Nginx, find_nginx, free_port

@@ -12,9 +12,9 @@ import sys
 
 import pytest
 
-from orchestrator import graph as graph_mod
-from orchestrator import runner
-from orchestrator.store import Cause
+from orchestrator.core import graph as graph_mod
+from orchestrator.run import runner
+from orchestrator.cache.store import Cause
 
 REPO = Path(__file__).resolve().parents[2]
 

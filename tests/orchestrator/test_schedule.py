@@ -1,9 +1,9 @@
 """Longest remaining path first, from recorded durations."""
 from __future__ import annotations
 
-from orchestrator.graph import load
-from orchestrator.schedule import durations, remaining_path
-from orchestrator.store import Store
+from orchestrator.core.graph import load
+from orchestrator.campaign.schedule import durations, remaining_path
+from orchestrator.cache.store import Store
 
 
 def test_remaining_path_adds_the_longest_chain_after_each_module(project):

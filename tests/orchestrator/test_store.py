@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import time
 
-from orchestrator.store import Cause, Result, Status, Store
+from orchestrator.cache.store import Cause, Result, Status, Store
 
 
 def passing(key: str, finished: float) -> Result:

@@ -56,8 +56,8 @@ def reruns(run: DoitRun) -> list[str]:
 # --- 1. a source map, and every surface names the source line ----------------------------
 @pytest.mark.parametrize("root", [REPO, None], ids=["tinytorch", "minicalc"])
 def test_the_source_map_maps_each_generated_line_to_the_line_it_came_from(root, project):
-    from orchestrator import export, sourcemap
-    from orchestrator.graph import load
+    from orchestrator.core import export, sourcemap
+    from orchestrator.core.graph import load
     graph = load(root or project.root)
     for module in graph:
         text = export.render(module, graph)
@@ -81,8 +81,8 @@ def test_the_source_map_maps_each_generated_line_to_the_line_it_came_from(root, 
 
 
 def test_a_file_exported_before_source_maps_keeps_its_key_and_is_exported_again(project):
-    from orchestrator import export
-    from orchestrator.graph import load
+    from orchestrator.core import export
+    from orchestrator.core.graph import load
     graph = load(project.root)
     module = graph["02_add"]
     target = export.export_module(module, graph)
@@ -165,7 +165,7 @@ def test_a_failure_shows_its_type_and_the_lines_that_matter(project):
 
 
 def test_summarize_keeps_the_type_and_bounds_the_message():
-    from orchestrator import verdict
+    from orchestrator.run import verdict
     numpy = ("AssertionError: \nNot equal to tolerance rtol=1e-07, atol=0\n\n"
              "Mismatched elements: 1 / 3 (33.3%)\nMax absolute difference among violations: 0.5\n"
              " ACTUAL: array([1. , 2. , 3.5])\n DESIRED: array([1., 2., 3.])")
@@ -207,15 +207,15 @@ def test_each_rerun_command_works_from_a_subfolder_after_the_fix(project, course
 
 
 def test_the_rerun_command_quotes_and_finds_the_project_from_anywhere(tmp_path):
-    from orchestrator import verdict
+    from orchestrator.run import verdict
     root = tmp_path / "my course"
     inside = verdict.rerun_command(root, ["tests/01_a/test_a.py::test[x y]"], ["-k", "a b"],
                                    python=root / ".venv" / "bin" / "python")
-    assert inside == (f"cd '{root}' && .venv/bin/python -m pytest -p orchestrator.pytest_plugin "
+    assert inside == (f"cd '{root}' && .venv/bin/python -m pytest -p orchestrator.run.pytest_plugin "
                       "'tests/01_a/test_a.py::test[x y]' -k 'a b'")
     outside = verdict.rerun_command(root, ["tests/t.py::t"], [], python=Path("/usr/bin/python3"))
     assert outside == (f"cd '{root}' && /usr/bin/python3 -m pytest -p "
-                       "orchestrator.pytest_plugin tests/t.py::t")
+                       "orchestrator.run.pytest_plugin tests/t.py::t")
 
 
 def test_orchestrator_rerun_runs_the_failing_tests_of_a_module(project):
@@ -306,8 +306,8 @@ def test_forget_really_forgets_and_doit_a_forces(warm):
 
 def test_doit_forget_drops_the_stored_results_when_registered(warm):
     warm.write("pyproject.toml", PYPROJECT.replace(
-        'run = "orchestrator.doit_run:Run"',
-        'run = "orchestrator.doit_run:Run"\nforget = "orchestrator.doit_run:Forget"'))
+        'run = "orchestrator.campaign.doit_run:Run"',
+        'run = "orchestrator.campaign.doit_run:Run"\nforget = "orchestrator.campaign.doit_run:Forget"'))
     forgot = warm.doit("forget", "test:03_mul")
     assert forgot.returncode == 0, forgot.stdout + forgot.stderr
     assert "forgot test:03_mul: 1 stored result removed" in forgot.stdout
@@ -339,7 +339,7 @@ def test_junit_creates_its_folder_or_the_run_fails(warm):
 
 
 def test_the_estimate_counts_what_is_left_of_the_selected_targets():
-    from orchestrator import progress
+    from orchestrator.report import progress
     import io
     # a -> b -> c, and d alone; a run of all four on one worker, then on two
     durations = {"a": 10.0, "b": 10.0, "c": 10.0, "d": 5.0}
@@ -412,7 +412,7 @@ def test_the_graph_panel_shows_message_source_line_rerun_and_blockers(chromium, 
     failed = panel(chromium, page, tmp_path / "profile", "#02_add")
     assert "ValueError: total too large:" in failed, failed
     assert where in failed
-    assert "rerun" in failed and "-p orchestrator.pytest_plugin" in failed
+    assert "rerun" in failed and "-p orchestrator.run.pytest_plugin" in failed
     assert 'href=".orchestrator/logs/02_add.log"' in failed, failed
     assert "file://" not in failed
     blocked = panel(chromium, page, tmp_path / "profile", "#04_power")

@@ -1,0 +1,1 @@
+"""doit's side: the tasks of one invocation, the run command, its options and schedule."""

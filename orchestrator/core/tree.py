@@ -1,0 +1,261 @@
+"""The project tree as an input: every file under the root is an input of every module's
+key unless it is ruled out, the way Turborepo and Nx hash a whole package by default.
+
+Ruled out, for every module:
+  - what is never an input (NEVER_INPUT below): version control, virtual environments
+    (any folder holding a pyvenv.cfg), __pycache__, the caches of pytest, mypy, ruff,
+    hypothesis, tox and nox, build outputs (build/, dist/, *.egg-info), editor files,
+    and the orchestrator's own state dir;
+  - the generated package files (keys.py keys a module's closure by their exported
+    bodies, and a stub `__init__.py` is the same everywhere);
+  - globs in graph.toml's `[project] ignore` (e.g. "docs/**", "*.md").
+Ruled out for some modules only (each is still an input of the module it belongs to):
+  - another module's sources and tests folder: editing a module re-runs it and its
+    dependents (through their `export:` entries), not everything;
+  - a path named in some module's `inputs` (graph.toml): it is *scoped* to the modules
+    that name it, and no longer everyone's input.
+Being ignored by git is not enough: a downloaded data set is usually git-ignored, and it
+is exactly what tests read. What a run reads that its scope rules out (an ignored file,
+one scoped to another module) is caught by observation (keys.undeclared_reads).
+
+One walk of the tree per process, until a test run ends (a run may write files).
+"""
+from __future__ import annotations
+
+import fnmatch
+import os
+import sys
+import threading
+from pathlib import Path, PurePosixPath
+
+from orchestrator.core.graph import ModuleGraph
+from orchestrator.core.state import STATE_DIR
+
+# Folders that are never an input, wherever they are (matched against the folder's name).
+NEVER_INPUT_DIRS = frozenset({
+    ".git", ".hg", ".svn", ".bzr", ".jj",                       # version control
+    "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis",
+    ".tox", ".nox", ".eggs", ".ipynb_checkpoints", "node_modules", "htmlcov",
+    ".idea", ".vscode", ".venv", STATE_DIR,
+})
+NEVER_INPUT_DIR_SUFFIXES = (".egg-info", ".dist-info")
+# Folders that are build outputs at the root only (a module may well have a `build` folder
+# of test data deeper down).
+ROOT_BUILD_DIRS = frozenset({"build", "dist"})
+# Files that are never an input: compiled bytecode, what editors and tools leave behind,
+# and hidden temp files (`.name.XXXX.tmp`: the orchestrator's own atomic writes, e.g. an
+# export in progress while another module's key is computed).
+NEVER_INPUT_FILES = ("*.pyc", "*.pyo", "*.swp", "*.swo", "*~", ".#*", "#*#", ".DS_Store",
+                     ".coverage", ".coverage.*", ".*.tmp")
+
+
+class Scope:
+    """Who may key what: the rules above, from one graph. Where a file stands (ignored, whose
+    folder, scoped to whom) is worked out once per file and remembered: a no-op asks it for
+    every file of the tree and every module."""
+
+    def __init__(self, ignore: tuple[str, ...], owned: dict[str, str],
+                 scoped: dict[str, frozenset[str]], generated: frozenset[str], package: str):
+        self.ignore = ignore          # graph.toml [project] ignore globs
+        self.owned = owned            # a module's own folder or file -> its id
+        self.scoped = scoped          # an `inputs` path -> the modules naming it
+        self.generated = generated    # export files of every module
+        self.package = package        # the package's folder, e.g. "tinytorch"
+        self._places: dict[str, tuple[str | None, str | None, frozenset[str] | None]] = {}
+
+    @classmethod
+    def of(cls, graph: ModuleGraph) -> "Scope":
+        owned: dict[str, str] = {}
+        folders: dict[Path, set[str]] = {}       # source folder -> the modules with a source there
+        for m in graph:
+            for source in m.sources:
+                folders.setdefault(source.parent, set()).add(m.id)
+        for m in graph:
+            owned[m.tests.as_posix()] = m.id
+            for source in m.sources:
+                owned[_source_area(graph, source, folders)] = m.id
+        scoped: dict[str, set[str]] = {}
+        for m in graph:
+            for path in m.entry.get("inputs", []):
+                scoped.setdefault(PurePosixPath(path).as_posix(), set()).add(m.id)
+        generated = frozenset(_rel(m.export_file(graph.root), graph.root) for m in graph)
+        return cls(tuple(graph.ignore), owned, {p: frozenset(s) for p, s in scoped.items()},
+                   generated, graph.package.replace(".", "/"))
+
+    def place(self, rel: str) -> tuple[str | None, str | None, frozenset[str] | None]:
+        """(the `ignore` glob that rules `rel` out, the module whose own sources or tests
+        folder holds it, the modules an `inputs` path holding it is scoped to)."""
+        found = self._places.get(rel)
+        if found is None:
+            glob = next((g for g in self.ignore if matches(rel, g)), None)
+            owner = next((m for area, m in self.owned.items() if _within(rel, area)), None)
+            scopes = [mods for path, mods in self.scoped.items() if _within(rel, path)]
+            found = (glob, owner, frozenset().union(*scopes) if scopes else None)
+            self._places[rel] = found
+        return found
+
+    def outside(self, rel: str, module_id: str) -> str | None:
+        """Why `rel` is not among `module_id`'s inputs (None: it is one), in words that
+        end with the fix."""
+        glob, owner, scoped = self.place(rel)
+        if glob:
+            return f"graph.toml ignores it ('{glob}'): remove that glob from [project] " \
+                   f"ignore, or name the file in {module_id}'s inputs"
+        if owner and owner != module_id:
+            return f"it belongs to {owner}: move what {module_id} needs into tests/support " \
+                   f"or into {module_id}'s own folder, or name it in {module_id}'s inputs"
+        if scoped is not None and module_id not in scoped:
+            return f"graph.toml scopes it to {', '.join(sorted(scoped))}: add it to " \
+                   f"{module_id}'s inputs"
+        return None
+
+
+def matches(rel: str, glob: str) -> bool:
+    """gitignore-like: a glob without '/' matches a name at any depth ('*.md'); one with
+    '/' matches from the root ('docs/**', 'data/raw/*.csv'); 'dir/**' is all below dir."""
+    glob = glob.rstrip("/")
+    if "/" not in glob:
+        return any(fnmatch.fnmatchcase(part, glob) for part in rel.split("/"))
+    if glob.endswith("/**"):
+        return _within(rel, glob[:-3]) or fnmatch.fnmatchcase(rel, glob)
+    return fnmatch.fnmatchcase(rel, glob) or any(
+        fnmatch.fnmatchcase("/".join(rel.split("/")[:i]), glob)
+        for i in range(1, rel.count("/") + 1))
+
+
+def never_input(rel: str) -> bool:
+    """What the default list rules out (for paths the walk did not produce: observations)."""
+    parts = rel.split("/")
+    if parts[0] in ROOT_BUILD_DIRS and len(parts) > 1:
+        return True
+    if any(p in NEVER_INPUT_DIRS or p.endswith(NEVER_INPUT_DIR_SUFFIXES) for p in parts[:-1]):
+        return True
+    return any(fnmatch.fnmatchcase(parts[-1], g) for g in NEVER_INPUT_FILES)
+
+
+class Tree:
+    """The files under one root that the default list does not rule out, as
+    {relative posix path: absolute Path}; walked once, until invalidate()."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._files: dict[str, Path] | None = None
+        self._digests: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def files(self) -> dict[str, Path]:
+        with self._lock:
+            if self._files is None:
+                self._files = dict(sorted(_walk(self.root, "")))
+            return self._files
+
+    def digest(self, rel: str, compute) -> str:
+        """`compute(path)` of a file of the tree, once per walk: every module's key asks for
+        the same files."""
+        found = self._digests.get(rel)
+        if found is None:
+            found = self._digests[rel] = compute(self.root / rel)
+        return found
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._files = None
+            self._digests = {}
+
+
+def _walk(root: Path, prefix: str):
+    try:
+        entries = list(os.scandir(root / prefix if prefix else root))
+    except OSError:
+        return
+    if prefix and any(e.name == "pyvenv.cfg" for e in entries):
+        return                                  # a virtual environment: keyed by its dists
+    for entry in entries:
+        rel = f"{prefix}{entry.name}"
+        try:
+            is_dir = entry.is_dir(follow_symlinks=False)
+        except OSError:
+            continue
+        if is_dir:
+            if entry.name in NEVER_INPUT_DIRS or entry.name.endswith(NEVER_INPUT_DIR_SUFFIXES) \
+                    or (not prefix and entry.name in ROOT_BUILD_DIRS):
+                continue
+            yield from _walk(root, rel + "/")
+        elif not any(fnmatch.fnmatchcase(entry.name, g) for g in NEVER_INPUT_FILES):
+            yield rel, Path(entry.path)
+
+
+def drop_stale_bytecode(root: Path) -> int:
+    """Delete each cached `.pyc` of a source of the tree that may be older than the source.
+
+    Python trusts a .pyc whose recorded source mtime and size match, so an edit that keeps
+    both (`tar --mtime`, `touch -r`) would run the old code: the key saw the new content
+    (its ctime), the test would not. A .pyc written before the source's last change
+    (its ctime) is dropped, and Python compiles the source again. Returns how many."""
+    tag = sys.implementation.cache_tag
+    dropped = 0
+    for rel, path in tree_for(root).files().items():
+        if not rel.endswith(".py") or tag is None:
+            continue
+        cache = path.parent / "__pycache__"
+        for pyc in (cache / f"{path.stem}.{tag}{opt}.pyc" for opt in ("", ".opt-1", ".opt-2")):
+            try:
+                if pyc.stat().st_mtime_ns < path.stat().st_ctime_ns:
+                    pyc.unlink()
+                    dropped += 1
+            except OSError:
+                continue
+    return dropped
+
+
+_trees: dict[Path, Tree] = {}
+_trees_lock = threading.Lock()
+
+
+def tree_for(root: Path) -> Tree:
+    with _trees_lock:
+        if root not in _trees:
+            _trees[root] = Tree(root)
+        return _trees[root]
+
+
+def invalidate_all() -> None:
+    """A test run ended: it may have written files, so the next key walks again."""
+    with _trees_lock:
+        trees = list(_trees.values())
+        _memo.clear()
+    for tree in trees:
+        tree.invalidate()
+
+
+_memo: dict = {}
+
+
+def forget(key) -> None:
+    _memo.pop(key, None)
+
+
+def remembered(key, compute):
+    """compute(), once until the next invalidate_all(): for what every module's key asks of
+    the same files (the pytest configuration above the tests, a closure's exports)."""
+    found = _memo.get(key, _memo)
+    if found is _memo:
+        found = _memo[key] = compute()
+    return found
+
+
+def _source_area(graph: ModuleGraph, source: Path, folders: dict[Path, set[str]]) -> str:
+    """A module's source folder is its own when no other module's source shares it (the
+    layout modules/NN_name/name_dev.py); in a shared folder, only the file is."""
+    folder = source.parent
+    shared = folder == Path(".") or folder == Path(graph.modules_dir) or \
+        len(folders.get(folder, ())) > 1
+    return (source if shared else folder).as_posix()
+
+
+def _within(rel: str, area: str) -> bool:
+    return rel == area or rel.startswith(area + "/")
+
+
+def _rel(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()

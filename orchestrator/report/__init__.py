@@ -1,0 +1,1 @@
+"""What a run said: the console reporter, status of every target, CI reports, JUnit, coverage."""

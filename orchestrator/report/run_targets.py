@@ -1,0 +1,103 @@
+"""The targets of a run as its reports read them: what happened to each and the stored
+result that says so, gathered once for ci_report.py (annotations, the step summary) and
+junit.py (the XML), which both build on it and on nothing of each other's."""
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from orchestrator.run import verdict
+from orchestrator.cache.store import Result, Store
+
+STATUSES = ("passed", "cached", "failed", "blocked")
+
+
+@dataclass
+class Target:
+    """One test target of the run: what happened to it and the result that says so."""
+    module: str
+    status: str                      # passed | cached | failed | blocked
+    result: Result | None            # None: blocked, or no stored result was found
+    blocked_by: list[str] = field(default_factory=list)
+
+
+# --- gathering ------------------------------------------------------------------------
+def gather(root: Path, statuses: Mapping[str, str], blocked_by: Mapping[str, list[str]],
+           order: list[str] | None = None,
+           results: Mapping[str, Result | None] | None = None) -> list[Target]:
+    """The run's targets, in `order` (default: by module number), each with its result.
+    `results` overrides the lookup (the reporter's cache hits); statuses other than
+    passed/cached/failed/blocked (ignored, refused) are left out."""
+    store = Store(root, repair=False)
+    results = results or {}
+    known = [m for m in statuses if statuses[m] in STATUSES]
+    rank = {m: i for i, m in enumerate(order or [])}
+    known.sort(key=lambda m: (rank.get(m, len(rank)), number(m), m))
+    targets = []
+    for module in known:
+        status = statuses[module]
+        result = None
+        if status != "blocked":
+            result = results.get(module) or result_of(store, module, status)
+        targets.append(Target(module, status, result, list(blocked_by.get(module, []))))
+    return targets
+
+
+def result_of(store: Store, module: str, status: str) -> Result | None:
+    """The stored result the run's status speaks of: a failure is the newest failed
+    result; a pass the newest passing one; a cache hit the passing one the run last
+    reused (Store.lookup touches it, so its file is the most recently used)."""
+    if status == "cached":
+        return next((r for r in store.recently_used(module) if r.passed), None)
+    found = store.results(module)
+    if status == "failed":
+        return next((r for r in found if not r.passed), None)
+    return next((r for r in found if r.passed), None)
+
+
+def number(module: str) -> int:
+    match = re.match(r"\d+", module)
+    return int(match.group()) if match else sys.maxsize
+
+
+def from_last_run(graph) -> list[Target]:
+    """The targets recorded in last_run.json, in curriculum order; a blocked target is
+    blocked by the failed targets it waits for."""
+    from orchestrator.report.status import load_last_run
+    statuses = {m: s for m, s in load_last_run(graph.root).items() if m in graph.modules}
+    blocked_by = {m: blockers(graph, m, statuses) for m, s in statuses.items()
+                  if s == "blocked"}
+    return gather(graph.root, statuses, blocked_by, order=list(graph.modules))
+
+
+def blockers(graph, module: str, statuses: Mapping[str, str]) -> list[str]:
+    """The failed targets `module` waits for (its deps, or in strict order every earlier
+    module): last_run.json keeps statuses, not what blocked whom."""
+    for strict in (None, True):
+        waits, stack = set(), list(graph.test_deps(module, strict=strict))
+        while stack:
+            dep = stack.pop()
+            if dep not in waits:
+                waits.add(dep)
+                stack.extend(graph.test_deps(dep, strict=strict))
+        failed = [m for m in graph.modules if m in waits and statuses.get(m) == "failed"]
+        if failed:
+            return failed
+    return []
+
+
+# --- a failure's place and first line (the summary, and junit.py) ---------------------
+def location(entry: Mapping) -> str:
+    """'path:line' where the failure was raised, or ''."""
+    if entry.get("path") and entry.get("line") is not None:
+        return f"{entry['path']}:{entry['line']}"
+    return ""
+
+
+def first_line(message: str) -> str:
+    """The headline of a stored failure message: its type and first words, never a bare
+    'AssertionError: ' (verdict.summarize)."""
+    return verdict.headline(verdict.summarize(message))[:500]

@@ -1,0 +1,152 @@
+"""The state of every test target now, from stored results, the last run and current keys.
+
+  passed     last result passed, ran in the last run, inputs unchanged
+  cached     last result passed, reused in the last run, inputs unchanged
+  failed     last result failed: tests failed, or pytest left some not run (-x,
+             --maxfail, an interrupt), or another Cause (failed results are never reused)
+  blocked    not run in the last run because something it builds on failed
+  never run  no result stored
+  stale      last result passed but its inputs changed since: the next run re-runs it
+
+"Last" is the result the last run used (the most recently written or reused one, with
+the pytest arguments that run had, which last_run.json keeps), so `why` and `status`
+agree with the line the run printed: a `(cached) PASSED` that reused an older pass is
+that pass, not the failure stored between them.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestrator.cache import keys
+from orchestrator.core.files import atomic_write
+from orchestrator.core.graph import ModuleGraph
+from orchestrator.core.state import StateDir
+from orchestrator.cache.store import Result, Store
+
+STATES = ("passed", "cached", "failed", "blocked", "never run", "stale")
+
+
+@dataclass
+class TargetState:
+    module: str
+    state: str
+    result: Result | None            # the result the next run reuses, else the latest
+    changes: list[tuple[str, str]] = field(default_factory=list)  # since the last pass
+    ever_passed: bool = False
+
+    @property
+    def reusable(self) -> bool:
+        return self.state in ("passed", "cached")
+
+
+def last_run_path(root: Path) -> Path:
+    return StateDir(root).last_run
+
+
+def record_run(root: Path, statuses: dict[str, str], pytest_args=()) -> None:
+    """Merge the statuses of the run that just finished, and the pytest arguments it ran
+    them with, into last_run.json."""
+    path = last_run_path(root)
+    data = _last_run(root)
+    targets = {**data.get("targets", {}), **statuses}
+    args = {**data.get("pytest_args", {}), **{m: list(pytest_args) for m in statuses}}
+    atomic_write(path, json.dumps({"finished": time.time(), "targets": targets,
+                                   "pytest_args": args}, indent=1))
+
+
+def _last_run(root: Path) -> dict:
+    try:
+        data = json.loads(last_run_path(root).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def load_last_run(root: Path) -> dict[str, str]:
+    """{module: its status in the last run that reached it}."""
+    targets = _last_run(root).get("targets")
+    return targets if isinstance(targets, dict) else {}
+
+
+def last_pytest_args(root: Path, module_id: str) -> list[str]:
+    """The pytest arguments of the last run that reached the module ([]: none, or unknown)."""
+    args = _last_run(root).get("pytest_args")
+    found = args.get(module_id) if isinstance(args, dict) else None
+    return found if isinstance(found, list) and all(isinstance(a, str) for a in found) else []
+
+
+def target_state(graph: ModuleGraph, module_id: str, pytest_args=None,
+                 last_run: dict[str, str] | None = None) -> TargetState:
+    """What the next run with `pytest_args` (None: those of the last run that reached the
+    module) will do with the target, and why."""
+    last_run = load_last_run(graph.root) if last_run is None else last_run
+    if pytest_args is None:
+        pytest_args = last_pytest_args(graph.root, module_id)
+    store = Store(graph.root, repair=False)
+    latest = next(store.recently_used(module_id), None)    # what the last run used
+    ran_as = last_run.get(module_id)
+    if latest is None:
+        return TargetState(module_id, "blocked" if ran_as == "blocked" else "never run", None)
+    results = store.results(module_id)
+    declared = keys.declared(graph, graph[module_id], list(pytest_args), prospective=True)
+
+    def now(result: Result) -> dict[str, str]:
+        return keys.valued_now(graph, declared, result)
+
+    hit = next((r for r in [latest, *results] if keys.is_hit(graph, declared, r)), None)
+    last_pass = hit or (latest if latest.passed else None) or \
+        next((r for r in results if r.passed), None)
+    changes = keys.changes(last_pass.inputs, now(last_pass)) if last_pass else []
+    if ran_as == "blocked":
+        state = "blocked"
+    elif hit is not None:
+        state = "cached" if ran_as == "cached" else "passed"
+    elif not latest.passed:
+        state = "failed"
+    else:
+        state = "stale"
+    return TargetState(module_id, state, hit or latest, changes, last_pass is not None)
+
+
+def all_states(graph: ModuleGraph, pytest_args=None) -> dict[str, TargetState]:
+    """Every target's state (pytest_args None: each with its last run's arguments)."""
+    last_run = load_last_run(graph.root)
+    return {m.id: target_state(graph, m.id, pytest_args, last_run) for m in graph}
+
+
+def blockers(graph: ModuleGraph, states: dict[str, TargetState], module_id: str) -> list[str]:
+    """Why `module_id` is blocked: the nearest failed modules upstream, found by walking
+    its test deps through blocked ones (a passed dep blocks nothing)."""
+    found, seen, todo = set(), set(), list(graph.test_deps(module_id))
+    while todo:
+        dep = todo.pop()
+        if dep in seen:
+            continue
+        seen.add(dep)
+        if states[dep].state == "failed":
+            found.add(dep)
+        elif states[dep].state == "blocked":
+            todo.extend(graph.test_deps(dep))
+    return sorted(found, key=lambda m: graph[m].index)
+
+
+def forget(root: Path, module_id: str) -> int:
+    """Drop every stored result of the module, so its next run runs its tests (unless a
+    remote cache holds a pass for the same key); how many were removed."""
+    folder = StateDir(root).results(module_id)
+    removed = 0
+    for path in folder.glob("*.json") if folder.is_dir() else []:
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def forgotten(module_id: str, removed: int) -> str:
+    """What `orchestrator forget` and `doit forget` say of a module."""
+    if not removed:
+        return f"test:{module_id}: no stored result to forget"
+    return (f"forgot test:{module_id}: {removed} stored result{'s' if removed != 1 else ''} "
+            "removed; its next run runs its tests")

@@ -1,0 +1,1 @@
+"""One module's pytest run: launching, the warm server, the reaper, observation, the plugin inside pytest."""

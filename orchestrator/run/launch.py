@@ -1,0 +1,277 @@
+"""How a pytest run is started: a new `python -m pytest` process (ColdLauncher), or a
+child forked from a warm process that has pytest and the tests' heavy libraries
+already imported (WarmLauncher, served by forkserver.py).
+
+Both have one method, run(args, cwd, env, log, timeout) -> '' or why the process
+itself went wrong ('timed out after Ns', 'crashed: ...'). How the tests went is read
+from the plugin's report, never from here.
+
+When a run ends, pass or fail, every process it started is gone, as in Bazel. Both put
+pytest in its own process group, killed when pytest ends; and pytest runs below a
+child subreaper (reaper.py) that adopts and kills what escaped the group (setsid,
+double fork): the warm server and the child it forked, or, cold, a small wrapper
+process. What was killed is named in the run's log ("orchestrator: killed 1 process
+left running by the tests:"). A timeout interrupts first (SIGINT: pytest writes where
+it was into the log), then terminates (SIGTERM), then kills the whole tree.
+
+Every platform runs tests cold; each extra is used where the platform has it, and a
+platform without it still runs every test and fails closed (a crash, a timeout):
+- the warm launcher needs fork and pidfds (Linux): elsewhere tasks.py starts cold;
+- the reaper wrapper needs posix_spawn and Unix signals: on Windows pytest is started
+  directly, in a new process group (CREATE_NEW_PROCESS_GROUP), told its parent in
+  $ORCHESTRATOR_PARENT_PID; a timeout sends Ctrl-Break, then kills the tree (taskkill);
+- without a pidfd (macOS, Windows) a run is waited for by reaping it, after which its
+  process group is signalled only if it still exists, never the pid alone;
+- what reaper.py cannot do on a platform (subreaper, death signal, /proc) is listed
+  there.
+
+Why a warm launcher: measured on the shipped curriculum (2 cores), a module's own
+pytest process spent ~1 s starting Python and pytest and ~1 s importing torch for its
+oracle tests: 20 s of a 69 s sequential run, more than the critical path could hide.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from orchestrator.run import reaper
+
+PARENT_ENV = "ORCHESTRATOR_PARENT_PID"    # the pytest plugin dies with this process
+
+
+class ColdLauncher:
+    """A new Python process per run, below the wrapper `python reaper.py -- python -m
+    pytest ...` (the subreaper that sweeps what the run left; it costs ~20 ms), or,
+    where there is no wrapper (Windows), `python -m pytest` alone."""
+
+    def run(self, args: list[str], cwd: Path, env: dict[str, str], log: Path,
+            timeout: float) -> str:
+        command = [sys.executable, "-m", "pytest", *args]
+        if reaper.wrapper_available():
+            command = [sys.executable, "-I", "-S", reaper.__file__,
+                       "--die-with", str(os.getpid()), "--pid-env", PARENT_ENV, "--",
+                       *command]
+        else:
+            env = {**env, PARENT_ENV: str(os.getpid())}
+        reason = ""
+        with open(log, "a", encoding="utf-8") as out:
+            process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out,
+                                       stderr=subprocess.STDOUT, **new_process_group())
+            try:
+                if not ended(process, timeout):
+                    stop(process.pid, lambda within: ended(process, within), timeout, log)
+                    reason = f"timed out after {timeout}s"
+            except BaseException:
+                # Ctrl-C or an error in the orchestrator: never leave pytest running.
+                reaper.kill_tree(process.pid)
+                process.wait()
+                raise
+            # what is left in its group (the leader reaped already without a pidfd)
+            kill_group(process.pid, leader_alive=process.returncode is None)
+            code = process.wait()
+        return reason or crash_reason(code)
+
+    def close(self) -> None:
+        pass
+
+
+def new_process_group() -> dict:
+    """Popen's arguments that start a process in a process group of its own."""
+    if sys.platform == "win32":
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    return {"start_new_session": True}
+
+
+def ended(process: subprocess.Popen, within: float) -> bool:
+    """Wait up to `within` seconds for the process to end, without reaping it where
+    Linux allows (a pidfd): until it is reaped its pid, so its group id, is not reused.
+    Elsewhere (or on a kernel older than pidfds) it is reaped."""
+    if hasattr(os, "pidfd_open") and process.returncode is None:
+        try:
+            pidfd = os.pidfd_open(process.pid)
+        except ProcessLookupError:
+            return True
+        except OSError:           # ENOSYS: a kernel without pidfds
+            pidfd = None
+        if pidfd is not None:
+            try:
+                return bool(select.select([pidfd], [], [], max(within, 0))[0])
+            finally:
+                os.close(pidfd)
+    try:
+        process.wait(within)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+
+
+GRACE = 2.0   # seconds pytest gets to stop after SIGINT, then after SIGTERM
+
+
+def stop(pid: int, ended, timeout: float, log: Path) -> None:
+    """A run timed out: interrupt it (SIGINT to its group: pytest stops the test and
+    writes where it was), then terminate it (SIGTERM), then kill its whole tree, giving
+    each step GRACE seconds. `ended(within)` says whether the run has ended."""
+    with open(log, "a", encoding="utf-8") as out:
+        out.write(f"\norchestrator: timed out after {timeout}s; interrupting pytest\n")
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        kill_group(pid, sig)
+        if ended(GRACE):
+            return
+    reaper.kill_tree(pid)
+    ended(10)
+
+
+class Job:
+    def __init__(self):
+        self.pid: int | None = None
+        self.status: int | None = None
+        self.started, self.done = threading.Event(), threading.Event()
+
+
+class WarmLauncher:
+    """Forks each run from one warm server process; safe to call from doit's threads."""
+
+    def __init__(self, cwd: Path, env: dict[str, str], preload: list[str]):
+        self.server = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator.run.forkserver", *preload], cwd=cwd, env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
+        self.jobs: dict[int, Job] = {}
+        self.lock = threading.Lock()
+        self.next_job = 0
+        self.gone = False
+        self.preloaded = threading.Event()
+        self.reader = threading.Thread(target=self._read, name="forkserver-reader", daemon=True)
+        self.reader.start()
+
+    @staticmethod
+    def available() -> bool:
+        """fork, and pidfds the kernel supports (Linux 5.3+): elsewhere, run cold."""
+        if not (hasattr(os, "fork") and hasattr(os, "pidfd_open")):
+            return False
+        try:
+            os.close(os.pidfd_open(os.getpid()))
+        except OSError:
+            return False
+        return True
+
+    def run(self, args: list[str], cwd: Path, env: dict[str, str], log: Path,
+            timeout: float) -> str:
+        if self.gone:   # the server could not start or died: say so, and run cold
+            with open(log, "a", encoding="utf-8") as out:
+                out.write("orchestrator: the warm pytest server is gone; starting pytest cold\n")
+            return ColdLauncher().run(args, cwd, env, log, timeout)
+        job = self._submit({"args": args, "cwd": str(cwd), "log": str(log),
+                            "env": {**env, PARENT_ENV: str(self.server.pid)}})
+        try:
+            finished = job.done.wait(timeout)
+        except BaseException:
+            self._kill(job)
+            raise
+        if not finished:
+            self._kill(job, timeout, log)
+            return f"timed out after {timeout}s"
+        if job.status is None:
+            return "crashed: the warm pytest server ended before this run did"
+        return crash_reason(job.status)
+
+    def _submit(self, request: dict) -> Job:
+        job = Job()
+        with self.lock:
+            if self.gone:
+                job.started.set(), job.done.set()
+                return job
+            self.next_job += 1
+            self.jobs[self.next_job] = job
+            line = json.dumps({"job": self.next_job, **request}) + "\n"
+            try:
+                self.server.stdin.write(line.encode())
+                self.server.stdin.flush()
+            except (BrokenPipeError, OSError):
+                job.started.set(), job.done.set()
+        return job
+
+    def _read(self) -> None:
+        for line in self.server.stdout:
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if "preloaded" in message:
+                self.preloaded.set()
+            job = self.jobs.get(message.get("job"))
+            if job is None:
+                continue        # the ready or preloaded line
+            if "pid" in message:
+                job.pid = message["pid"]
+                job.started.set()
+            else:
+                job.status = message["status"]
+                job.done.set()
+        with self.lock:         # the server is gone: nothing pending will ever finish
+            self.gone = True
+            for job in self.jobs.values():
+                job.started.set(), job.done.set()
+
+    def _kill(self, job: Job, timeout: float | None = None, log: Path | None = None) -> None:
+        """Kill the job's tree now, or, after a timeout, step by step (`stop`). The server
+        then sweeps what escaped (forkserver.py) and reports the end."""
+        job.started.wait(10)
+        if job.pid is not None:
+            if timeout is None:
+                reaper.kill_tree(job.pid)
+            else:
+                stop(job.pid, job.done.wait, timeout, log)
+        job.done.wait(10)
+
+    def close(self) -> None:
+        """Closing stdin tells the server to kill what still runs and exit."""
+        try:
+            self.server.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.server.wait(10)
+        except subprocess.TimeoutExpired:
+            self.server.kill()
+            self.server.wait()
+        self.reader.join(10)
+        self.server.stdout.close()
+
+
+# Windows ends a crashed process with an NTSTATUS code as its exit code
+WINDOWS_CRASHES = {0xC0000005: "an access violation", 0xC00000FD: "a stack overflow",
+                   0xC0000409: "a fail-fast exception (abort)",
+                   0xC000013A: "Ctrl-C or Ctrl-Break", 0xC0000374: "heap corruption"}
+
+
+def crash_reason(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"crashed: pytest was killed by {name}"
+    if code >= 0xC0000000:            # only Windows exit codes are that large
+        what = WINDOWS_CRASHES.get(code, "an exception")
+        return f"crashed: pytest ended with {what} (0x{code:08X})"
+    return ""
+
+
+def die_with(parent: int) -> None:
+    """Ask Linux to kill this process (SIGKILL) when its parent dies, even by SIGKILL;
+    the check covers a parent gone before we asked. Used by the pytest plugin (parent:
+    the orchestrator or the warm server) and by the warm server's children. Elsewhere
+    only the check is made: the cold wrapper watches its parent instead (reaper.py)."""
+    reaper.prctl(reaper.PR_SET_PDEATHSIG, reaper.KILL)
+    if parent and os.getppid() != parent:
+        os._exit(70)
+
+
+kill_group = reaper.kill_group

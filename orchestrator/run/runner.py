@@ -1,0 +1,267 @@
+"""Run one module's tests in its own pytest process and turn the report into a Result.
+
+Fail closed: a Result says "passed" only when pytest's JSON report (written by
+orchestrator.run.pytest_plugin) shows at least one test that ran and none that
+failed. No report, nothing collected, a crash, a signal or a timeout is a failure
+with a one-line reason.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+from orchestrator.cache import keys
+from orchestrator.core import strict_env, tree
+from orchestrator.core.graph import Module, ModuleGraph
+from orchestrator.run.launch import ColdLauncher
+from orchestrator.run import observe
+from orchestrator.run.observe import read_observations
+from orchestrator.core.state import StateDir
+from orchestrator.cache.store import FAILED_OUTCOMES, RAN_OUTCOMES, Cause, Outcome, Result, Status
+
+# How the runner talks to orchestrator.run.pytest_plugin inside the pytest process. (Defined
+# here, not in the plugin, so that a no-op `doit all` never imports pytest.)
+REPORT_ENV = "ORCHESTRATOR_REPORT"        # where the plugin writes its JSON report
+
+XDIST_MIN_SECONDS = 10.0   # below this, xdist's ~0.5 s per worker start costs more than it saves
+MARKED_FLAKY_ATTEMPTS = 3  # tests marked flaky (marker or graph.toml) get this many tries
+USAGE_ERROR = 4            # pytest's exit status for bad command-line arguments
+
+
+def run_module(graph: ModuleGraph, module: Module, declared: dict[str, str],
+               pytest_args: list[str], xdist_workers: int = 0,
+               flaky_attempts: int = 1, blas_threads: int = 0, launcher=None) -> Result:
+    """Run the module's suite; re-run failing tests (see `retryable`) up to the attempts
+    allowed. A test that fails and then passes is FLAKY, never silently PASSED. The result's
+    key covers the declared inputs and what the run was observed to read."""
+    state = StateDir(graph.root)
+    log = state.log(module.id)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.unlink(missing_ok=True)
+    observed = state.report(module.id).with_suffix(".observed")
+    shutil.rmtree(observed, ignore_errors=True)
+    result = Result(module=module.id, status=Status.FAILED, cause=Cause.NO_REPORT, reason="",
+                    key="", inputs=declared, log=state.rel(log))
+    start = time.perf_counter()
+    env = {**strict_env.for_tests(module.env), **thread_limits(blas_threads),
+           **observe.environment(observed, graph.root)}
+    launcher = launcher or ColdLauncher()
+    tree.drop_stale_bytecode(graph.root)     # the tests must run the code the key saw
+    report, crash = attempt(graph, module, [module.tests.as_posix()], pytest_args,
+                            xdist_workers, log, env, launcher)
+    judge(result, module, report, crash, log)
+    tries = 1
+    while not result.passed and (ids := retryable(result, module, flaky_attempts, tries)):
+        tries += 1
+        report, crash = attempt(graph, module, ids, pytest_args, 0, log, env, launcher)
+        if crash or not report.exists():
+            break
+        rerun = json.loads(report.read_text(encoding="utf-8"))["tests"]
+        for nodeid, test in rerun.items():
+            if test["outcome"] == "passed" and nodeid in result.tests:
+                result.tests[nodeid].update(outcome="passed", flaky=True)
+        judge_outcomes(result, module)
+    result.duration = round(time.perf_counter() - start, 3)
+    result.finished = time.time()
+    result.flaky = sorted(n for n, t in result.tests.items() if t.get("flaky"))
+    seen = read_observations(observed)
+    tree.invalidate_all()               # the run may have written files: walk again
+    result.inputs = {**declared, **keys.observed_inputs(graph, module, seen, declared)}
+    result.undeclared = keys.undeclared_reads(graph, module, seen, declared)
+    result.key = keys.digest(result.inputs)
+    return result
+
+
+def retryable(result: Result, module: Module, flaky_attempts: int, tries: int) -> list[str]:
+    """Failing test ids that may run once more: every failure while tries < --flaky-attempts;
+    tests marked flaky (pytest marker or graph.toml `flaky`) up to MARKED_FLAKY_ATTEMPTS.
+    None when pytest left tests unrun: no retry can make that run pass, and a pass on the
+    retry would hide the failure that stopped pytest behind "not run"."""
+    if not result.cause.retryable or not result.tests or result.counts.get(Outcome.NOT_RUN):
+        return []
+    ids = []
+    for failure in result.failures:
+        test = result.tests.get(failure["nodeid"])
+        if test is None:        # a collection error: retrying will not help
+            return []
+        marked = "flaky" in test.get("markers", []) or failure["nodeid"] in module.flaky
+        if tries < flaky_attempts or (marked and tries < MARKED_FLAKY_ATTEMPTS):
+            ids.append(failure["nodeid"])
+    return ids if len(ids) == len(result.failures) else []
+
+
+def thread_limits(threads: int) -> dict[str, str]:
+    """BLAS/OpenMP threads per pytest process: with doit running several modules at once,
+    each using every core oversubscribes them (measured 5-20x slower steps under load).
+    A value the user set in the environment wins."""
+    if threads < 1:
+        return {}
+    names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    return {name: str(threads) for name in names if name not in os.environ}
+
+
+def attempt(graph: ModuleGraph, module: Module, selection: list[str], pytest_args: list[str],
+            xdist_workers: int, log: Path, extra_env: dict[str, str],
+            launcher) -> tuple[Path, str]:
+    """One pytest run over `selection`; (its report path, '' or why it crashed)."""
+    state = StateDir(graph.root)
+    report, basetemp = state.report(module.id), state.tmp(module.id)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.unlink(missing_ok=True)
+    report.with_suffix(".running").unlink(missing_ok=True)
+    shutil.rmtree(basetemp, ignore_errors=True)
+    basetemp.parent.mkdir(parents=True, exist_ok=True)
+    args = pytest_args_for(selection, basetemp, pytest_args, xdist_workers)
+    env = {**extra_env, REPORT_ENV: str(report)}     # extra_env: the strict environment
+    return report, launcher.run(args, graph.root, env, log, module.timeout)
+
+
+def pytest_args_for(selection: list[str], basetemp: Path, pytest_args: list[str],
+                    xdist_workers: int) -> list[str]:
+    # our plugin is loaded whatever the project's pytest configuration says (twice is fine)
+    args = [*selection, "-q", "-p", "orchestrator.run.pytest_plugin", "-p", "no:cacheprovider",
+            f"--basetemp={basetemp}", *pytest_args]
+    if xdist_workers > 1:
+        args += ["-n", str(xdist_workers)]
+    return args
+
+
+def xdist_workers(last_duration: float | None, doit_workers: int, cores: int,
+                  mode: str = "policy") -> int:
+    """The shipped xdist policy (see README): only long suites, only with spare cores.
+
+    Measured on 2 cores: a pytest-xdist worker costs ~0.5 s to start, and xdist
+    inside parallel doit tasks was slower than plain pytest per module."""
+    if mode == "never":
+        return 0
+    if mode == "always":
+        return max(cores, 2)
+    spare = cores // max(doit_workers, 1)
+    if last_duration is None or last_duration < XDIST_MIN_SECONDS or spare < 2:
+        return 0
+    return spare
+
+
+def judge(result: Result, module: Module, report: Path, crash: str, log: Path) -> Result:
+    def fail(cause: Cause, reason: str) -> Result:
+        result.cause, result.reason = cause, reason
+        return result
+
+    if crash:
+        during = running_test(report)
+        if "timed out" in crash:
+            return fail(Cause.TIMED_OUT, f"{crash} (size {module.size}){during}")
+        return fail(Cause.CRASHED, f"{crash}{during}")
+    try:
+        data = json.loads(report.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        usage = usage_error(log)
+        if usage:
+            return fail(Cause.BAD_ARGUMENTS, f"bad pytest arguments: {usage}")
+        return fail(Cause.NO_REPORT, "pytest ended without a report (a test may have called "
+                                     f"os._exit, or pytest could not start): {last_line(log)}")
+    result.tests = data["tests"]
+    result.collection_errors = [{**e, "nodeid": e["nodeid"] or module.tests.as_posix()}
+                                for e in data["collection_errors"]]
+    result.exitstatus = data["exitstatus"]
+    result.collected, result.selected = data.get("collected"), data.get("selected")
+    result.leftovers = data.get("leftovers", [])
+    if result.exitstatus == USAGE_ERROR:
+        why = usage_error(log) or last_line(log)
+        return fail(Cause.BAD_ARGUMENTS, f"bad pytest arguments: {why}")
+    return judge_outcomes(result, module)
+
+
+def judge_outcomes(result: Result, module: Module) -> Result:
+    """Status, cause and reason from the per-test outcomes (after the first run or a retry).
+    A collection error comes first: the tests it kept from running are not failures of
+    their own, and its exception line is the reason. Tests pytest stopped before (-x,
+    --maxfail, an interrupt) are counted "not run", never as failures, and fail closed: a
+    run that left any unrun fails (NOT_RUN) even when every test that ran passed."""
+    tests = result.tests
+    result.counts = count(tests)
+    ran = sum(result.counts.get(o, 0) for o in RAN_OUTCOMES)
+    result.status = Status.FAILED
+    if result.collection_errors:
+        result.failures = list(result.collection_errors)
+        first = result.collection_errors[0]
+        more = len(result.collection_errors) - 1
+        result.cause = Cause.COLLECTION_ERROR
+        result.reason = (f"{first['message'].splitlines()[0][:300]} while collecting "
+                         f"{first['nodeid']}" + (f" (and {more} more)" if more else ""))
+        return result
+    result.failures = [{"nodeid": n, "message": t.get("message", t["outcome"]),
+                        **{k: t[k] for k in ("path", "line") if k in t}}
+                       for n, t in tests.items() if t["outcome"] in FAILED_OUTCOMES]
+    unrun = result.counts.get(Outcome.NOT_RUN, 0)
+    if result.exitstatus == 5 or not tests:
+        result.cause, result.reason = Cause.NO_TESTS, f"no tests collected for {module.id}"
+    elif result.failures:
+        result.cause = Cause.TESTS_FAILED
+        result.reason = (f"{len(result.failures)} failed, {unrun} not run{stopped_by(tests)}"
+                         if unrun else f"{len(result.failures)} of {len(tests)} failed")
+    elif unrun:     # before the exit status: it says more than "code 2", and code 0 fails
+        result.cause = Cause.NOT_RUN
+        result.reason = f"{unrun} of {len(tests)} not run{stopped_by(tests)}"
+    elif result.exitstatus != 0 and not any(t.get("flaky") for t in tests.values()):
+        result.cause = Cause.PYTEST_EXIT
+        result.reason = f"pytest exited with code {result.exitstatus}; see {result.log}"
+    elif ran == 0:
+        result.cause = Cause.ALL_SKIPPED
+        result.reason = f"no test of {module.id} ran (all {len(tests)} skipped)"
+    else:
+        result.status, result.cause, result.reason = Status.PASSED, Cause.NONE, ""
+    return result
+
+
+def running_test(report: Path) -> str:
+    """' while running <nodeid>' if the plugin saw a test start and not finish."""
+    try:
+        nodeid = report.with_suffix(".running").read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+    return f" while running {nodeid}" if nodeid else ""
+
+
+def usage_error(log: Path) -> str:
+    """pytest's own message when it refused its command line (`error: unrecognized
+    arguments: --bogus-flag`), or ''."""
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return ""
+    for line in lines:    # argparse's "prog: error: ...", or pytest's own "ERROR: ..."
+        match = re.match(r"^(?:.*?: error: |ERROR: (?!usage: ))(.+)$", line.strip())
+        if match:
+            return match.group(1).strip()
+    return ""
+
+
+def last_line(log: Path) -> str:
+    try:
+        lines = [l for l in log.read_text(encoding="utf-8", errors="replace").splitlines()
+                 if l.strip()]
+    except FileNotFoundError:
+        return "no output"
+    return lines[-1].strip()[:300] if lines else "no output"
+
+
+def stopped_by(tests: dict[str, dict]) -> str:
+    """' (-x)', ' (--maxfail=2)', ' (interrupted)': why pytest stopped before the tests it
+    left unrun, as the plugin recorded it; '' if it could not tell."""
+    why = sorted({t["stopped_by"] for t in tests.values()
+                  if t["outcome"] == Outcome.NOT_RUN and t.get("stopped_by")})
+    return f" ({', '.join(why)})" if why else ""
+
+
+def count(tests: dict[str, dict]) -> dict[str, int]:
+    """{outcome: how many tests had it}: every outcome of Outcome that occurs, "not run"
+    included (the reporter and the schema check read them from here)."""
+    counts: dict[str, int] = {}
+    for test in tests.values():
+        counts[test["outcome"]] = counts.get(test["outcome"], 0) + 1
+    return counts

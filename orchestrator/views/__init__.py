@@ -1,0 +1,1 @@
+"""The module graph drawn: text, Mermaid, DOT, JSON, HTML."""
