@@ -26,11 +26,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO))   # run as a script: the imports below (noqa: E402) need it
 
 from tests.orchestrator.conftest import build  # noqa: E402
-from tests.orchestrator.soundness import (  # noqa: E402
-    StalePass, run_campaign, summarize, switch_arguments)
+from tests.orchestrator.soundness import StalePass, run_campaign, summarize, switch_arguments  # noqa: E402
 
 
 def main() -> None:

@@ -31,10 +31,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO))   # run as a script: the imports below (noqa: E402) need it
 
 from orchestrator.cache.store import Store  # noqa: E402
 from orchestrator.core.graph import load  # noqa: E402
+from orchestrator.core.state import StateDir  # noqa: E402
 
 WORKERS = 2
 
@@ -57,7 +58,7 @@ class Bench:
         self.env = {**os.environ, "PYTHONPATH": str(root)}
 
     def clean(self) -> None:
-        shutil.rmtree(self.root / ".orchestrator", ignore_errors=True)
+        shutil.rmtree(StateDir(self.root).path, ignore_errors=True)
         shutil.rmtree(self.root / self.graph.package, ignore_errors=True)
 
     def timed(self, *command: str, check: bool = True, env: dict | None = None) -> float:
@@ -75,7 +76,7 @@ class Bench:
         env = None
         if observed:      # what runner.run_module adds to a pytest process's environment
             from orchestrator.run.observe import environment
-            out = self.root / ".orchestrator" / "bench-observed"
+            out = StateDir(self.root).observed("bench")
             env = {**environment(out, self.root), "PYTHONPATH": os.pathsep.join(
                 [environment(out, self.root)["PYTHONPATH"], str(self.root)])}
         return self.timed("pytest", "-q", "-p", "no:cacheprovider", *dirs, env=env)
@@ -147,7 +148,8 @@ def edit_export_cell(text: str, i: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "orchestrator.json")
+    parser.add_argument("--json", type=Path,
+                        default=REPO / "bench" / "results" / "orchestrator.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="orch-bench-") as tmp:
         bench = Bench(copy_checkout(Path(tmp)), args.repeat)

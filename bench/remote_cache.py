@@ -28,10 +28,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO))   # run as a script: the imports below (noqa: E402) need it
 
-from tests.orchestrator.conftest import build  # noqa: E402
 from bench.orchestrator import copy_checkout  # noqa: E402
+from orchestrator.core.state import StateDir  # noqa: E402
+from tests.orchestrator.conftest import build  # noqa: E402
 from tests.orchestrator.nginx import Nginx, find_nginx  # noqa: E402
 
 KEY = "bench-key-" + "5" * 30
@@ -104,13 +105,13 @@ def measure(tmp: Path, server: Nginx, args) -> dict:
         asked = len(server.requests())
         walls["local_hit"].append(a.doit("all")[0])
         assert len(server.requests()) == asked, "a local hit asked the server"
-        shutil.rmtree(b.root / ".orchestrator" / "results")
+        shutil.rmtree(StateDir(b.root).all_results)
         took, out = b.doit("all")
         assert fully_cached(out), out
         walls["remote_noop"].append(took)
     gets = len(server.requests()) - asked
     for _ in range(max(1, args.repeat // 2)):
-        shutil.rmtree(b.root / ".orchestrator")
+        shutil.rmtree(StateDir(b.root).path)
         package = b.root / ("minicalc" if args.curriculum == "minicalc" else "tinytorch")
         shutil.rmtree(package, ignore_errors=True)
         took, out = b.doit("all")

@@ -30,9 +30,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO))   # run as a script: the imports below (noqa: E402) need it
 
 # the throwaway courses of the test suite take the same pytest and doit settings
+from orchestrator.core.state import StateDir  # noqa: E402
 from tests.orchestrator.conftest import PYPROJECT  # noqa: E402
 
 WORKERS = 2
@@ -90,7 +91,7 @@ def run(root: Path, *command: str) -> float:
 
 
 def clean(root: Path) -> None:
-    shutil.rmtree(root / ".orchestrator", ignore_errors=True)
+    shutil.rmtree(StateDir(root).path, ignore_errors=True)
     shutil.rmtree(root / "minicourse", ignore_errors=True)
 
 

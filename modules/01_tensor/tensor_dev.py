@@ -121,10 +121,10 @@ def _cast(array, dtype):
 #
 # | operands | result |
 # |---|---|
-# | two tensors of the same kind (bool, int or float) | numpy's rule: the wider one (`float32 + float64` is float64) |
+# | two tensors of one kind (bool, int or float) | the wider one (`float32 + float64` is float64) |
 # | an integer or bool tensor and a float tensor | the float tensor's dtype |
-# | a tensor and a 0-d tensor (like a loss) | as a Python number: the 0-d tensor counts only if its kind is higher |
-# | a float tensor and a Python number, list or array | the tensor's dtype (`t * 0.5` stays float32) |
+# | a tensor and a 0-d tensor (a loss) | as a number: its dtype counts only if its kind is higher |
+# | a float tensor and a number, list or array | the tensor's dtype (`t * 0.5` stays float32) |
 # | an integer tensor and a Python float | float32 |
 # | `/`, `exp`, `log`, `sqrt` (and activations like `sigmoid`) of integers | float32 |
 # | `mean` of integers | an error, as in PyTorch (say which float you want) |
@@ -286,7 +286,8 @@ class Tensor:
         """Wrap an op's result; record the op if a gradient may flow through it."""
         out = Tensor.__new__(Tensor)   # skip __init__: `data` is already a fresh array
         out.data, out.grad, out._counter = np.asarray(data), None, [0]
-        out.requires_grad = any(p.requires_grad for p in parents) and autograd_hook.is_grad_enabled()
+        out.requires_grad = (any(p.requires_grad for p in parents)
+                             and autograd_hook.is_grad_enabled())
         if out.requires_grad:
             out._op, out._parents, out._saved = op, tuple(parents), saved
             out._versions = tuple(p._version for p in parents)
@@ -349,7 +350,8 @@ class Tensor:
 
     def item(self):
         if self.size != 1:
-            raise ValueError(f"item() needs a tensor with exactly one element, got shape {self.shape}")
+            raise ValueError("item() needs a tensor with exactly one element, "
+                             f"got shape {self.shape}")
         return self.data.item()
 
     def __array__(self, dtype=None, copy=None):

@@ -66,7 +66,8 @@ class Module:
 
     def children(self):
         """The modules directly inside this one."""
-        return [v for value in vars(self).values() for v in _contents(value) if isinstance(v, Module)]
+        return [v for value in vars(self).values() for v in _contents(value)
+                if isinstance(v, Module)]
 
     def parameters(self):
         """Every tensor with requires_grad=True in this module and its children, once each."""
@@ -176,8 +177,8 @@ class Linear(Module):
             raise TypeError(f"Linear expects a floating-point input, got {x.dtype}; convert "
                             f"it first, e.g. Tensor(x, dtype=np.float32)")
         if x.ndim == 0 or x.shape[-1] != self.in_features:
-            raise ValueError(f"Linear({self.in_features}, {self.out_features}) expects inputs whose "
-                             f"last dimension is {self.in_features}, got shape {x.shape}")
+            raise ValueError(f"Linear({self.in_features}, {self.out_features}) expects inputs "
+                             f"whose last dimension is {self.in_features}, got shape {x.shape}")
         y = x @ self.weight
         return y if self.bias is None else y + self.bias
 
@@ -238,7 +239,8 @@ class Sequential(Module):
             layers = tuple(layers[0])
         for layer in layers:
             if not callable(layer):
-                raise TypeError(f"Sequential: every layer must be callable, got {type(layer).__name__}")
+                raise TypeError("Sequential: every layer must be callable, "
+                                f"got {type(layer).__name__}")
         self.layers = list(layers)
 
     def forward(self, x):

@@ -10,7 +10,7 @@
 # |---|---|---|
 # | `SGD` | none | step against the gradient |
 # | `SGD(momentum=0.9)` | a velocity | keep rolling in the direction of past steps |
-# | `Adam` | mean and mean square of the gradient | a step of about `lr` per coordinate, whatever the gradient's scale |
+# | `Adam` | mean and mean square of the gradient | steps of about `lr`, at any gradient scale |
 # | `AdamW` | the same | Adam, with weight decay applied to the weights directly |
 #
 # Every optimizer here follows PyTorch's `torch.optim` formulas exactly, so a
@@ -80,7 +80,8 @@ def _parameter_list(params, optimizer):
                             f"only floating-point tensors can be optimized")
         if not param.is_leaf:
             raise ValueError(f"{optimizer}: parameter {i} is the result of an operation "
-                             f"({param._op!r}), not a leaf tensor; optimize the tensors you created")
+                             f"({param._op!r}), not a leaf tensor; "
+                             "optimize the tensors you created")
         if id(param) in seen:
             raise ValueError(f"{optimizer}: parameter {i} appears more than once")
         seen.add(id(param))
@@ -208,7 +209,8 @@ class Optimizer:
             return int(value)
         value = np.asarray(value)
         if value.shape != param.shape:
-            raise ValueError(f"{where} has shape {value.shape}, the parameter has shape {param.shape}")
+            raise ValueError(f"{where} has shape {value.shape}, "
+                             f"the parameter has shape {param.shape}")
         return value.astype(param.dtype)   # a copy: the optimizer owns its state
 
 # %% [markdown]

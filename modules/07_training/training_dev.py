@@ -58,7 +58,8 @@ class ArrayBatches:
             raise ValueError("ArrayBatches: inputs and targets must be arrays with a first "
                              "(example) dimension")
         if len(self.inputs) != len(self.targets):
-            raise ValueError(f"ArrayBatches: {len(self.inputs)} inputs but {len(self.targets)} targets")
+            raise ValueError(f"ArrayBatches: {len(self.inputs)} inputs "
+                             f"but {len(self.targets)} targets")
         if len(self.inputs) == 0:
             raise ValueError("ArrayBatches: no examples (the arrays are empty)")
         self.batch_size = check_int("ArrayBatches", "batch_size", batch_size)
@@ -99,7 +100,8 @@ def count_correct(outputs, targets):
     if outputs.shape == targets.shape:                               # binary, same shape
         return int(np.sum((outputs > 0) == (targets > 0.5)))
     raise ValueError(f"accuracy: outputs of shape {outputs.shape} and targets of shape "
-                     f"{targets.shape} are neither (N, C) logits with (N,) classes nor the same shape")
+                     f"{targets.shape} are neither (N, C) logits with (N,) classes "
+                     "nor the same shape")
 
 
 def accuracy(outputs, targets):
@@ -125,7 +127,8 @@ def accuracy(outputs, targets):
 def clip_grad_norm(parameters, max_norm):
     """Scale gradients in place so their global 2-norm is at most max_norm; return the norm
     before clipping. Parameters whose .grad is None are ignored."""
-    if isinstance(max_norm, bool) or not isinstance(max_norm, (int, float, np.integer, np.floating)) \
+    number = (int, float, np.integer, np.floating)
+    if isinstance(max_norm, bool) or not isinstance(max_norm, number) \
             or not 0 <= max_norm < math.inf:
         raise ValueError(f"clip_grad_norm: max_norm must be a finite number >= 0, got {max_norm!r}")
     parameters = [parameters] if isinstance(parameters, Tensor) else list(parameters)
@@ -167,7 +170,8 @@ class LRScheduler:
 
     def __init__(self, optimizer):
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(self).__name__}: expected an Optimizer, got {type(optimizer).__name__}")
+            raise TypeError(f"{type(self).__name__}: expected an Optimizer, "
+                            f"got {type(optimizer).__name__}")
         self.optimizer = optimizer
         self.base_lr = optimizer.lr
         self.last_epoch = 0
@@ -212,7 +216,8 @@ class CosineAnnealingLR(LRScheduler):
     def __init__(self, optimizer, T_max, eta_min=0.0):
         self.T_max = check_int("CosineAnnealingLR", "T_max", T_max)
         if not (isinstance(eta_min, (int, float)) and 0 <= eta_min < math.inf):
-            raise ValueError(f"CosineAnnealingLR: eta_min must be a finite number >= 0, got {eta_min!r}")
+            raise ValueError("CosineAnnealingLR: eta_min must be a finite number >= 0, "
+                             f"got {eta_min!r}")
         self.eta_min = float(eta_min)
         super().__init__(optimizer)
 
@@ -263,7 +268,8 @@ def save_checkpoint(path, model, optimizer=None, epoch=0, extra=None):
         saved = optimizer.state_dict()
         meta["optimizer"] = {"class": type(optimizer).__name__,
                              "hyperparameters": saved["hyperparameters"],
-                             "state": {str(i): sorted(entry) for i, entry in saved["state"].items()}}
+                             "state": {str(i): sorted(entry)
+                                       for i, entry in saved["state"].items()}}
         for i, entry in saved["state"].items():
             for name, value in entry.items():
                 arrays[f"optimizer/{i}/{name}"] = np.asarray(value)
@@ -346,8 +352,8 @@ def _saved_parameters(path, arrays, meta, params):
     values = [_entry(path, arrays, f"model/{i}") for i in range(len(params))]
     for i, (param, value) in enumerate(zip(params, values)):
         if value.shape != param.shape:
-            raise CheckpointError(f"{path}: parameter {i} has shape {value.shape} in the checkpoint "
-                                  f"but {param.shape} in the model")
+            raise CheckpointError(f"{path}: parameter {i} has shape {value.shape} in the "
+                                  f"checkpoint but {param.shape} in the model")
     return values
 
 
@@ -422,7 +428,8 @@ class Trainer:
         if not callable(loss_fn):
             raise TypeError(f"Trainer: loss_fn must be callable, got {type(loss_fn).__name__}")
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"Trainer: optimizer must be an Optimizer, got {type(optimizer).__name__}")
+            raise TypeError("Trainer: optimizer must be an Optimizer, "
+                            f"got {type(optimizer).__name__}")
         model_params = {id(p) for p in model.parameters()}
         if model_params and not any(id(p) in model_params for p in optimizer.params):
             raise ValueError("Trainer: the optimizer holds none of the model's parameters "
@@ -550,7 +557,8 @@ def _batch(item, name):
                         f"got {type(item).__name__}")
     x, y = (v if isinstance(v, Tensor) else Tensor(v) for v in item)
     if x.ndim == 0:
-        raise ValueError(f"a batch of {name} has 0-d inputs; batches need a first (example) dimension")
+        raise ValueError(f"a batch of {name} has 0-d inputs; "
+                         "batches need a first (example) dimension")
     return x, y
 
 # %% [markdown]
@@ -573,4 +581,5 @@ trainer = Trainer(model, CrossEntropyLoss(), optimizer, scheduler=CosineAnnealin
 log = io.StringIO()
 history = trainer.fit(ArrayBatches(xor_x, xor_y, batch_size=4), epochs=200, progress=log)
 print(log.getvalue().splitlines()[-1])
-assert history["train_accuracy"][-1] == 1.0 and trainer.evaluate([(xor_x, xor_y)])["accuracy"] == 1.0
+assert history["train_accuracy"][-1] == 1.0
+assert trainer.evaluate([(xor_x, xor_y)])["accuracy"] == 1.0

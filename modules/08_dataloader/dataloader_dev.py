@@ -306,7 +306,8 @@ def load_digits(path=DIGITS_PATH):
         raise DataFormatError(path, f"pixel values must be in 0..16, found {pixels.min()} "
                                     f"to {pixels.max()}")
     if labels.min() < 0 or labels.max() > 9:
-        raise DataFormatError(path, f"labels must be in 0..9, found {labels.min()} to {labels.max()}")
+        raise DataFormatError(path, "labels must be in 0..9, "
+                                    f"found {labels.min()} to {labels.max()}")
     return pixels.reshape(-1, 8, 8).astype(np.float32), labels
 
 # %% [markdown]
@@ -317,7 +318,7 @@ def load_digits(path=DIGITS_PATH):
 # | bytes | meaning |
 # |---|---|
 # | 0-1 | always zero |
-# | 2 | element type: `0x08` uint8, `0x09` int8, `0x0B` int16, `0x0C` int32, `0x0D` float32, `0x0E` float64 |
+# | 2 | element type: 0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64 |
 # | 3 | number of dimensions `d` |
 # | 4 .. 4+4d | each dimension's size, a big-endian uint32 |
 #
@@ -336,7 +337,8 @@ def read_idx(path):
     """The array stored in an IDX file (plain or gzipped), e.g. MNIST images or labels."""
     raw = read_bytes(path)
     if len(raw) < 4:
-        raise DataFormatError(path, f"too short for an IDX header: {len(raw)} bytes, need at least 4")
+        raise DataFormatError(path, f"too short for an IDX header: {len(raw)} bytes, "
+                                    "need at least 4")
     type_code, ndim = raw[2], raw[3]
     if raw[:2] != b"\x00\x00" or type_code not in IDX_TYPES:
         magic = int.from_bytes(raw[:4], "big")

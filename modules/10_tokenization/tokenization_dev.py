@@ -14,8 +14,8 @@
 #
 # | tokenizer | one token is | vocabulary | sequence length |
 # |---|---|---|---|
-# | `CharTokenizer` | one character | the characters of the training text (~100) | one id per character |
-# | `BPETokenizer` | a frequent run of bytes ("the", " def", "ing") | 256 bytes + learned merges | several bytes per id |
+# | `CharTokenizer` | one character | the training text's characters (~100) | one id per character |
+# | `BPETokenizer` | a frequent byte run ("the", " def") | 256 bytes + merges | a few bytes per id |
 #
 # Characters are the simplest choice, but sequences are long and a character
 # never seen in training has no id. **Byte-pair encoding** (BPE, used by GPT-2
@@ -100,7 +100,8 @@ class Tokenizer:
     def encode(self, text):
         """The token ids of `text` (a str); special tokens in it become their ids."""
         if not isinstance(text, str):
-            raise TypeError(f"{type(self).__name__}.encode expects a str, got {type(text).__name__}")
+            raise TypeError(f"{type(self).__name__}.encode expects a str, "
+                            f"got {type(text).__name__}")
         ids = []
         for piece, special_id in split_special(text):
             ids.extend([special_id] if special_id is not None else self._encode_piece(piece))
@@ -175,7 +176,8 @@ class CharTokenizer(Tokenizer):
         chars = list(chars)
         for char in chars:
             if not isinstance(char, str) or len(char) != 1:
-                raise TypeError(f"CharTokenizer: the vocabulary holds single characters, got {char!r}")
+                raise TypeError("CharTokenizer: the vocabulary holds single characters, "
+                                f"got {char!r}")
         self.chars = sorted(set(chars))
         self._id_of = {c: self.first_char_id + i for i, c in enumerate(self.chars)}
 

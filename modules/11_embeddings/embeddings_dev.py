@@ -124,7 +124,8 @@ def _sequence_length(cls, x, dim, max_len):
     if not isinstance(x, Tensor):
         raise TypeError(f"{cls} expects a Tensor of token embeddings, got {type(x).__name__}")
     if x.ndim < 2 or x.shape[-1] != dim:
-        raise ValueError(f"{cls}: expected token embeddings of shape (..., T, {dim}), got {x.shape}")
+        raise ValueError(f"{cls}: expected token embeddings of shape (..., T, {dim}), "
+                         f"got {x.shape}")
     length = x.shape[-2]
     if length > max_len:
         raise ValueError(f"{cls}: sequence length {length} is longer than max_len={max_len}")

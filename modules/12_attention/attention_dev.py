@@ -266,7 +266,8 @@ class MultiHeadAttention(Module):
 
     def _check_input(self, name, x):
         if not isinstance(x, Tensor):
-            raise TypeError(f"MultiHeadAttention expects Tensors, got {type(x).__name__} for {name}")
+            raise TypeError("MultiHeadAttention expects Tensors, "
+                            f"got {type(x).__name__} for {name}")
         if x.ndim != 3 or x.shape[-1] != self.embed_dim:
             raise ValueError(f"MultiHeadAttention(embed_dim={self.embed_dim}) expects {name} of "
                              f"shape (B, T, {self.embed_dim}), got {x.shape}")

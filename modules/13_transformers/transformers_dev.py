@@ -258,7 +258,9 @@ class GPT(Module):
         self._init_weights(rng)
 
     def _init_weights(self, rng, std=0.02):
-        normal = lambda shape, scale=std: rng.normal(0.0, scale, shape).astype(np.float32)
+        def normal(shape, scale=std):
+            return rng.normal(0.0, scale, shape).astype(np.float32)
+
         for table in (self.wte.weight, self.wpe.weight):
             table.data = normal(table.shape)
         for module in _submodules(self):
@@ -323,8 +325,15 @@ class GPT(Module):
 # %%
 text = "hello world, hello transformer. "
 chars = sorted(set(text))
-encode = lambda s: np.array([[chars.index(c) for c in s]])
-decode = lambda ids: "".join(chars[i] for i in ids)
+
+
+def encode(s):
+    return np.array([[chars.index(c) for c in s]])
+
+
+def decode(ids):
+    return "".join(chars[i] for i in ids)
+
 
 config = GPTConfig(vocab_size=len(chars), block_size=16, n_layer=2, n_head=2, n_embd=32, seed=0)
 model = GPT(config)

@@ -9,7 +9,7 @@
 # |---|---|---|
 # | How many parameters? | count the tensors stored on the modules | exact |
 # | How much arithmetic? | FLOP formulas, walking the layers shape by shape | exact (a convention) |
-# | How much memory? | bytes of the parameters; `tracemalloc` peak of a forward pass | exact / measured |
+# | How much memory? | parameter bytes; `tracemalloc` peak of a forward pass | exact / measured |
 # | How long does it take? | `time.perf_counter` around many calls, then statistics | measured |
 #
 # The last row is the only one that changes from run to run, so it is reported as

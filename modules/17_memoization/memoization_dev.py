@@ -41,6 +41,7 @@ from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import make_rng
 from tinytorch.core.tensor import Tensor, check_int
 from tinytorch.models.attention import scaled_dot_product_attention
+
 # The same argument checks and the same sampler as GPT.generate: both paths then
 # validate alike and draw exactly the same random numbers.
 from tinytorch.models.transformer import GPT, _check_generate_args, _sample, _token_ids

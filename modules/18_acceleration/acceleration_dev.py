@@ -38,8 +38,13 @@ from numpy.lib.stride_tricks import sliding_window_view
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.spatial import Conv2d, output_size
 from tinytorch.core.tensor import Tensor, check_int
-from tinytorch.profiling import (LatencyResult, format_seconds, format_table, measure_latency,
-                                 memory_of)
+from tinytorch.profiling import (
+    LatencyResult,
+    format_seconds,
+    format_table,
+    measure_latency,
+    memory_of,
+)
 
 # %% [markdown]
 # ## Measuring a speed-up

@@ -48,8 +48,13 @@ from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Linear, Module
 from tinytorch.core.optimizers import AdamW
 from tinytorch.core.tensor import check_int
-from tinytorch.core.training import (CheckpointError, CosineAnnealingLR, clip_grad_norm,
-                                     load_checkpoint, save_checkpoint)
+from tinytorch.core.training import (
+    CheckpointError,
+    CosineAnnealingLR,
+    clip_grad_norm,
+    load_checkpoint,
+    save_checkpoint,
+)
 from tinytorch.memoization import generate_cached
 from tinytorch.models.transformer import GPT, GPTConfig
 from tinytorch.quantization import MinMaxObserver, QuantizedLinear, model_bytes

@@ -13,8 +13,8 @@ import subprocess
 import tomllib
 from pathlib import Path, PurePosixPath
 
-from orchestrator.core import export
 from orchestrator.cache import keys
+from orchestrator.core import export
 from orchestrator.core.graph import ModuleGraph
 
 

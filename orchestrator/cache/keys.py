@@ -42,14 +42,15 @@ import os
 import re
 import sys
 import tomllib
+from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path, PurePosixPath
 
+from orchestrator.cache.store import OBSERVED_KINDS  # noqa: F401  (named here too: the key's vocabulary)
 from orchestrator.core import export, strict_env, tree
 from orchestrator.core.digests import MISSING, StatCache, cache_for
 from orchestrator.core.graph import Module, ModuleGraph
 from orchestrator.core.state import StateDir
-from orchestrator.cache.store import OBSERVED_KINDS  # noqa: F401  (named here too: the key's vocabulary)
 
 # Kinds whose name after the colon is a path relative to the root
 PATH_KINDS = ("test", "conftest", "support", "input", "file", "export")
@@ -57,7 +58,7 @@ CONFIG_FILES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup
 
 
 def inputs(graph: ModuleGraph, module: Module, pytest_args: list[str],
-           prospective: bool = False, observed: list[str] = ()) -> dict[str, str]:
+           prospective: bool = False, observed: Iterable[str] = ()) -> dict[str, str]:
     """The key of `module`'s test target: its declared inputs, and the `observed` input
     names of a stored result valued now. `prospective` keys the generated files as the
     next export would write them (for `why` and `status`, which do not export)."""
@@ -127,7 +128,7 @@ def tree_inputs(graph: ModuleGraph, module: Module, named: dict[str, str]) -> di
         scope.generated | {_rel(graph.path, graph.root)} | \
         tree.remembered(("written", graph.root), StateDir(graph.root).written)
     found, files = {}, tree.tree_for(graph.root)
-    for rel, path in files.files().items():
+    for rel in files.files():
         if rel in covered or scope.outside(rel, module.id):
             continue
         value = files.digest(rel, cache.digest)
@@ -333,7 +334,7 @@ def environment() -> dict[str, str]:
 
 
 def stat_cache(graph: ModuleGraph) -> StatCache:
-    return cache_for(StateDir(graph.root).path)
+    return cache_for(StateDir(graph.root))
 
 
 def conftests(graph: ModuleGraph, module: Module) -> list[Path]:
@@ -354,7 +355,7 @@ def support_dir(graph: ModuleGraph) -> Path:
 
 
 @functools.lru_cache(maxsize=1)
-def distribution_owners() -> dict[str, list[str]]:
+def distribution_owners() -> Mapping[str, list[str]]:
     """Top-level import name -> the distributions that provide it (~0.1 s: once per
     process, and only in a run that executed tests)."""
     return metadata.packages_distributions()
@@ -390,8 +391,8 @@ def pytest_config_digest(root: Path, tests_dir: Path, cache: StatCache) -> str:
     changes the key; an edit of pyproject.toml outside [tool.pytest] does not."""
     found = {}
     for directory in [tests_dir, *tests_dir.parents]:
-        for path, value in tree.remembered(("config files", directory),
-                                           lambda: _config_files_in(directory, cache)):
+        compute = functools.partial(_config_files_in, directory, cache)
+        for path, value in tree.remembered(("config files", directory), compute):
             found[os.path.relpath(path, root)] = value   # relative: checkouts share keys
     return _digest_json(found)
 
@@ -433,7 +434,7 @@ def _listing_digest(directory: Path) -> str:
         return MISSING
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _importable(name: str) -> bool:
     """Once per process, like installed_distributions: every module's key asks about the
     same few optional imports, and a doit command is one process (watch starts a new one

@@ -30,8 +30,6 @@ from enum import Enum
 from pathlib import Path
 
 from orchestrator.cache import keys
-from orchestrator.core.files import FILE_MODE
-from orchestrator.core.graph import ModuleGraph
 from orchestrator.cache.remote_entry import (
     MAX_AC_BYTES,
     NotShareable,
@@ -43,6 +41,8 @@ from orchestrator.cache.remote_entry import (
     verify,
 )
 from orchestrator.cache.store import Store
+from orchestrator.core.files import FILE_MODE
+from orchestrator.core.graph import ModuleGraph
 
 
 class Outcome(Enum):

@@ -35,10 +35,10 @@ import hmac
 import json
 import os
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Callable, Iterator
 
 from orchestrator.cache import keys
 from orchestrator.cache.store import InvalidResult, Result

@@ -1,24 +1,14 @@
 """The shared result cache on a server: Bazel's HTTP remote cache protocol, the client.
 
-    ORCHESTRATOR_REMOTE_CACHE=https://cache.example.org/tinytorch   the server (the user's)
-    ORCHESTRATOR_REMOTE_CACHE_HOSTS=cache.example.org,other:8080    hosts graph.toml may name
-    ORCHESTRATOR_CACHE_KEY=...            HMAC-SHA256 key; without it nothing remote is trusted
-    ORCHESTRATOR_REMOTE_CACHE_TOKEN=...   optional: `Authorization: Bearer ...`, sent only to
-                                          the server ORCHESTRATOR_REMOTE_CACHE names
-    ORCHESTRATOR_REMOTE_CACHE_MODE=read-write | read-only | off   (default: read-write)
-    ORCHESTRATOR_REMOTE_CACHE_TIMEOUT=2   seconds a request may take, start to end
-
 The server is anything that speaks Bazel's HTTP cache (GET and PUT of /ac/<sha256> and
-/cas/<sha256>): nginx with WebDAV PUT, bazel-remote, BuildBuddy. What an entry is there
-and how it is verified (signed envelope under /ac/, result blob under /cas/) is
-remote_entry.py; this module fetches and uploads entries.
-
-Whose server: the user's. A URL in graph.toml (`[project] remote_cache`, which any pull
-request can change) is used only if the user allows its host (ORCHESTRATOR_REMOTE_CACHE_HOSTS
-or $XDG_CONFIG_HOME/orchestrator/remote-cache-hosts, one host a line); if not, one line
-says so and how to allow it, and the run goes on locally. The token and the URL's
-credentials go only to the server the user named with them, never through a redirect
-(none is followed). A run that uses a server names it first (`announce`).
+/cas/<sha256>): nginx with WebDAV PUT, bazel-remote, BuildBuddy. Which server and how (the
+environment, the hosts the user allows, the token, the mode) is remote_settings.py; what
+an entry is there and how it is verified (signed envelope under /ac/, result blob under
+/cas/) is remote_entry.py; how each request is bounded in time and size is
+remote_bounds.py. This module is one run's use of the server: it fetches and uploads
+entries. The token and the URL's credentials go only to the server the user named with
+them, never through a redirect (none is followed). A run that uses a server names it first
+(`announce`).
 
 Trust: a run uses a fetched entry only once remote_entry has verified it and its observed
 inputs, valued here and now, give its key (the same test as a local hit). Anything else is
@@ -26,42 +16,32 @@ rejected in one line and the module runs. A run without the key trusts nothing r
 uploads nothing; read-only mode (a run that has the key, e.g. to check a pull request)
 never uploads. An upload is what remote_entry.shareable makes of a result: no private path.
 
-Bounded: every request has one deadline (the timeout, from its first byte sent to its last
-byte read, enforced on each socket operation, so a server dripping a byte a second is cut
-at the deadline) and a size cap on what is read (the answer to a PUT too); bodies are read
-raw (Accept-Encoding: identity; an answer with another Content-Encoding is refused, never
-decompressed). The first failure of the server (refused, past the deadline, 5xx, a
-redirect, too much, not a cache) is said in one line and the rest of the run asks it
-nothing more: a slow or flooding server costs one deadline. One bad entry (truncated,
-unsigned, too large) costs only its module: one line, it runs, and its upload replaces
-the entry. The first local miss fetches every module's entry at once in background
-threads, so a chain of cached targets does not wait on one round trip after another.
+Failures: bodies are read raw (Accept-Encoding: identity; an answer with another
+Content-Encoding is refused, never decompressed). The first failure of the server
+(refused, past the deadline, 5xx, a redirect, too much, not a cache) is said in one line
+and the rest of the run asks it nothing more (`_trip`, the circuit breaker): a slow or
+flooding server costs one deadline. One bad entry (truncated, unsigned, too large) costs
+only its module: one line, it runs, and its upload replaces the entry. The first local
+miss fetches every module's entry at once in background threads, so a chain of cached
+targets does not wait on one round trip after another.
 """
 from __future__ import annotations
 
 import importlib.util
 import os
 import queue
-import re
 import sys
 import threading
 import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import Enum
-from pathlib import Path
-from urllib.parse import urlsplit
 
 from orchestrator.cache import keys
-from orchestrator.core import urls
-from orchestrator.core.digests import MISSING
-from orchestrator.core.graph import ModuleGraph
+from orchestrator.cache.remote_bounds import bounded_transport, deadline, read_capped
 from orchestrator.cache.remote_entry import (
     ENV_KEY,
     MAX_AC_BYTES,
-    MIN_KEY_CHARS,
     ConfigError,
     NotShareable,
     Rejected,
@@ -69,268 +49,29 @@ from orchestrator.cache.remote_entry import (
     Unavailable,
     ac_address,
     make_entry,
-    signing_key,
     verify,
 )
+from orchestrator.cache.remote_lines import (
+    Scrubbed,
+    describe,
+    redirect_target,
+    short,
+    to_stderr,
+)
+from orchestrator.cache.remote_settings import (
+    ENV_TOKEN,
+    ENV_URL,
+    NotAllowed,
+    Settings,
+    redact,
+    secrets_in,
+)
 from orchestrator.cache.store import Result
+from orchestrator.core.digests import MISSING
+from orchestrator.core.graph import ModuleGraph
 
-ENV_URL = "ORCHESTRATOR_REMOTE_CACHE"
-ENV_HOSTS = "ORCHESTRATOR_REMOTE_CACHE_HOSTS"
-ENV_TOKEN = "ORCHESTRATOR_REMOTE_CACHE_TOKEN"
-ENV_MODE = "ORCHESTRATOR_REMOTE_CACHE_MODE"
-ENV_TIMEOUT = "ORCHESTRATOR_REMOTE_CACHE_TIMEOUT"
-CREDENTIALS_INSTEAD = f"use {ENV_URL} or {ENV_TOKEN}"
-HOSTS_FILE = "orchestrator/remote-cache-hosts"      # under $XDG_CONFIG_HOME (~/.config)
-TIMEOUT = 2.0                 # seconds: one request, start to end
 MAX_ANSWER_BYTES = 64 << 10   # what an upload's answer may hold (nginx: nothing)
-MAX_HOSTS_FILE_BYTES = 64 << 10
 PREFETCH_THREADS = 8
-WRITE_PIECE = 16 << 10        # a body goes out in pieces, each within the deadline
-TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")     # RFC 6750's b64token: nothing to inject
-
-
-class Mode(str, Enum):
-    READ_WRITE = "read-write"
-    READ_ONLY = "read-only"
-    OFF = "off"
-
-
-MODES = tuple(m.value for m in Mode)
-
-
-class Origin(Enum):
-    """Who named the server: the user's environment, or the repository (graph.toml)."""
-    ENVIRONMENT = ENV_URL
-    GRAPH = "graph.toml [project] remote_cache"
-
-
-class NotAllowed(ConfigError):
-    """The repository names a server the user has not allowed."""
-
-
-# --- settings ---------------------------------------------------------------------------
-
-def url_problem(url: str, where: str, credentials: bool = True) -> str:
-    """urls.url_problem, saying where credentials go instead."""
-    return urls.url_problem(url, where, credentials, instead=CREDENTIALS_INSTEAD)
-
-
-redact, scrub = urls.redact, urls.scrub
-
-
-def host_of(url: str) -> str:
-    """host, or host:port when the URL names a port (lower case)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    host = f"[{host}]" if ":" in host else host
-    return f"{host}:{parts.port}" if parts.port else host
-
-
-def allowed_hosts(environ) -> tuple[set[str], Path | None]:
-    """The hosts the user lets graph.toml name: ORCHESTRATOR_REMOTE_CACHE_HOSTS (commas)
-    and the user's hosts file (one a line, # comments), and that file's path."""
-    found = {h.strip().lower() for h in environ.get(ENV_HOSTS, "").split(",") if h.strip()}
-    config = environ.get("XDG_CONFIG_HOME", "").strip()
-    home = environ.get("HOME", "").strip()
-    base = Path(config) if config else (Path(home) / ".config" if home else None)
-    path = base / HOSTS_FILE if base else None
-    if path is not None:
-        try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                text = f.read(MAX_HOSTS_FILE_BYTES)
-        except OSError:
-            text = ""
-        found |= {line.split("#")[0].strip().lower() for line in text.splitlines()} - {""}
-    return found, path
-
-
-def _allows(allowed: set[str], url: str) -> bool:
-    """An allowed `host` takes any port of it; `host:port` only that port."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    host = f"[{host}]" if ":" in host else host
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return host in allowed or f"{host}:{port}" in allowed
-
-
-@dataclass(frozen=True)
-class Settings:
-    url: str                    # the base URL, without a trailing slash
-    key: bytes | None           # the HMAC key; None: nothing remote can be trusted
-    token: str | None           # sent as a Bearer token (only to the user's own server)
-    mode: Mode
-    timeout: float              # each request's deadline, seconds
-    origin: Origin = Origin.ENVIRONMENT
-    token_withheld: bool = False     # a token is set, but the server is graph.toml's
-
-    @property
-    def readable(self) -> bool:
-        return self.mode is not Mode.OFF and self.key is not None
-
-    @property
-    def writable(self) -> bool:
-        return self.mode is Mode.READ_WRITE and self.key is not None
-
-    @classmethod
-    def from_environment(cls, environ, configured: str = "") -> "Settings | None":
-        """None when no cache is configured or mode is off; ConfigError for a bad setting,
-        NotAllowed for a graph.toml server whose host the user has not allowed."""
-        env_url = environ.get(ENV_URL, "").strip()
-        url = env_url or (configured or "").strip()
-        raw_mode = environ.get(ENV_MODE, "").strip().lower() or Mode.READ_WRITE.value
-        if raw_mode not in MODES:
-            raise ConfigError(f"{ENV_MODE}={_short(raw_mode)}: expected one of "
-                              f"{', '.join(MODES)}")
-        mode = Mode(raw_mode)
-        if not url or mode is Mode.OFF:
-            return None
-        origin = Origin.ENVIRONMENT if env_url else Origin.GRAPH
-        problem = url_problem(url, origin.value)
-        if problem:
-            raise ConfigError(problem)
-        if origin is Origin.GRAPH:
-            _check_allowed(environ, url)
-        key = signing_key(environ)
-        token = environ.get(ENV_TOKEN, "").strip() or None
-        if token is not None and not TOKEN.fullmatch(token):
-            raise ConfigError(f"{ENV_TOKEN} holds a character a bearer token cannot have "
-                              "(spaces, control characters, non-ASCII)")
-        return cls(url=url.rstrip("/"), key=key, mode=mode, timeout=_timeout(environ),
-                   origin=origin, token=token if origin is Origin.ENVIRONMENT else None,
-                   token_withheld=token is not None and origin is Origin.GRAPH)
-
-
-def _check_allowed(environ, url: str) -> None:
-    allowed, path = allowed_hosts(environ)
-    if _allows(allowed, url):
-        return
-    host = host_of(url)
-    where = f", or add the line {host} to {path}" if path is not None else ""
-    raise NotAllowed(f"graph.toml names the server {redact(url)}, which you have not "
-                     f"allowed; to use it, set {ENV_HOSTS}={host}{where}; this run goes on "
-                     "locally")
-
-
-def _timeout(environ) -> float:
-    raw = environ.get(ENV_TIMEOUT, "").strip() or str(TIMEOUT)
-    try:
-        timeout = float(raw)
-        if not 0 < timeout <= 60:
-            raise ValueError
-    except ValueError:
-        raise ConfigError(f"{ENV_TIMEOUT}={_short(raw)}: expected seconds, more than 0 and "
-                          "at most 60") from None
-    return timeout
-
-
-def _secrets(environ) -> list[str]:
-    """What no line may show: the token, the key, the URL's password."""
-    found = [environ.get(ENV_TOKEN, "").strip(), environ.get(ENV_KEY, "")]
-    try:
-        found.append(urlsplit(environ.get(ENV_URL, "").strip()).password or "")
-    except ValueError:
-        pass
-    # a shorter one would garble words it happens to be part of; a URL's user:password@
-    # goes by its place (scrub), whatever its length
-    return [s for s in found if len(s) >= 6]
-
-
-# --- one deadline per request, on every socket operation ---------------------------------
-
-class _Deadline(threading.local):
-    at: float | None = None        # time.monotonic() by which this thread's request ends
-
-
-DEADLINE = _Deadline()
-
-
-@contextmanager
-def deadline(seconds: float):
-    """Everything this thread sends or reads inside ends by `seconds` from now (an outer
-    deadline, if earlier, still holds)."""
-    outer = DEADLINE.at
-    mine = time.monotonic() + seconds
-    DEADLINE.at = mine if outer is None else min(outer, mine)
-    try:
-        yield
-    finally:
-        DEADLINE.at = outer
-
-
-def _left(timeout: float | None, error: type) -> float | None:
-    """The time a socket operation may take: httpcore's per-operation timeout, cut to what
-    is left of the request's deadline; `error` (an httpcore timeout) once it has passed."""
-    at = DEADLINE.at
-    if at is None:
-        return timeout
-    left = at - time.monotonic()
-    if left <= 0:
-        raise error("the request's deadline passed")
-    return left if timeout is None else min(timeout, left)
-
-
-class _BoundedStream:
-    """An httpcore network stream whose every read and write ends by the deadline. httpx's
-    own timeouts are per operation: a server sending a byte a second never trips them."""
-
-    def __init__(self, stream):
-        self._stream = stream
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        import httpcore
-        return self._stream.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        import httpcore
-        for at in range(0, len(buffer), WRITE_PIECE):     # a slow reader: checked per piece
-            self._stream.write(buffer[at:at + WRITE_PIECE],
-                               _left(timeout, httpcore.WriteTimeout))
-
-    def close(self) -> None:
-        self._stream.close()
-
-    def start_tls(self, ssl_context, server_hostname=None, timeout=None):
-        import httpcore
-        return _BoundedStream(self._stream.start_tls(
-            ssl_context, server_hostname, _left(timeout, httpcore.ConnectTimeout)))
-
-    def get_extra_info(self, info: str):
-        return self._stream.get_extra_info(info)
-
-
-class _BoundedBackend:
-    """httpcore's network backend, its streams bounded (see _BoundedStream)."""
-
-    def __init__(self, backend):
-        self._backend = backend
-
-    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
-        import httpcore
-        return _BoundedStream(self._backend.connect_tcp(
-            host, port, _left(timeout, httpcore.ConnectTimeout), local_address,
-            socket_options))
-
-    def connect_unix_socket(self, path, timeout=None, socket_options=None):
-        import httpcore
-        return _BoundedStream(self._backend.connect_unix_socket(
-            path, _left(timeout, httpcore.ConnectTimeout), socket_options))
-
-    def sleep(self, seconds: float) -> None:
-        self._backend.sleep(seconds)
-
-
-def _bounded_transport(httpx, limits):
-    """httpx's transport, its connections made through _BoundedBackend. httpx has no public
-    way to pass httpcore a network backend: this sets the one attribute its transport keeps
-    it in, and refuses (Unavailable) an httpx where it is not, rather than run unbounded."""
-    transport = httpx.HTTPTransport(limits=limits, retries=0)
-    pool = getattr(transport, "_pool", None)
-    backend = getattr(pool, "_network_backend", None)
-    if backend is None:
-        raise Unavailable(f"httpx {getattr(httpx, '__version__', '?')} cannot bound a "
-                          "request's time (no httpcore network backend found)")
-    pool._network_backend = _BoundedBackend(backend)
-    return transport
 
 
 @dataclass(frozen=True)
@@ -354,7 +95,7 @@ class RemoteCache:
                  say=None, secrets=()):
         self.settings, self.graph = settings, graph
         self.pytest_args = list(pytest_args)
-        self.say = _Scrubbed(say if say is not None else _stderr, secrets)
+        self.say = Scrubbed(say if say is not None else to_stderr, secrets)
         self.name = redact(settings.url)
         self._client = None        # made on the first request: a run of local hits
         self._httpx = None         # never imports httpx (~0.1 s)
@@ -369,12 +110,12 @@ class RemoteCache:
 
     @classmethod
     def from_environment(cls, graph: ModuleGraph, pytest_args=(), environ=None,
-                         say=None) -> "RemoteCache | None":
+                         say=None) -> RemoteCache | None:
         """The run's remote cache, or None (not configured, off, not allowed, or unusable:
         said in one line; a setting of the remote cache never fails a run)."""
         environ = os.environ if environ is None else environ
-        secrets = _secrets(environ)
-        say = _Scrubbed(say if say is not None else _stderr, secrets)
+        secrets = secrets_in(environ)
+        say = Scrubbed(say if say is not None else to_stderr, secrets)
         try:
             settings = Settings.from_environment(environ, getattr(graph, "remote_cache", ""))
         except NotAllowed as e:
@@ -415,7 +156,7 @@ class RemoteCache:
                     headers["Authorization"] = f"Bearer {self.settings.token}"
                 limits = httpx.Limits(max_connections=PREFETCH_THREADS + 4)
                 self._client = httpx.Client(
-                    transport=_bounded_transport(httpx, limits), headers=headers,
+                    transport=bounded_transport(httpx, limits), headers=headers,
                     timeout=httpx.Timeout(self.settings.timeout), follow_redirects=False,
                     trust_env=False)
                 self._httpx = httpx
@@ -588,7 +329,7 @@ class RemoteCache:
             return None
         if answer.redirect:
             raise Unavailable(f"GET /{kind}/ answered HTTP {answer.status}, a redirect"
-                              f"{_to(answer.location)}, which is not followed")
+                              f"{redirect_target(answer.location)}, which is not followed")
         if answer.status != 200:
             raise Unavailable(f"GET /{kind}/ answered HTTP {answer.status}")
         if answer.body is None:
@@ -601,7 +342,7 @@ class RemoteCache:
             raise Unavailable(f"PUT /{kind}/ answered HTTP {answer.status}")
         if answer.redirect:
             raise Rejected(f"upload refused: PUT /{kind}/ answered HTTP {answer.status}, a "
-                           f"redirect{_to(answer.location)}, which is not followed")
+                           f"redirect{redirect_target(answer.location)}, which is not followed")
         if not 200 <= answer.status < 300:
             raise Rejected(f"upload refused: PUT /{kind}/ answered HTTP {answer.status}")
         if answer.body is None:
@@ -621,7 +362,7 @@ class RemoteCache:
                 encoding = fields.get("content-encoding", "identity").strip().lower()
                 if encoding not in ("", "identity"):
                     raise Unavailable(f"{method} /{kind}/ answered with Content-Encoding "
-                                      f"{_short(encoding)}, not identity as asked")
+                                      f"{short(encoding)}, not identity as asked")
                 if 300 <= status < 400:
                     return Answer(status, location=fields.get("location", ""))
                 if not (status == 200 or (method == "PUT" and 200 <= status < 300)):
@@ -629,11 +370,11 @@ class RemoteCache:
                 if method == "GET" and "text/html" in fields.get("content-type", "").lower():
                     raise Unavailable(f"it answered a GET of /{kind}/ with an HTML page, "
                                       "not a cache entry")
-                return Answer(status, _read(response, limit, self.settings.timeout))
+                return Answer(status, read_capped(response, limit, self.settings.timeout))
         except httpx.TimeoutException:
             raise Unavailable(f"no complete answer within {self.settings.timeout:g}s") from None
         except httpx.HTTPError as e:
-            raise Unavailable(_describe(e)) from None
+            raise Unavailable(describe(e)) from None
 
     def _trip(self, why: str) -> None:
         """The circuit breaker: the first failure is said once, and nothing more is asked."""
@@ -642,43 +383,6 @@ class RemoteCache:
         if first:
             self.say(f"warning: remote cache {self.name} not used: {why}; "
                      "this run goes on locally")
-
-
-def _read(response, limit: int, timeout: float) -> bytes | None:
-    """At most `limit` bytes of the raw (never decompressed) body, None if there are more;
-    Unavailable past the deadline (the transport cuts a silent server at it too)."""
-    length = response.headers.get("content-length", "").strip()
-    if length.isdigit() and int(length) > limit:
-        return None
-    data = bytearray()
-    for chunk in response.iter_raw():
-        data += chunk
-        if len(data) > limit:
-            return None
-        if DEADLINE.at is not None and time.monotonic() > DEADLINE.at:
-            raise Unavailable(f"no complete answer within {timeout:g}s")
-    return bytes(data)
-
-
-class _Scrubbed:
-    """A `say` whose lines never show a credential (scrub)."""
-
-    def __init__(self, say, secrets=()):
-        self.say = say.say if isinstance(say, _Scrubbed) else say
-        self.secrets = list(secrets)
-
-    def __call__(self, line: str) -> None:
-        self.say(scrub(line, self.secrets))
-
-
-def _to(location: str) -> str:
-    return f" to {_short(redact(location))}" if location else ""
-
-
-def _short(text: str, limit: int = 80) -> str:
-    """Server- or user-given text as it may go in a line: printable, and short."""
-    text = "".join(c if c.isprintable() else "?" for c in text)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _import_httpx():
@@ -694,20 +398,3 @@ def _import_httpx():
             del sys.modules["httpx._main"]
     return httpx
 
-
-def _stderr(line: str) -> None:
-    # the process's own stderr: doit swaps sys.stderr to capture a task's output while its
-    # action runs (where uploads happen), and a line said there would never be seen
-    print(line, file=sys.__stderr__ or sys.stderr, flush=True)
-
-
-def _describe(error) -> str:
-    """'connection refused', 'name or service not known': the OS's words where there are."""
-    seen = error
-    for _ in range(8):           # the chain httpx -> httpcore -> OSError
-        if seen is None:
-            break
-        if isinstance(seen, OSError) and seen.strerror:
-            return seen.strerror[0].lower() + seen.strerror[1:]
-        seen = seen.__cause__ or seen.__context__
-    return f"{type(error).__name__}: {_short(str(error))}"

@@ -17,10 +17,10 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
-from typing import Callable, Iterator
 
 from orchestrator.core.files import atomic_write
 from orchestrator.core.state import StateDir
@@ -124,7 +124,7 @@ class Result:
         return json.dumps(data, indent=1)
 
     @classmethod
-    def from_dict(cls, data) -> "Result":
+    def from_dict(cls, data) -> Result:
         """The one schema of a stored result; raises InvalidResult naming the first misfit."""
         if not isinstance(data, dict):
             raise InvalidResult("not a JSON object")

@@ -51,7 +51,7 @@ class Tally:
     skipped_because: tuple[tuple[str, int], ...] = ()   # (reason, how many), most first
 
     @classmethod
-    def of(cls, result: Result) -> "Tally":
+    def of(cls, result: Result) -> Tally:
         counts: Counter = Counter()
         for outcome, n in result.counts.items():
             counts[bucket(outcome)] += n

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 XDIST_MODES = ("policy", "never", "always")    # runner.py's xdist policy, or an override
 LAUNCHERS = ("warm", "cold")                   # launch.py: fork from the warm server, or not

@@ -24,21 +24,21 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from doit import get_var
 from doit.exceptions import InvalidDodoFile, TaskFailed
 
-from orchestrator.core import export, strict_env, tree
 from orchestrator.cache import keys
-from orchestrator.run import launch, runner
-from orchestrator.report import run_context
+from orchestrator.cache.store import Cause, Store
 from orchestrator.campaign import schedule
+from orchestrator.campaign.doit_run import CAMPAIGN, command_line_variables
+from orchestrator.campaign.options import BadOption, RunOptions, help_text, unknown_variables
+from orchestrator.core import export, strict_env, tree
 from orchestrator.core.digests import save_all as save_stat_caches
 from orchestrator.core.graph import GraphError, ModuleGraph, load
 from orchestrator.core.lock import Busy, RunLock
-from orchestrator.campaign.options import BadOption, RunOptions, help_text, unknown_variables
-from orchestrator.report.console import Reporter
 from orchestrator.core.state import StateDir, StateDirError, describe
-from orchestrator.cache.store import Cause, Store
+from orchestrator.report import run_context
+from orchestrator.report.console import Reporter
+from orchestrator.run import launch, runner
 
 if TYPE_CHECKING:
     from orchestrator.cache.remote_http import RemoteCache
@@ -46,10 +46,15 @@ if TYPE_CHECKING:
 
 
 class Campaign:
-    """The tasks of one doit invocation over one validated graph."""
+    """The tasks of one doit invocation over one validated graph.
 
-    def __init__(self, root: Path, argv: list[str] | None = None):
-        argv = sys.argv[1:] if argv is None else argv
+    Made when dodo.py is loaded, by every doit command (`doit list` and tab completion
+    too), so making it only reads: graph.toml, validated, and the command line's
+    `name=value` variables, checked (a bad one: one line, exit 3). No stored result is
+    read until a run needs one, and nothing is written; the run command (doit_run.py)
+    finds the campaign in DOIT_CONFIG, resolves the task names and begins the run."""
+
+    def __init__(self, root: Path):
         try:
             self.graph: ModuleGraph = load(root)
         except GraphError as e:
@@ -57,11 +62,10 @@ class Campaign:
         self.root = self.graph.root
         self.state = StateDir(self.root)
         self.store = Store(self.root)
-        resolve_task_names(self.graph, argv)
+        variables = command_line_variables()
         try:
-            unknown_variables(a.split("=", 1)[0] for a in argv
-                              if "=" in a and not a.startswith("-"))
-            self.options = RunOptions.from_vars(get_var)
+            unknown_variables(variables)
+            self.options = RunOptions.from_vars(variables.get)
         except BadOption as e:
             raise InvalidDodoFile(str(e)) from None
         self.pytest_args = list(self.options.pytest_args)
@@ -70,15 +74,14 @@ class Campaign:
         self.xdist = self.options.xdist
         self.launcher_kind = self.options.launcher
         self.wait_for_lock = self.options.wait_for_lock
-        self._launcher = None
+        self._launcher: launch.WarmLauncher | launch.ColdLauncher | None = None
         self._launcher_lock = threading.Lock()
         self._declared: dict[str, dict[str, str]] = {}
         self.hits: dict = {}               # module -> the stored result a cache hit reuses
         self._priorities: dict[str, float] | None = None
         self._durations: dict[str, float] | None = None
         self.lock: RunLock | None = None
-        self.remote: "RemoteCache | None" = None    # opened by begin_run
-        run_context.ACTIVE_CAMPAIGN = self     # the run command and the reporter find it
+        self.remote: RemoteCache | None = None    # opened by begin_run
 
     def begin_run(self) -> None:
         """Called by the run command (doit_run.py) before any task runs, never when dodo.py
@@ -94,7 +97,8 @@ class Campaign:
                               say=lambda m: print(m, file=sys.stderr, flush=True))
         except Busy as e:
             raise InvalidDodoFile(str(e)) from None
-        from orchestrator.cache.remote_http import RemoteCache      # here: most runs have no remote cache
+        # imported here: most runs have no remote cache
+        from orchestrator.cache.remote_http import RemoteCache
         self.remote = RemoteCache.from_environment(self.graph, self.pytest_args)
         if self.remote is not None:
             self.remote.announce()                # the run's first line names the server
@@ -117,6 +121,7 @@ class Campaign:
 
     def doit_config(self) -> dict:
         return {
+            CAMPAIGN: self,                # doit's loader hands it to the command (doit_run.py)
             "reporter": Reporter,
             "default_tasks": ["all"],
             # Every task decides by `uptodate` alone (our store is the truth), so doit's db
@@ -130,10 +135,8 @@ class Campaign:
         }
 
     def export_tasks(self):
-        priority = self.priorities()
         for module in self.graph:
             yield {
-                "meta": {"priority": priority[module.id]},
                 "name": module.id,
                 "doc": f"export {module.source} -> {module.export}",
                 "actions": [(self.export, [module.id])],
@@ -144,11 +147,9 @@ class Campaign:
         yield {"basename": "test", "name": None,
                "doc": "run a module's tests after its deps' tests pass "
                       "(doit test:NN name=value ...)\n\nvariables:\n" + help_text()}
-        priority = self.priorities()
         for module in self.graph:
             deps = self.graph.test_deps(module.id, strict=self.strict)
             yield {
-                "meta": {"priority": priority[module.id]},   # see doit_run.py
                 "name": module.id,
                 "doc": f"test {module.title} ({module.tests}) after its deps' tests pass",
                 "actions": [(self.test, [module.id])],
@@ -159,7 +160,7 @@ class Campaign:
 
     def waiting_on(self, module_id: str) -> list[str]:
         """Every test target that waits, directly or not, for `module_id`'s to pass."""
-        waiting = {m.id: [] for m in self.graph}
+        waiting: dict[str, list[str]] = {m.id: [] for m in self.graph}
         for m in self.graph:
             for dep in self.graph.test_deps(m.id, strict=self.strict):
                 waiting[dep].append(m.id)
@@ -178,6 +179,18 @@ class Campaign:
         from orchestrator.run.verdict import rerun_command
         return rerun_command(self.root, [nodeid], self.pytest_args)
 
+    def resolve_task_names(self, names: list[str]) -> list[str]:
+        return resolve_task_names(self.graph, names)
+
+    def priority(self, task_name: str) -> float:
+        """The run command's dispatch order (doit_run.py): a test or export target's
+        remaining critical path, 0 for other tasks. The first call reads the recorded
+        durations: a run asks when it first dispatches, `doit list` never does."""
+        kind, _, module = task_name.partition(":")
+        if kind in ("test", "export") and module in self.graph.modules:
+            return self.priorities()[module]
+        return 0.0
+
     def priorities(self) -> dict[str, float]:
         """Each module's remaining critical path (seconds, from recorded durations)."""
         if self._priorities is None:
@@ -192,9 +205,12 @@ class Campaign:
         return self._durations
 
     def all_task(self):
-        # longest remaining path first, also for doit's plain `run` (see doit_run.py)
-        order = sorted(self.graph.modules, key=lambda m: (-self.priorities()[m],
-                                                          self.graph[m].index))
+        # the longest remaining path first by declared sizes, the order doit's plain `run`
+        # starts them in; ours dispatches by the recorded durations (Campaign.priority).
+        # Listing the tasks reads no stored result.
+        guessed = schedule.remaining_path(
+            self.graph, {m.id: schedule.guess(m) for m in self.graph}, self.strict)
+        order = sorted(self.graph.modules, key=lambda m: (-guessed[m], self.graph[m].index))
         return {
             "doc": "export and test every module, in dependency order",
             "actions": None,
@@ -212,8 +228,8 @@ class Campaign:
 
     def write_graph(self, out: Path):
         from orchestrator.core.files import atomic_write
-        from orchestrator.views.render import make_view, to_html, to_mermaid
         from orchestrator.report.status import all_states
+        from orchestrator.views.render import make_view, to_html, to_mermaid
         view = make_view(self.graph, all_states(self.graph))
         for name, text in (("graph.html", to_html(view)), ("graph.mmd", to_mermaid(view))):
             atomic_write(out / name, text)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from orchestrator.cli.result_lines import age, explain, table
 from orchestrator.core import export as export_mod
 from orchestrator.core.graph import GraphError, ModuleGraph, find_root, load
 from orchestrator.core.state import StateDir
@@ -45,6 +46,22 @@ class Commands(OneLineUsage, click.Group):
     command_class = Command
     group_class = type          # subgroups (cache) are Commands too
 
+    def __init__(self, *args, **kwargs):
+        # No command: click 8.1 prints the help (exit 0), 8.2 raises NoArgsIsHelpError, and
+        # options alone (`--root x`) fail in English. Instead the group is invoked without
+        # one and says so itself (missing_command), alike in every click 8.
+        kwargs.setdefault("invoke_without_command", True)
+        kwargs.setdefault("subcommand_metavar", "COMMAND [ARGS]...")   # not "[COMMAND]"
+        super().__init__(*args, **kwargs)
+        callback = self.callback
+
+        def needs_a_command(*args, **kwargs):
+            ctx = click.get_current_context()
+            if ctx.invoked_subcommand is None:
+                raise missing_command(ctx)
+            return None if callback is None else callback(*args, **kwargs)
+        self.callback = needs_a_command
+
     def main(self, *args, **kwargs):
         kwargs.setdefault("prog_name", "orchestrator")   # not "python -m orchestrator"
         return super().main(*args, **kwargs)
@@ -60,12 +77,14 @@ def usage_error(error: click.UsageError, path: str) -> UserError:
     ctx = error.ctx
     if ctx is not None:
         path = ctx.command_path
-    if isinstance(error, click.exceptions.NoArgsIsHelpError) or \
-            error.message == "Missing command.":
-        message = f"missing command (one of: {', '.join(ctx.command.list_commands(ctx))})"
-    else:
-        message = " ".join(error.format_message().split())
+    message = " ".join(error.format_message().split())
     return UserError(f"{path}: {message} (see '{path} --help')")
+
+
+def missing_command(ctx: click.Context) -> UserError:
+    path, commands = ctx.command_path, ctx.command.list_commands(ctx)
+    return UserError(f"{path}: missing command (one of: {', '.join(commands)}) "
+                     f"(see '{path} --help')")
 
 
 def load_graph(root: Path | None):
@@ -409,63 +428,6 @@ def why(root, target, pytest_args):
         lines[0] += f" (with pytest={shlex.quote(shlex.join(implied))}, as its last run)"
     for line in lines:
         click.echo(line)
-
-
-def explain(state, root: Path | None = None) -> list[str]:
-    """What `why` says: the answer first, then the changed inputs, or for a failed result
-    its failures (the place to look, the exception) and, given `root`, a rerun command."""
-    r, target = state.result, f"test:{state.module}"
-    if r is None:
-        return [f"{target} will run: it has no stored result ({state.state})"]
-    when = f"{age(r.finished)} ago, {r.duration:.1f}s"
-    if state.reusable:
-        return [f"{target} will reuse its result: passed {when}; none of its "
-                f"{len(r.inputs)} inputs changed"]
-    if r.passed and r.undeclared and not state.changes:
-        return [f"{target} will re-run: its last pass ({when}) read what graph.toml rules "
-                "out for it, so it is never reused:"] + \
-            [f"  read     {u['file']}, but {u['why']}" for u in r.undeclared]
-    if r.passed:
-        head = (f"{target} will re-run: {len(state.changes)} input(s) changed since it passed "
-                f"({when}):")
-    else:
-        head = (f"{target} will re-run: its last run failed ({r.reason}, {when}); failed runs "
-                "are never reused")
-        if state.changes:
-            head += f". Changed since the last pass: {len(state.changes)}"
-        elif not state.ever_passed:
-            head += ". It never passed"
-    lines = [head] + [f"  {kind:8} {name}" for name, kind in state.changes]
-    return lines + ([] if r.passed else failed_lines(r, root))
-
-
-def failed_lines(result, root: Path | None, limit: int = 5) -> list[str]:
-    """`why`'s lines for a failed result: each failure (its test, where, the exception)
-    and a rerun command for them all."""
-    from orchestrator.run import verdict
-    found = verdict.failures(result)
-    lines = [f"  failed   {f.nodeid}" + (f" at {f.where}" if f.where else "") +
-             f": {f.headline}" for f in found[:limit]]
-    if len(found) > limit:
-        lines.append(f"  ...      and {len(found) - limit} more")
-    if found and root is not None:
-        lines.append("  rerun    " + verdict.rerun_command(
-            root, [f.nodeid for f in found[:limit]], verdict.pytest_args_of(result)))
-    return lines
-
-
-def age(timestamp: float) -> str:
-    import time
-    seconds = max(0, time.time() - timestamp)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s"
-
-
-def table(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
 
 
 @main.command()

@@ -32,10 +32,10 @@ import sys
 from pathlib import Path, PurePosixPath
 
 from orchestrator.cache import keys
-from orchestrator.run import reaper
-from orchestrator.core.graph import GraphError, ModuleGraph, load, suggest
-from orchestrator.campaign.options import BadOption, RunOptions, unknown_variables
 from orchestrator.cache.store import Store
+from orchestrator.campaign.options import BadOption, RunOptions, unknown_variables
+from orchestrator.core.graph import GraphError, ModuleGraph, load, suggest
+from orchestrator.run import reaper
 
 STOP_GRACE = 15.0          # seconds doit gets to stop after SIGINT (it stops its pytests)
 MAX_BATCH_MS = 2000        # a stream of changes starts a cycle after this long at most
@@ -214,10 +214,13 @@ def saved(raw: set[tuple[int, str]], keep: Watched) -> list[str]:
     (a temp file an editor or `sed -i` wrote and renamed): an edit is named by the
     file it saved."""
     kinds: dict[str, set[int]] = {}
+    names: dict[str, str] = {}
     for change, path in raw:
-        if keep(change, path):
+        rel = keep.relative(path)
+        if rel is not None and keep(change, path):
             kinds.setdefault(path, set()).add(int(change))
-    return sorted(keep.relative(path).as_posix() for path, seen in kinds.items()
+            names[path] = rel.as_posix()
+    return sorted(names[path] for path, seen in kinds.items()
                   if not (ADDED in seen and not os.path.lexists(path)))
 
 

@@ -1,1 +1,2 @@
-"""The course and its project on disk: graph.toml, exports, the tree, files, digests, the state dir."""
+"""The course and its project on disk: graph.toml, exports, the tree, files, digests,
+the state dir."""

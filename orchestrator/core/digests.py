@@ -3,7 +3,7 @@ mtime, ctime and inode are unchanged is not read again. The ctime is what an arc
 cannot fake: `tar --mtime` (or `touch -r`) can give new content its old size and mtime,
 but writing a file always sets its ctime to now.
 
-The cache lives in the state dir (statcache.json), one process-wide table per
+The cache lives in the state dir (StateDir.statcache), one process-wide table per
 project. An entry is trusted only if the file was already older than RACY_SECONDS
 when it was hashed: a file written within the clock's granularity of its hashing
 could change again without its mtime moving ("racy git"), so such files are
@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from orchestrator.core.files import atomic_write
+from orchestrator.core.state import StateDir
 
 RACY_SECONDS = 2.0
 MISSING = "missing"
@@ -86,11 +87,13 @@ _caches: dict[Path, StatCache] = {}
 _caches_lock = threading.Lock()
 
 
-def cache_for(state_dir: Path) -> StatCache:
+def cache_for(state: StateDir) -> StatCache:
+    """The stat cache of the state dir `state`: one per process."""
+    path = state.statcache
     with _caches_lock:
-        if state_dir not in _caches:
-            _caches[state_dir] = StatCache(state_dir / "statcache.json")
-        return _caches[state_dir]
+        if path not in _caches:
+            _caches[path] = StatCache(path)
+        return _caches[path]
 
 
 def save_all() -> None:

@@ -57,7 +57,9 @@ def sha256(data: str | bytes) -> str:
 
 
 def split_cells(text: str) -> list[Cell]:
-    cells, current, start, code = [], [], 1, True
+    cells: list[tuple[int, list[str], bool]] = []
+    current: list[str] = []
+    start, code = 1, True
     lines = text.removeprefix("\ufeff").splitlines()    # \n, \r\n or \r
     header = _yaml_header_length(lines)
     for number, line in enumerate(lines, start=1):
@@ -70,7 +72,7 @@ def split_cells(text: str) -> list[Cell]:
             current.append(line)
     cells.append((start, current, code))
     return [_cell(start, lines, code) for start, lines, code in cells
-            if any(l.strip() for l in lines)]
+            if any(line.strip() for line in lines)]
 
 
 def _yaml_header_length(lines: list[str]) -> int:

@@ -12,6 +12,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import NoReturn
 
 from orchestrator.core.urls import url_problem
 
@@ -114,7 +115,7 @@ class ModuleGraph:
         if name in self.modules:
             return name
         for m in self:
-            number = MODULE_ID.match(m.id).group(1)
+            number = m.id.partition("_")[0]     # a module id is NN_name (_module checks)
             if name in (m.name, number) or (name.isdigit() and int(name) == int(number)):
                 return m.id
         raise GraphError(f"{self.path.name}: unknown module '{name}'{suggest(name, self.modules)}")
@@ -157,8 +158,8 @@ def load(root: Path | str = ".", filename: str = GRAPH_FILE) -> ModuleGraph:
     except tomllib.TOMLDecodeError as e:
         # Python 3.11's error has no lineno attribute: "msg (at line L, column C)"
         match = re.search(r"^(.*) \(at line (\d+), column \d+\)$", str(e))
-        msg, line = match.groups() if match else (str(e), "?")
-        raise GraphError(f"{path.name}:{line}: TOML syntax error: {msg}") from None
+        msg, where = match.groups() if match else (str(e), "?")
+        raise GraphError(f"{path.name}:{where}: TOML syntax error: {msg}") from None
     return _build(root, path, text, raw)
 
 
@@ -210,7 +211,7 @@ def _build(root: Path, path: Path, text: str, raw: dict) -> ModuleGraph:
     return graph
 
 
-def _module(graph: ModuleGraph, fail, index: int, mid: str, entry) -> Module:
+def _module(graph: ModuleGraph, fail: _Failer, index: int, mid: str, entry) -> Module:
     match = MODULE_ID.match(mid)
     if not match:
         fail(mid, "module ids look like NN_name (digits, underscore, lowercase name)")
@@ -275,7 +276,7 @@ def _module(graph: ModuleGraph, fail, index: int, mid: str, entry) -> Module:
                   more_sources=tuple(sources[1:]), env=tuple(lists["env"]))
 
 
-def _remote_cache(fail, project: dict, at: dict) -> str:
+def _remote_cache(fail: _Failer, project: dict, at: dict) -> str:
     url = _typed(fail, project, "remote_cache", str, "", **at)
     if url:
         problem = url_problem(url, "[project] remote_cache", credentials=False,
@@ -286,7 +287,7 @@ def _remote_cache(fail, project: dict, at: dict) -> str:
     return url
 
 
-def _ignore(fail, project: dict) -> list[str]:
+def _ignore(fail: _Failer, project: dict) -> list[str]:
     """`[project] ignore`: globs of files that are no module's input (tree.py), relative
     to the root like every path here."""
     globs = project.get("ignore", [])
@@ -298,7 +299,8 @@ def _ignore(fail, project: dict) -> list[str]:
     return list(globs)
 
 
-def _sources(graph: "ModuleGraph", fail, mid: str, name: str, entry: dict, at: dict) -> list[Path]:
+def _sources(graph: ModuleGraph, fail: _Failer, mid: str, name: str, entry: dict,
+             at: dict) -> list[Path]:
     """`source = "x.py"` (default modules/NN_name/name_dev.py) or `sources = [...]`, several
     files exported in order into one module; each must exist inside the project."""
     if "source" in entry and "sources" in entry:
@@ -309,7 +311,7 @@ def _sources(graph: "ModuleGraph", fail, mid: str, name: str, entry: dict, at: d
                 not all(isinstance(v, str) for v in listed):
             fail(mid, "'sources' must be a non-empty list of strings", key="sources")
         paths = [_path(fail, entry, "sources", value=v, **at) for v in listed]
-        key = "sources"
+        key: str | None = "sources"
     else:
         paths = [_path(fail, entry, "source", f"{graph.modules_dir}/{mid}/{name}_dev.py", **at)]
         key = "source" if "source" in entry else None
@@ -329,7 +331,7 @@ def _described(value) -> str:
     return f"{kind} ({json.dumps(value, default=str)})"
 
 
-def _table(fail, raw: dict, name: str, required: bool = False) -> dict:
+def _table(fail: _Failer, raw: dict, name: str, required: bool = False) -> dict:
     """A top-level table of graph.toml ({} if it is absent and not required)."""
     if name not in raw:
         if required:
@@ -340,8 +342,8 @@ def _table(fail, raw: dict, name: str, required: bool = False) -> dict:
     return raw[name]
 
 
-def _typed(fail, values: dict, key: str, kind: type, default=None, module: str | None = None,
-           prefix: str = "", **where):
+def _typed(fail: _Failer, values: dict, key: str, kind: type, default=None,
+           module: str | None = None, prefix: str = "", **where):
     """values[key] (`default` if absent), refused unless it is of type `kind`."""
     if key not in values:
         return default
@@ -352,8 +354,9 @@ def _typed(fail, values: dict, key: str, kind: type, default=None, module: str |
     return value
 
 
-def _path(fail, values: dict, key: str, default: str | None = None, module: str | None = None,
-          prefix: str = "", value: str | None = None, **where) -> Path:
+def _path(fail: _Failer, values: dict, key: str, default: str | None = None,
+          module: str | None = None, prefix: str = "", value: str | None = None,
+          **where) -> Path:
     """A path relative to the project root that stays inside it (not absolute, no '../')."""
     if value is None:
         value = _typed(fail, values, key, str, default, module, prefix, **where)
@@ -365,7 +368,7 @@ def _path(fail, values: dict, key: str, default: str | None = None, module: str 
     return Path(normal)
 
 
-def _check_edges(graph: ModuleGraph, fail) -> None:
+def _check_edges(graph: ModuleGraph, fail: _Failer) -> None:
     exports: dict[str, str] = {}
     tests: dict[str, str] = {}
     for m in graph:
@@ -385,8 +388,8 @@ def _check_edges(graph: ModuleGraph, fail) -> None:
                    "a module may only build on earlier modules", key="deps")
 
 
-def _check_cycle(graph: ModuleGraph, fail) -> None:
-    import networkx as nx       # only on this error path: see ModuleGraph._ancestors
+def _check_cycle(graph: ModuleGraph, fail: _Failer) -> None:
+    import networkx as nx  # only on this error path: see ModuleGraph._ancestors
     dag = nx.DiGraph([(dep, m.id) for m in graph for dep in m.deps])
     try:
         cycle = nx.find_cycle(dag)
@@ -396,7 +399,7 @@ def _check_cycle(graph: ModuleGraph, fail) -> None:
     fail(cycle[0][1], f"dependency cycle: {loop}")
 
 
-def _check_tests_dir(module: Module, seen: dict[str, str], fail) -> None:
+def _check_tests_dir(module: Module, seen: dict[str, str], fail: _Failer) -> None:
     """Each module's tests in a folder of its own: not shared, not inside another's.
     (Compared as posix strings: this runs for every pair of modules on every command.)"""
     at = {"key": "tests" if "tests" in module.entry else None}
@@ -424,7 +427,7 @@ class _Failer:
         self.path, self.lines = path, text.splitlines()
 
     def __call__(self, module_id: str | None, reason: str, key: str | None = None,
-                 table: str | None = None):
+                 table: str | None = None) -> NoReturn:
         if module_id:
             table, reason = f"modules.{module_id}", f"module {module_id}: {reason}"
         line = self.line(table, key)
@@ -437,7 +440,7 @@ class _Failer:
             name = r"\s*\.\s*".join(rf'(?:{re.escape(p)}|"{re.escape(p)}")'
                                     for p in table.split("."))
             pattern = re.compile(rf"^\s*\[\s*{name}\s*\]")
-            header = next((i for i, l in enumerate(self.lines) if pattern.match(l)), None)
+            header = next((i for i, line in enumerate(self.lines) if pattern.match(line)), None)
             if header is None:
                 return None
             start = header + 1

@@ -1,4 +1,5 @@
-"""One run at a time per checkout: an exclusive lock on the state dir's lock file.
+"""One run at a time per checkout: an exclusive lock on the state dir's lock file
+(StateDir.lock).
 
 The operating system drops the lock when the holder dies (even by SIGKILL), so a
 crashed run never leaves the checkout locked. The file names the holder for the message.
@@ -13,8 +14,10 @@ import errno
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+
+from orchestrator.core.state import StateDir
 
 
 class Busy(Exception):
@@ -55,7 +58,8 @@ class Msvcrt:
         import msvcrt
         os.lseek(fd, self.OFFSET, os.SEEK_SET)
         try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            # typeshed declares msvcrt's functions for win32 only; mypy checks as the host
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined,unused-ignore]
         except OSError as e:
             if e.errno in self.BUSY:
                 return False
@@ -72,7 +76,7 @@ class Msvcrt:
         import msvcrt
         os.lseek(fd, self.OFFSET, os.SEEK_SET)
         try:
-            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined,unused-ignore]
         finally:
             os.lseek(fd, 0, os.SEEK_SET)
 
@@ -84,8 +88,9 @@ def locker(platform: str = sys.platform) -> Flock | Msvcrt:
 
 class RunLock:
     def __init__(self, state_dir: Path, platform: str = sys.platform):
+        """`state_dir`: the folder (a StateDir's path) whose lock file is taken."""
         state_dir.mkdir(parents=True, exist_ok=True)
-        self.path = state_dir / "lock"
+        self.path = StateDir.at(state_dir).lock
         self.fd: int | None = None
         self.locker = locker(platform)
 

@@ -88,7 +88,8 @@ def segments_of(path: Path) -> list[Segment]:
         head = []
     if head and head[0].startswith(HEAD):
         prefix = f"# {FIELD}: "
-        found = next((decode(l[len(prefix):].strip()) for l in head if l.startswith(prefix)), [])
+        found = next((decode(line[len(prefix):].strip()) for line in head
+                      if line.startswith(prefix)), [])
     _MAPS[path] = (stamp, found)
     return found
 

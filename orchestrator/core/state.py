@@ -1,18 +1,25 @@
-"""The state dir's layout: every file the orchestrator keeps, named in one place.
+"""The state dir's layout: every file the orchestrator keeps, named in one place (the rest
+of the code asks StateDir for the path).
 
     .orchestrator/
       results/NN_name/<key>.json   stored results, several per module (store.py)
       logs/NN_name.log             pytest's output of the module's last run
       reports/NN_name.json         the pytest plugin's report of the last attempt
+      reports/NN_name.observed/    what the run's processes read (observe.py), per process
       tmp/NN_name/                 pytest's --basetemp for the module
-      statcache.json               (size, mtime, ctime, inode) -> digest: a no-op reads nothing
+      statcache.json               (size, mtime, ctime, inode) -> digest: a no-op reads
+                                   nothing (digests.py)
       last_run.json                what the last run did with each target (status.py)
       flaky.json                   how often each test passed only on a retry
       corrupt/                     state files that could not be read, set aside
       graph/                       `doit graph` output
       outputs.json                 files it wrote into the project (JUnit reports): never
                                    an input of a key (tree.py rules the tree in otherwise)
-      doit.sqlite3, lock           doit's schedule db; one run per checkout
+      lock                         one run per checkout (lock.py)
+
+doit's own task db is not here: every task decides by its `uptodate` (the results above
+are the record), so doit keeps its db in memory (dep_file ":memory:",
+campaign/tasks.py) and a broken disk cannot corrupt it.
 """
 from __future__ import annotations
 
@@ -32,13 +39,23 @@ class StateDirError(Exception):
 @dataclass(frozen=True)
 class StateDir:
     project: Path
+    name: str = STATE_DIR
+
+    @classmethod
+    def at(cls, path: Path) -> StateDir:
+        """The state dir that is the folder `path` (whatever its name: a test's temp dir)."""
+        return cls(path.parent, path.name)
 
     @property
     def path(self) -> Path:
-        return self.project / STATE_DIR
+        return self.project / self.name
+
+    @property
+    def all_results(self) -> Path:
+        return self.path / "results"
 
     def results(self, module_id: str) -> Path:
-        return self.path / "results" / module_id
+        return self.all_results / module_id
 
     def result(self, module_id: str, key: str) -> Path:
         return self.results(module_id) / f"{key}.json"
@@ -48,6 +65,9 @@ class StateDir:
 
     def report(self, module_id: str) -> Path:
         return self.path / "reports" / f"{module_id}.json"
+
+    def observed(self, module_id: str) -> Path:
+        return self.report(module_id).with_suffix(".observed")
 
     def tmp(self, module_id: str) -> Path:
         return self.path / "tmp" / module_id
@@ -71,10 +91,6 @@ class StateDir:
     @property
     def graph(self) -> Path:
         return self.path / "graph"
-
-    @property
-    def doit_db(self) -> Path:
-        return self.path / "doit.sqlite3"
 
     @property
     def lock(self) -> Path:
@@ -130,8 +146,10 @@ class StateDir:
 
 def describe(path: Path, error: OSError) -> str:
     """One line for an OSError on the state dir."""
-    why = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
-           errno.EACCES: "permission denied", errno.EPERM: "permission denied",
-           errno.ENOTDIR: "a file is in the way", errno.EEXIST: "a file is in the way",
-           errno.EDQUOT: "the disk quota is exceeded"}.get(error.errno, error.strerror)
+    reasons: dict[int | None, str | None] = {
+        errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
+        errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+        errno.ENOTDIR: "a file is in the way", errno.EEXIST: "a file is in the way",
+        errno.EDQUOT: "the disk quota is exceeded"}
+    why = reasons.get(error.errno, error.strerror)
     return f"cannot write the state dir {path}: {why}"

@@ -24,7 +24,7 @@ import hashlib
 import os
 import re
 import sys
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 PASSED = frozenset({
     "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "TMPDIR", "TMP", "TEMP",

@@ -4,7 +4,7 @@ key unless it is ruled out, the way Turborepo and Nx hash a whole package by def
 Ruled out, for every module:
   - what is never an input (NEVER_INPUT below): version control, virtual environments
     (any folder holding a pyvenv.cfg), __pycache__, the caches of pytest, mypy, ruff,
-    hypothesis, tox and nox, build outputs (build/, dist/, *.egg-info), editor files,
+    import-linter, hypothesis, tox and nox, build outputs (build/, dist/, *.egg-info), editor files,
     and the orchestrator's own state dir;
   - the generated package files (keys.py keys a module's closure by their exported
     bodies, and a stub `__init__.py` is the same everywhere);
@@ -34,8 +34,8 @@ from orchestrator.core.state import STATE_DIR
 # Folders that are never an input, wherever they are (matched against the folder's name).
 NEVER_INPUT_DIRS = frozenset({
     ".git", ".hg", ".svn", ".bzr", ".jj",                       # version control
-    "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis",
-    ".tox", ".nox", ".eggs", ".ipynb_checkpoints", "node_modules", "htmlcov",
+    "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".import_linter_cache",
+    ".hypothesis", ".tox", ".nox", ".eggs", ".ipynb_checkpoints", "node_modules", "htmlcov",
     ".idea", ".vscode", ".venv", STATE_DIR,
 })
 NEVER_INPUT_DIR_SUFFIXES = (".egg-info", ".dist-info")
@@ -64,7 +64,7 @@ class Scope:
         self._places: dict[str, tuple[str | None, str | None, frozenset[str] | None]] = {}
 
     @classmethod
-    def of(cls, graph: ModuleGraph) -> "Scope":
+    def of(cls, graph: ModuleGraph) -> Scope:
         owned: dict[str, str] = {}
         folders: dict[Path, set[str]] = {}       # source folder -> the modules with a source there
         for m in graph:

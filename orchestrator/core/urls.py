@@ -13,7 +13,7 @@ def url_problem(url: str, where: str, credentials: bool = True, instead: str = "
     it goes). Never quotes the URL: it may hold a password."""
     try:
         parts = urlsplit(url)
-        parts.port
+        _ = parts.port     # a bad port raises ValueError only when read
     except ValueError as e:
         return f"{where}: not a URL ({scrub(str(e))})"
     if parts.scheme not in ("http", "https") or not parts.hostname:

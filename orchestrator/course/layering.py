@@ -89,7 +89,7 @@ class Finding:
     line: int = 0
 
     @classmethod
-    def of(cls, violation: Violation) -> "Finding":
+    def of(cls, violation: Violation) -> Finding:
         return cls(violation.kind, violation.module, str(violation), violation.path,
                    violation.line)
 

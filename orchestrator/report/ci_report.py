@@ -14,25 +14,17 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
 
-from orchestrator.run import verdict
-from orchestrator.report.run_targets import (
-    STATUSES,
-    Target,
-    blockers,
-    first_line,
-    from_last_run,
-    gather,
-    location,
-    number,
-    result_of,
-)
-from orchestrator.core.state import StateDir
 from orchestrator.cache.store import Result
 from orchestrator.cache.tally import Tally
+from orchestrator.core.state import StateDir
+from orchestrator.report.run_targets import Target, gather
+from orchestrator.report.run_targets import from_last_run as from_last_run  # `report` reads it
+from orchestrator.report.status import RECORDED, State
+from orchestrator.run import verdict
 
 MAX_ANNOTATIONS_PER_TARGET = 10     # GitHub shows 10 errors per step anyway
 
@@ -60,7 +52,7 @@ def annotations(targets: list[Target], prefix: str = "") -> list[str]:
     is the project's folder inside the repository), else one naming the target's reason."""
     lines = []
     for target in targets:
-        if target.status != "failed":
+        if target.status is not State.FAILED:
             continue
         result = target.result
         if result is None:
@@ -97,19 +89,20 @@ def repository_prefix(root: Path, env: Mapping[str, str]) -> str:
 
 def summary_markdown(targets: list[Target]) -> str:
     """The run as a Markdown table (module, status, tests, duration), then its failures."""
-    counts = {s: sum(1 for t in targets if t.status == s) for s in STATUSES}
-    executed = counts["passed"] + counts["failed"]
+    counts = {s: sum(1 for t in targets if t.status is s) for s in RECORDED}
+    executed = counts[State.PASSED] + counts[State.FAILED]
     lines = [f"### Executed {executed} out of {len(targets)} test targets: "
-             f"{counts['passed']} passed, {counts['failed']} failed, "
-             f"{counts['blocked']} blocked, {counts['cached']} cached", "",
+             f"{counts[State.PASSED]} passed, {counts[State.FAILED]} failed, "
+             f"{counts[State.BLOCKED]} blocked, {counts[State.CACHED]} cached", "",
              "| module | status | tests | duration |", "| --- | --- | --- | --- |"]
     failing = []
     for target in targets:
         lines.append("| " + " | ".join(md(cell) for cell in row(target)) + " |")
-        if target.status == "failed" and target.result is not None:
+        if target.status is State.FAILED and target.result is not None:
             failing += [(target.module, f) for f in verdict.failures(target.result)]
-    causes = verdict.root_causes({t.module: t.status for t in targets},
-                                 {t.module: t.blocked_by for t in targets},
+    causes = verdict.root_causes({t.module: t.blocked_by for t in targets
+                                  if t.status is State.BLOCKED},
+                                 {t.module for t in targets if t.status is State.FAILED},
                                  {t.module: t.result for t in targets})
     if causes:
         lines += ["", f"**Root causes**: {md(causes)}"]
@@ -126,15 +119,15 @@ def summary_markdown(targets: list[Target]) -> str:
 
 def row(target: Target) -> tuple[str, str, str, str]:
     r = target.result
-    if target.status == "blocked":
+    if target.status is State.BLOCKED:
         by = ", ".join(target.blocked_by) or "a failed dependency"
         return target.module, f"BLOCKED (by {by})", "-", "-"
     if r is None:
         return target.module, target.status.upper(), "no stored result", "-"
-    if target.status == "failed":
+    if target.status is State.FAILED:
         return target.module, "FAILED", r.reason, f"{r.duration:.1f}s"
     tests = Tally.of(r).phrase(reasons=True)
-    if target.status == "cached":
+    if target.status is State.CACHED:
         return target.module, "(cached) PASSED", tests, f"0s (reused a {r.duration:.1f}s run)"
     status = f"FLAKY ({len(r.flaky)} passed on a retry)" if r.flaky else "PASSED"
     return target.module, status, tests, f"{r.duration:.1f}s"
@@ -175,7 +168,8 @@ class Problem:
         return self.message
 
 
-def after_run(root: Path, statuses: Mapping[str, str], blocked_by: Mapping[str, list[str]],
+def after_run(root: Path, statuses: Mapping[str, State | str],
+              blocked_by: Mapping[str, list[str]],
               junit: str | Path | None = None,
               results: Mapping[str, Result | None] | None = None,
               env: Mapping[str, str] | None = None,

@@ -18,25 +18,49 @@ when failures blocked others the few causes (`1 failing module blocks 16 others:
 finished results kept`; bad input (pytest's arguments, an unwritable state dir, a JUnit
 report that cannot be written) with one line naming it.
 Every line comes from the stored result of the target, never from assumption.
+Each target settles in a status.State (or Unrecorded: ignored, refused); what went wrong
+is a Trouble, and EXIT_OF is the one place a Trouble becomes an exit code.
 """
 from __future__ import annotations
 
 import os
 import sys
 import threading
+from enum import Enum
 from pathlib import Path
 
 from doit.exceptions import TaskFailed, UnmetDependency
 
-from orchestrator.report import ci_report, run_context, status
-from orchestrator.run import reaper, verdict
-from orchestrator.report.run_context import Exit
-from orchestrator.report import progress
 from orchestrator.cache.store import Store
 from orchestrator.cache.tally import Tally
+from orchestrator.report import ci_report, progress, run_context, status
+from orchestrator.report.run_context import Exit
+from orchestrator.report.status import State
+from orchestrator.run import reaper, verdict
 
 MAX_FAILURES_SHOWN = 10
 DETAILED = 3          # failures shown with their message's detail lines and call trail
+
+
+class Unrecorded(Enum):
+    """What the reporter says of a target no run records (last_run.json keeps State only)."""
+    IGNORED = "ignored"     # `doit ignore`d
+    REFUSED = "refused"     # stopped by the run's bad input
+
+
+class Trouble(Enum):
+    """What went wrong in a run, as the reporter saw it; EXIT_OF gives each its exit code."""
+    FAILED = "failed"         # a task failed (TaskFailed): a test target, an export
+    BLOCKED = "blocked"       # a test target was blocked by a failure
+    ERROR = "error"           # the orchestrator could not run a task (an action crashed)
+    BAD_INPUT = "bad input"   # pytest's arguments, an unwritable state dir (RunContext.refuse)
+    REPORT = "report"         # the report asked for (junit=FILE) could not be written
+
+
+# The one place a trouble becomes an exit code; the worst of a run's decides (WORST_FIRST).
+EXIT_OF = {Trouble.FAILED: Exit.FAILED, Trouble.BLOCKED: Exit.FAILED, Trouble.ERROR: Exit.ERROR,
+           Trouble.BAD_INPUT: Exit.BAD_INPUT, Trouble.REPORT: Exit.BAD_INPUT}
+WORST_FIRST = (Exit.INTERRUPTED, Exit.BAD_INPUT, Exit.ERROR, Exit.FAILED)
 EXIT_MEANINGS = {Exit.OK: "every requested target passed",
                  Exit.FAILED: "a target failed, or was blocked by a failure",
                  Exit.ERROR: "the orchestrator could not run a target (see above)",
@@ -55,18 +79,20 @@ class Reporter:
 
     def __init__(self, outstream, options):
         self.out = outstream
+        # the campaign dodo.py made, given by the run command (doit_run.py); None under
+        # doit's own `run`
+        self.campaign = (options or {}).get("campaign")
         self.progress: progress.Progress | None = None  # made when the targets are known
         self.root = Path.cwd()
         self.store = Store(self.root)
         self.lock = threading.Lock()
         self.closed = False
         self.selected: list[str] = []
-        self.status: dict[str, str] = {}           # target -> passed/failed/blocked/cached
+        self.status: dict[str, State | Unrecorded] = {}   # target -> how this run settled it
         self.blocked_by: dict[str, list[str]] = {}
         self.failed_tasks: set[str] = set()        # other than test targets: export:NN
         self.flaky = 0
-        # "failed" (TaskFailed), "error", "bad input", "report" (junit= not written)
-        self.kinds: set[str] = set()
+        self.troubles: set[Trouble] = set()
         self.said_bad_input = False
 
     def write(self, text: str) -> None:
@@ -87,8 +113,10 @@ class Reporter:
                 os.dup2(devnull, sys.stdout.fileno())
                 os.close(devnull)
 
-    def settle(self, target: str, status: str) -> None:
-        self.status[target] = status
+    def settle(self, target: str, state: State | Unrecorded) -> None:
+        self.status[target] = state
+        if state is State.BLOCKED:
+            self.troubles.add(Trouble.BLOCKED)
         if self.progress is not None:
             self.progress.finished(target)
 
@@ -113,7 +141,7 @@ class Reporter:
         """The live line, estimating from the recorded durations of the selected targets
         only, and the order among them (a target's dependents outside the run cost
         nothing)."""
-        campaign = active_campaign()
+        campaign = self.campaign
         took: dict[str, float] = {}
         dependents: dict[str, list[str]] = {t: [] for t in self.selected}
         if campaign is not None:
@@ -138,21 +166,21 @@ class Reporter:
     def skip_uptodate(self, task):
         target = target_of(task)
         if target:
-            self.settle(target, "cached")
-            campaign = active_campaign()
+            self.settle(target, State.CACHED)
+            campaign = self.campaign
             hit = (campaign.hits.get(target) if campaign else None) or self.store.latest(target)
             self.write(f"(cached) {self.passed_line(target, hit)}\n{skip_lines(hit)}")
 
     def skip_ignore(self, task):
         target = target_of(task)
         if target:
-            self.settle(target, "ignored")
+            self.settle(target, Unrecorded.IGNORED)
             self.write(f"IGNORED {target}\n")
 
     def add_success(self, task):
         target = target_of(task)
         if target and not self.context.interrupted.is_set():
-            self.settle(target, "passed")
+            self.settle(target, State.PASSED)
             result = self.store.latest(target)
             if result.flaky:
                 self.flaky += 1
@@ -178,25 +206,25 @@ class Reporter:
         if context.interrupted.is_set():
             return                        # the INTERRUPTED line says it all
         if context.bad_input and fail.message == context.bad_input:
-            self.kinds.add("bad input")
+            self.troubles.add(Trouble.BAD_INPUT)
             if target:
-                self.settle(target, "refused")
+                self.settle(target, Unrecorded.REFUSED)
             if not self.said_bad_input:
                 self.said_bad_input = True
                 self.write(f"{context.bad_input}\n")
             return
         if isinstance(fail, UnmetDependency):
             return self._blocked(task, target)
-        self.kinds.add("failed" if isinstance(fail, TaskFailed) else "error")
+        self.troubles.add(Trouble.FAILED if isinstance(fail, TaskFailed) else Trouble.ERROR)
         if target is None:
             self.failed_tasks.add(task.name)
             return self.write(f"FAILED {task.name}: {fail.message.strip() or fail.get_name()}\n")
-        self.settle(target, "failed")
+        self.settle(target, State.FAILED)
         result = self.store.latest(target)
         if result is None or result.passed:  # the action itself crashed
-            self.kinds.add("error")
+            self.troubles.add(Trouble.ERROR)
             return self.write(f"FAILED {target}: {fail.get_msg().strip()}\n")
-        campaign = active_campaign()
+        campaign = self.campaign
         lines = [f"FAILED {target}: {result.reason} in {result.duration:.1f}s{leftovers(result)}"]
         lines += failure_lines(result, campaign.rerun_command if campaign else None)
         lines.append(f"    log: {result.log}")
@@ -204,7 +232,7 @@ class Reporter:
         if campaign is not None:      # say now what this blocks; doit only skips them later
             for waiting in campaign.waiting_on(target):
                 if waiting in self.selected and waiting not in self.status:
-                    self.settle(waiting, "blocked")
+                    self.settle(waiting, State.BLOCKED)
                     self.blocked_by[waiting] = [target]
                     self.write(f"BLOCKED {waiting} (by {target})\n")
 
@@ -212,7 +240,7 @@ class Reporter:
         self.write(exception.get_msg())
 
     def runtime_error(self, msg):
-        self.kinds.add("error")
+        self.troubles.add(Trouble.ERROR)
         self.write(f"ERROR: {msg}\n")
 
     def teardown_task(self, task):
@@ -223,8 +251,8 @@ class Reporter:
             self.progress.stop()
         if not self.selected:
             return
-        statuses = {t: s for t, s in self.status.items() if s not in ("ignored", "refused")}
-        campaign = active_campaign()
+        statuses = {t: s for t, s in self.status.items() if isinstance(s, State)}
+        campaign = self.campaign
         try:   # with the run's pytest arguments: `why` speaks of the result this run used
             status.record_run(self.root, statuses, campaign.pytest_args if campaign else ())
         except OSError:
@@ -234,68 +262,60 @@ class Reporter:
                 junit=campaign.options.junit if campaign else None,
                 results=campaign.hits if campaign else None, write=self.write):
             if problem.refused:        # the report the user asked for is missing: say so
-                self.kinds.add("report")
+                self.troubles.add(Trouble.REPORT)
                 self.write(f"{problem}\n")
             else:
                 self.write(f"warning: {problem}\n")
-        counts = {s: sum(1 for v in self.status.values() if v == s)
-                  for s in ("passed", "failed", "blocked", "cached")}
+        counts = {s: sum(1 for v in self.status.values() if v is s) for s in status.RECORDED}
         if self.context.interrupted.is_set():
             done = sum(counts.values())
             self.write(f"INTERRUPTED after {done} of {len(self.selected)} test targets; "
                        "finished results kept\n")
             return
-        executed = counts["passed"] + counts["failed"]
+        executed = counts[State.PASSED] + counts[State.FAILED]
         self.write(f"Executed {executed} out of {len(self.selected)} test targets: "
-                   f"{counts['passed']} passed, {counts['failed']} failed, "
-                   f"{counts['blocked']} blocked, {counts['cached']} cached"
+                   f"{counts[State.PASSED]} passed, {counts[State.FAILED]} failed, "
+                   f"{counts[State.BLOCKED]} blocked, {counts[State.CACHED]} cached"
                    + (f" ({self.flaky} of the passed flaky)" if self.flaky else "") + "\n")
-        causes = verdict.root_causes(self.status, self.blocked_by,
-                                     {t: self.store.latest(t) for t, s in self.status.items()
-                                      if s == "failed"})
+        failed = {t for t, s in self.status.items() if s is State.FAILED}
+        causes = verdict.root_causes({t: self.blocked_by.get(t, []) for t, s
+                                      in self.status.items() if s is State.BLOCKED}, failed,
+                                     {t: self.store.latest(t) for t in failed})
         if causes:
             self.write(causes + "\n")
         code = self.exit_code()
         meaning = EXIT_MEANINGS[code]
-        if code is Exit.BAD_INPUT and "bad input" not in self.kinds and \
+        if code is Exit.BAD_INPUT and Trouble.BAD_INPUT not in self.troubles and \
                 not self.context.bad_input:
             meaning = "bad input (see above): the results were stored, the report was not"
         self.write(f"exit code {int(code)}: {meaning}\n")
 
     def exit_code(self) -> Exit:
         """The one place doit's exit code is decided (the run command returns it)."""
+        found = {EXIT_OF[trouble] for trouble in self.troubles}
+        if self.context.bad_input:         # found by a task; the reporter may not have seen it
+            found.add(Exit.BAD_INPUT)
         if self.context.interrupted.is_set():
-            return Exit.INTERRUPTED
-        if {"bad input", "report"} & self.kinds or self.context.bad_input:
-            return Exit.BAD_INPUT
-        if "error" in self.kinds:
-            return Exit.ERROR
-        if "failed" in self.kinds or "blocked" in self.status.values():
-            return Exit.FAILED
-        return Exit.OK
+            found.add(Exit.INTERRUPTED)
+        return next((code for code in WORST_FIRST if code in found), Exit.OK)
 
     # --- helpers ------------------------------------------------------------------
     def _blocked(self, task, target):
         """doit skips a task whose task_dep failed: name the failures it waited on (a
         dependency that was itself blocked passes on what blocked it)."""
-        if target is None or self.status.get(target) == "blocked":   # already said
+        if target is None or self.status.get(target) is State.BLOCKED:   # already said
             return
         causes = []
         for dep in task.task_dep:
             dep_target = dep.partition(":")[2] if dep.startswith("test:") else dep
-            if self.status.get(dep_target) == "failed" or dep in self.failed_tasks:
+            if self.status.get(dep_target) is State.FAILED or dep in self.failed_tasks:
                 causes.append(dep_target)
-            elif self.status.get(dep_target) == "blocked":
+            elif self.status.get(dep_target) is State.BLOCKED:
                 causes += self.blocked_by.get(dep_target, [])
         causes = sorted(set(causes)) or ["a failed dependency"]
-        self.settle(target, "blocked")
+        self.settle(target, State.BLOCKED)
         self.blocked_by[target] = causes
         self.write(f"BLOCKED {target} (by {', '.join(causes)})\n")
-
-
-def active_campaign():
-    """The campaign dodo.py built, if this run has one (tasks.py hands it over)."""
-    return run_context.ACTIVE_CAMPAIGN
 
 
 def leftovers(result) -> str:

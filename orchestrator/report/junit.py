@@ -28,10 +28,11 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from orchestrator.report.run_targets import Target, first_line, location
-from orchestrator.core.files import atomic_write
 from orchestrator.cache.store import Outcome, Result
 from orchestrator.cache.tally import REASON
+from orchestrator.core.files import atomic_write
+from orchestrator.report.run_targets import Target, first_line, location
+from orchestrator.report.status import State
 
 # JUnit element of each stored outcome (pytest_plugin.py); None: a plain pass
 ELEMENT = {Outcome.PASSED: None, Outcome.FAILED: "failure", Outcome.XPASSED: "failure",
@@ -53,11 +54,11 @@ def junit_xml(targets: list[Target]) -> str:
 
 
 def suite(target: Target) -> ET.Element:
-    result, cached = target.result, target.status == "cached"
+    result, cached = target.result, target.status is State.CACHED
     element = ET.Element("testsuite", name=target.module)
-    props = {"status": target.status, "cached": "true" if cached else "false"}
+    props = {"status": target.status.value, "cached": "true" if cached else "false"}
     cases: list[ET.Element] = []
-    if target.status == "blocked":
+    if target.status is State.BLOCKED:
         by = ", ".join(target.blocked_by) or "a failed dependency"
         props["blocked_by"] = by
         cases.append(case(target.module, f"test:{target.module}", "skipped", f"blocked by {by}"))

@@ -15,6 +15,10 @@ from __future__ import annotations
 import os
 import threading
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.live import Live
 
 STYLES = {"PASSED": "green", "(cached)": "green", "FLAKY": "yellow", "FAILED": "bold red",
           "BLOCKED": "dark_orange", "RUNNING": "cyan", "INTERRUPTED": "bold red",
@@ -29,7 +33,7 @@ def on_terminal(stream) -> bool:
 
 
 def make(stream, total: int, durations: dict[str, float], dependents: dict[str, list[str]],
-         workers: int = 1) -> "Progress":
+         workers: int = 1) -> Progress:
     """Colours on a terminal, or anywhere FORCE_COLOR asks for them; the live line only
     on a terminal. `durations`: each selected target's recorded seconds; `dependents`:
     the selected targets that wait for each."""
@@ -42,7 +46,7 @@ class Progress:
     """Plain lines (a log, a pipe; the reporter adds RUNNING when a target starts, since
     no live line shows it). Imports nothing: a no-op `doit all` in CI pays for no
     terminal library."""
-    live = None
+    live: Live | None = None
 
     def __init__(self, stream, total: int, durations: dict[str, float],
                  dependents: dict[str, list[str]], workers: int = 1):

@@ -4,14 +4,16 @@ doit builds the three separately (the command from pyproject's plugin table, the
 tasks from dodo.py, the reporter from DOIT_CONFIG), so they meet here: the number of
 workers doit was given, whether the run was interrupted, and the first bad input
 found while running (bad pytest arguments, an unwritable state dir), which stops
-the remaining targets and decides the exit code.
+the remaining targets and decides the exit code. The campaign itself is not here:
+doit's loader hands it to the run command, which gives it to the reporter
+(campaign/doit_run.py).
 """
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, Callable
 
 
 class Exit(IntEnum):
@@ -49,10 +51,6 @@ class RunContext:
 
 
 CURRENT = RunContext()
-# The campaign dodo.py made (tasks.Campaign), for the run command and the reporter: doit
-# builds them apart from dodo.py, and they sit above tasks.py or beside it, so it is
-# handed over here rather than imported from there.
-ACTIVE_CAMPAIGN: Any = None
 
 
 def begin(workers: int) -> RunContext:

@@ -5,55 +5,53 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
-from orchestrator.run import verdict
 from orchestrator.cache.store import Result, Store
-
-STATUSES = ("passed", "cached", "failed", "blocked")
+from orchestrator.report.status import RECORDED, State, load_last_run
+from orchestrator.run import verdict
 
 
 @dataclass
 class Target:
     """One test target of the run: what happened to it and the result that says so."""
     module: str
-    status: str                      # passed | cached | failed | blocked
+    status: State                    # one of status.RECORDED: passed, cached, failed, blocked
     result: Result | None            # None: blocked, or no stored result was found
     blocked_by: list[str] = field(default_factory=list)
 
 
 # --- gathering ------------------------------------------------------------------------
-def gather(root: Path, statuses: Mapping[str, str], blocked_by: Mapping[str, list[str]],
-           order: list[str] | None = None,
+def gather(root: Path, statuses: Mapping[str, State | str],
+           blocked_by: Mapping[str, list[str]], order: list[str] | None = None,
            results: Mapping[str, Result | None] | None = None) -> list[Target]:
     """The run's targets, in `order` (default: by module number), each with its result.
-    `results` overrides the lookup (the reporter's cache hits); statuses other than
-    passed/cached/failed/blocked (ignored, refused) are left out."""
+    `results` overrides the lookup (the reporter's cache hits); a state no run records
+    (status.RECORDED) is left out. A state may be given as its word (last_run.json's)."""
     store = Store(root, repair=False)
     results = results or {}
-    known = [m for m in statuses if statuses[m] in STATUSES]
+    known = {m: State(s) for m, s in statuses.items() if s in RECORDED}
     rank = {m: i for i, m in enumerate(order or [])}
-    known.sort(key=lambda m: (rank.get(m, len(rank)), number(m), m))
     targets = []
-    for module in known:
-        status = statuses[module]
+    for module in sorted(known, key=lambda m: (rank.get(m, len(rank)), number(m), m)):
+        status = known[module]
         result = None
-        if status != "blocked":
+        if status is not State.BLOCKED:
             result = results.get(module) or result_of(store, module, status)
         targets.append(Target(module, status, result, list(blocked_by.get(module, []))))
     return targets
 
 
-def result_of(store: Store, module: str, status: str) -> Result | None:
+def result_of(store: Store, module: str, status: State) -> Result | None:
     """The stored result the run's status speaks of: a failure is the newest failed
     result; a pass the newest passing one; a cache hit the passing one the run last
     reused (Store.lookup touches it, so its file is the most recently used)."""
-    if status == "cached":
+    if status is State.CACHED:
         return next((r for r in store.recently_used(module) if r.passed), None)
     found = store.results(module)
-    if status == "failed":
+    if status is State.FAILED:
         return next((r for r in found if not r.passed), None)
     return next((r for r in found if r.passed), None)
 
@@ -66,14 +64,13 @@ def number(module: str) -> int:
 def from_last_run(graph) -> list[Target]:
     """The targets recorded in last_run.json, in curriculum order; a blocked target is
     blocked by the failed targets it waits for."""
-    from orchestrator.report.status import load_last_run
     statuses = {m: s for m, s in load_last_run(graph.root).items() if m in graph.modules}
     blocked_by = {m: blockers(graph, m, statuses) for m, s in statuses.items()
-                  if s == "blocked"}
+                  if s is State.BLOCKED}
     return gather(graph.root, statuses, blocked_by, order=list(graph.modules))
 
 
-def blockers(graph, module: str, statuses: Mapping[str, str]) -> list[str]:
+def blockers(graph, module: str, statuses: Mapping[str, State]) -> list[str]:
     """The failed targets `module` waits for (its deps, or in strict order every earlier
     module): last_run.json keeps statuses, not what blocked whom."""
     for strict in (None, True):
@@ -83,7 +80,7 @@ def blockers(graph, module: str, statuses: Mapping[str, str]) -> list[str]:
             if dep not in waits:
                 waits.add(dep)
                 stack.extend(graph.test_deps(dep, strict=strict))
-        failed = [m for m in graph.modules if m in waits and statuses.get(m) == "failed"]
+        failed = [m for m in graph.modules if m in waits and statuses.get(m) is State.FAILED]
         if failed:
             return failed
     return []

@@ -12,46 +12,71 @@
 the pytest arguments that run had, which last_run.json keeps), so `why` and `status`
 agree with the line the run printed: a `(cached) PASSED` that reused an older pass is
 that pass, not the failure stored between them.
+
+State is the one owner of these words: the reporter settles each target of a run in one,
+last_run.json keeps them (their values, so an older file still loads), and every view
+reads them from here.
 """
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from orchestrator.cache import keys
+from orchestrator.cache.store import Result, Store
 from orchestrator.core.files import atomic_write
 from orchestrator.core.graph import ModuleGraph
 from orchestrator.core.state import StateDir
-from orchestrator.cache.store import Result, Store
 
-STATES = ("passed", "cached", "failed", "blocked", "never run", "stale")
+
+class State(StrEnum):
+    """A test target's state (see the module docstring). A StrEnum: its str() and format()
+    are the word itself, as `status`, `why`, the graph and last_run.json show it."""
+    PASSED = "passed"
+    CACHED = "cached"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+    NEVER_RUN = "never run"
+    STALE = "stale"
+
+    @property
+    def reusable(self) -> bool:
+        """The next run reuses the target's result."""
+        return self in (State.PASSED, State.CACHED)
+
+
+# What a run settles a target in, and last_run.json records: never run and stale are
+# judged later, from the store and the keys.
+RECORDED = (State.PASSED, State.CACHED, State.FAILED, State.BLOCKED)
 
 
 @dataclass
 class TargetState:
     module: str
-    state: str
+    state: State
     result: Result | None            # the result the next run reuses, else the latest
     changes: list[tuple[str, str]] = field(default_factory=list)  # since the last pass
     ever_passed: bool = False
 
     @property
     def reusable(self) -> bool:
-        return self.state in ("passed", "cached")
+        return self.state.reusable
 
 
 def last_run_path(root: Path) -> Path:
     return StateDir(root).last_run
 
 
-def record_run(root: Path, statuses: dict[str, str], pytest_args=()) -> None:
+def record_run(root: Path, statuses: Mapping[str, State], pytest_args=()) -> None:
     """Merge the statuses of the run that just finished, and the pytest arguments it ran
-    them with, into last_run.json."""
+    them with, into last_run.json (each state as its word)."""
     path = last_run_path(root)
     data = _last_run(root)
-    targets = {**data.get("targets", {}), **statuses}
+    targets = {m: State(s).value for m, s in {**load_last_run(root), **statuses}.items()}
     args = {**data.get("pytest_args", {}), **{m: list(pytest_args) for m in statuses}}
     atomic_write(path, json.dumps({"finished": time.time(), "targets": targets,
                                    "pytest_args": args}, indent=1))
@@ -65,10 +90,13 @@ def _last_run(root: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def load_last_run(root: Path) -> dict[str, str]:
-    """{module: its status in the last run that reached it}."""
+def load_last_run(root: Path) -> dict[str, State]:
+    """{module: its state in the last run that reached it}; a word that names no state a
+    run records is left out, as if that run had not reached the module."""
     targets = _last_run(root).get("targets")
-    return targets if isinstance(targets, dict) else {}
+    if not isinstance(targets, dict):
+        return {}
+    return {m: State(s) for m, s in targets.items() if s in RECORDED}
 
 
 def last_pytest_args(root: Path, module_id: str) -> list[str]:
@@ -79,7 +107,7 @@ def last_pytest_args(root: Path, module_id: str) -> list[str]:
 
 
 def target_state(graph: ModuleGraph, module_id: str, pytest_args=None,
-                 last_run: dict[str, str] | None = None) -> TargetState:
+                 last_run: Mapping[str, State] | None = None) -> TargetState:
     """What the next run with `pytest_args` (None: those of the last run that reached the
     module) will do with the target, and why."""
     last_run = load_last_run(graph.root) if last_run is None else last_run
@@ -89,7 +117,8 @@ def target_state(graph: ModuleGraph, module_id: str, pytest_args=None,
     latest = next(store.recently_used(module_id), None)    # what the last run used
     ran_as = last_run.get(module_id)
     if latest is None:
-        return TargetState(module_id, "blocked" if ran_as == "blocked" else "never run", None)
+        return TargetState(module_id,
+                           State.BLOCKED if ran_as is State.BLOCKED else State.NEVER_RUN, None)
     results = store.results(module_id)
     declared = keys.declared(graph, graph[module_id], list(pytest_args), prospective=True)
 
@@ -100,14 +129,14 @@ def target_state(graph: ModuleGraph, module_id: str, pytest_args=None,
     last_pass = hit or (latest if latest.passed else None) or \
         next((r for r in results if r.passed), None)
     changes = keys.changes(last_pass.inputs, now(last_pass)) if last_pass else []
-    if ran_as == "blocked":
-        state = "blocked"
+    if ran_as is State.BLOCKED:
+        state = State.BLOCKED
     elif hit is not None:
-        state = "cached" if ran_as == "cached" else "passed"
+        state = State.CACHED if ran_as is State.CACHED else State.PASSED
     elif not latest.passed:
-        state = "failed"
+        state = State.FAILED
     else:
-        state = "stale"
+        state = State.STALE
     return TargetState(module_id, state, hit or latest, changes, last_pass is not None)
 
 
@@ -126,9 +155,9 @@ def blockers(graph: ModuleGraph, states: dict[str, TargetState], module_id: str)
         if dep in seen:
             continue
         seen.add(dep)
-        if states[dep].state == "failed":
+        if states[dep].state is State.FAILED:
             found.add(dep)
-        elif states[dep].state == "blocked":
+        elif states[dep].state is State.BLOCKED:
             todo.extend(graph.test_deps(dep))
     return sorted(found, key=lambda m: graph[m].index)
 

@@ -1,1 +1,2 @@
-"""One module's pytest run: launching, the warm server, the reaper, observation, the plugin inside pytest."""
+"""One module's pytest run: launching, the warm server, the reaper, observation, the plugin
+inside pytest."""

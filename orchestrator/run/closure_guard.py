@@ -24,6 +24,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 import pytest
 
@@ -115,9 +116,10 @@ def closure_of(root: Path, invocation_dir: Path, selection: list[str]) -> Closur
     except GraphError:
         return None                      # pytest_plugin.py reports it
     owners = {_owner_of(graph, invocation_dir, arg) for arg in selection}
-    if len(owners) != 1 or None in owners:
+    owner = owners.pop() if len(owners) == 1 else None
+    if owner is None:
         return None
-    module = graph[owners.pop()]
+    module = graph[owner]
     inside = set(graph.closure(module.id)) | {module.id}
     outside = {m.export: m.id for m in graph if m.id not in inside}
     return Closure(module.id, graph.package, tuple(graph.closure(module.id)), outside, root)
@@ -135,7 +137,7 @@ def _owner_of(graph, invocation_dir: Path, arg: str) -> str | None:
 def importer(root: Path) -> str:
     """'file:line' of the code whose import is being refused: the first frame that is
     neither importlib's machinery nor this file (relative to the root when inside it)."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         name = frame.f_code.co_filename
         if not name.startswith("<frozen importlib") and name != __file__ and \

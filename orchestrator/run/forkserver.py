@@ -44,14 +44,13 @@ from orchestrator.run import reaper
 from orchestrator.run.launch import die_with, kill_group
 from orchestrator.run.plugin_preload import preload_entry_point_plugins
 
-
 # Every child needs these: pytest, and what our plugin imports (not the plugin module
 # itself: `-p orchestrator.run.pytest_plugin` marks it for assertion rewriting, and pytest
 # warns, an error under -W error, about a marked module imported before it). The
 # entry-point plugins (xdist, ...) are imported through pytest's rewriting hook instead
 # (plugin_preload.py).
-ALWAYS = ["pytest", "orchestrator.core.graph", "orchestrator.run.runner", "orchestrator.run.observe",
-          "orchestrator.run.reaper"]
+ALWAYS = ["pytest", "orchestrator.core.graph", "orchestrator.run.runner",
+          "orchestrator.run.observe", "orchestrator.run.reaper"]
 
 
 def preload(name: str) -> None:

@@ -2,9 +2,10 @@
 child forked from a warm process that has pytest and the tests' heavy libraries
 already imported (WarmLauncher, served by forkserver.py).
 
-Both have one method, run(args, cwd, env, log, timeout) -> '' or why the process
-itself went wrong ('timed out after Ns', 'crashed: ...'). How the tests went is read
-from the plugin's report, never from here.
+Both have one method, run(args, cwd, env, log, timeout) -> None, or how the process
+itself went wrong: TimedOut(seconds) or Crashed(detail), typed so that the runner judges
+the Cause by what happened, never by the words ('timed out after Ns', 'crashed: ...' are
+only how they read). How the tests went is read from the plugin's report, never from here.
 
 When a run ends, pass or fail, every process it started is gone, as in Bazel. Both put
 pytest in its own process group, killed when pytest ends; and pytest runs below a
@@ -38,11 +39,39 @@ import signal
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 from orchestrator.run import reaper
 
+# How the orchestrator talks to orchestrator.run.pytest_plugin inside the pytest process it
+# starts. (Here, not in the plugin, so that a no-op `doit all` never imports pytest; and not
+# in runner.py, so that a plain `pytest` run does not import the runner to read them.)
 PARENT_ENV = "ORCHESTRATOR_PARENT_PID"    # the pytest plugin dies with this process
+REPORT_ENV = "ORCHESTRATOR_REPORT"        # where the plugin writes its JSON report
+
+
+@dataclass(frozen=True)
+class TimedOut:
+    """The run outlived its budget and was stopped (`stop`)."""
+    seconds: float
+
+    def __str__(self) -> str:
+        return f"timed out after {self.seconds}s"
+
+
+@dataclass(frozen=True)
+class Crashed:
+    """pytest itself ended abnormally: a signal, a Windows crash code, the warm server gone."""
+    detail: str                      # 'pytest was killed by SIGSEGV'
+
+    def __str__(self) -> str:
+        return f"crashed: {self.detail}"
+
+
+# How a pytest process ended, apart from what its tests did: None when it ended by itself
+Ending: TypeAlias = TimedOut | Crashed | None
 
 
 class ColdLauncher:
@@ -51,7 +80,7 @@ class ColdLauncher:
     where there is no wrapper (Windows), `python -m pytest` alone."""
 
     def run(self, args: list[str], cwd: Path, env: dict[str, str], log: Path,
-            timeout: float) -> str:
+            timeout: float) -> Ending:
         command = [sys.executable, "-m", "pytest", *args]
         if reaper.wrapper_available():
             command = [sys.executable, "-I", "-S", reaper.__file__,
@@ -59,14 +88,14 @@ class ColdLauncher:
                        *command]
         else:
             env = {**env, PARENT_ENV: str(os.getpid())}
-        reason = ""
+        timed_out: TimedOut | None = None
         with open(log, "a", encoding="utf-8") as out:
             process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out,
                                        stderr=subprocess.STDOUT, **new_process_group())
             try:
                 if not ended(process, timeout):
                     stop(process.pid, lambda within: ended(process, within), timeout, log)
-                    reason = f"timed out after {timeout}s"
+                    timed_out = TimedOut(timeout)
             except BaseException:
                 # Ctrl-C or an error in the orchestrator: never leave pytest running.
                 reaper.kill_tree(process.pid)
@@ -75,7 +104,7 @@ class ColdLauncher:
             # what is left in its group (the leader reaped already without a pidfd)
             kill_group(process.pid, leader_alive=process.returncode is None)
             code = process.wait()
-        return reason or crash_reason(code)
+        return timed_out or crash_reason(code)
 
     def close(self) -> None:
         pass
@@ -119,7 +148,7 @@ def stop(pid: int, ended, timeout: float, log: Path) -> None:
     writes where it was), then terminate it (SIGTERM), then kill its whole tree, giving
     each step GRACE seconds. `ended(within)` says whether the run has ended."""
     with open(log, "a", encoding="utf-8") as out:
-        out.write(f"\norchestrator: timed out after {timeout}s; interrupting pytest\n")
+        out.write(f"\norchestrator: {TimedOut(timeout)}; interrupting pytest\n")
     for sig in (signal.SIGINT, signal.SIGTERM):
         kill_group(pid, sig)
         if ended(GRACE):
@@ -162,7 +191,7 @@ class WarmLauncher:
         return True
 
     def run(self, args: list[str], cwd: Path, env: dict[str, str], log: Path,
-            timeout: float) -> str:
+            timeout: float) -> Ending:
         if self.gone:   # the server could not start or died: say so, and run cold
             with open(log, "a", encoding="utf-8") as out:
                 out.write("orchestrator: the warm pytest server is gone; starting pytest cold\n")
@@ -176,9 +205,9 @@ class WarmLauncher:
             raise
         if not finished:
             self._kill(job, timeout, log)
-            return f"timed out after {timeout}s"
+            return TimedOut(timeout)
         if job.status is None:
-            return "crashed: the warm pytest server ended before this run did"
+            return Crashed("the warm pytest server ended before this run did")
         return crash_reason(job.status)
 
     def _submit(self, request: dict) -> Job:
@@ -251,17 +280,18 @@ WINDOWS_CRASHES = {0xC0000005: "an access violation", 0xC00000FD: "a stack overf
                    0xC000013A: "Ctrl-C or Ctrl-Break", 0xC0000374: "heap corruption"}
 
 
-def crash_reason(code: int) -> str:
+def crash_reason(code: int) -> Crashed | None:
+    """The crash an exit code tells of, or None (pytest ended by itself, tests failed or not)."""
     if code < 0:
         try:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        return f"crashed: pytest was killed by {name}"
+        return Crashed(f"pytest was killed by {name}")
     if code >= 0xC0000000:            # only Windows exit codes are that large
         what = WINDOWS_CRASHES.get(code, "an exception")
-        return f"crashed: pytest ended with {what} (0x{code:08X})"
-    return ""
+        return Crashed(f"pytest ended with {what} (0x{code:08X})")
+    return None
 
 
 def die_with(parent: int) -> None:

@@ -67,7 +67,7 @@ class Observer:
         self.stream: int | None = None     # a JSON-lines file: paths written as seen
         self.busy = False                  # our own open of that file is not the tests'
 
-    def start(self, streaming: bool = False) -> "Observer":
+    def start(self, streaming: bool = False) -> Observer:
         watched = frozenset(("open", "os.listdir", "os.scandir"))
         audit = self._audit
 
@@ -147,7 +147,9 @@ class Observer:
             file = getattr(module, "__file__", None)
             if isinstance(file, str) and os.path.abspath(file).startswith(self.prefix):
                 imported.add(os.path.abspath(file))
-        rel = lambda paths: sorted(os.path.relpath(p, self.root) for p in paths)
+
+        def rel(paths: set[str]) -> list[str]:
+            return sorted(os.path.relpath(p, self.root) for p in paths)
         return {"read": rel(self.read | imported),
                 "listed": rel(self.listed),
                 "written": rel(self.written),
@@ -182,15 +184,18 @@ def outside_modules(project_prefix: str) -> dict[str, str]:
 
 def read_observations(out_dir: Path) -> dict:
     """Merge what every process of one run wrote (the controller and any xdist workers)."""
-    merged = {"read": set(), "listed": set(), "written": set(), "modules": {}, "absent": set()}
+    kinds: dict[str, set[str]] = {"read": set(), "listed": set(), "written": set(),
+                                 "absent": set()}
+    modules: dict[str, str] = {}
     for path in sorted(out_dir.glob("*.json*")) if out_dir.is_dir() else []:
         for seen in _records(path):
-            for kind in ("read", "listed", "written", "absent"):
+            for kind, names in kinds.items():
                 value = seen.get(kind, [])
-                merged[kind].update([value] if isinstance(value, str) else value)
-            merged["modules"].update(seen.get("modules", {}))
-    merged["absent"] -= set(merged["modules"])
-    return merged
+                names.update([value] if isinstance(value, str) else value)
+            modules.update(seen.get("modules", {}))
+    kinds["absent"] -= set(modules)
+    return {"read": kinds["read"], "listed": kinds["listed"], "written": kinds["written"],
+            "modules": modules, "absent": kinds["absent"]}
 
 
 def _records(path: Path) -> list[dict]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import cast
 
 
 class _HookConfig:
@@ -71,9 +72,10 @@ def _marked_hook():
 
     from _pytest.assertion import AssertionState, assertstate_key
     from _pytest.assertion.rewrite import AssertionRewritingHook
-    from _pytest.config import _iter_rewritable_modules
+    from _pytest.config import Config, _iter_rewritable_modules
 
-    config = _HookConfig()
+    # a stand-in: the part of a Config that AssertionState and the hook read
+    config = cast(Config, _HookConfig())
     config.stash[assertstate_key] = AssertionState(config, "rewrite")
     hook = AssertionRewritingHook(config)
     config.stash[assertstate_key].hook = hook

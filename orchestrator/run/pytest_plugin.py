@@ -15,6 +15,10 @@
   only that report, never pytest's exit code alone.
 - When ORCHESTRATOR_OBSERVE is set, it records what the run read (observe.py), in
   this process and in each xdist worker.
+
+A plain `pytest` in a student's shell imports only what every run needs (observe.py, the
+closure guard, launch.py's names for the runner's environment); what only the runner's
+runs or only a failure need is imported where it is used, each import saying why.
 """
 from __future__ import annotations
 
@@ -22,16 +26,19 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from orchestrator.run import closure_guard, reaper, verdict
-from orchestrator.core import sourcemap
-from orchestrator.cache import tally
-from orchestrator.run.launch import PARENT_ENV, die_with
+# what every run needs at once: observation starts at import, the closure guard joins at
+# pytest_addoption, launch.py names the environment a runner's run is told through (and
+# brings reaper.py: both are light, standard library only)
+from orchestrator.run import closure_guard, reaper
+from orchestrator.run.launch import PARENT_ENV, REPORT_ENV, die_with
 from orchestrator.run.observe import start_from_environment
-from orchestrator.run.runner import REPORT_ENV
-from orchestrator.cache.store import Outcome
+
+if TYPE_CHECKING:
+    from orchestrator.cache.store import Outcome
 
 # Started at import, before any conftest or test module is imported or reads a file.
 OBSERVER = start_from_environment()
@@ -70,7 +77,8 @@ def pytest_configure(config):
         # processes the tests orphan (setsid, double fork) come back to this pytest,
         # which kills and names them at the end of the session (reaper.py)
         reaper.become_subreaper()
-        config.pluginmanager.register(ReportWriter(Path(os.environ[REPORT_ENV])), "orch-report")
+        config.pluginmanager.register(ReportWriter(Path(os.environ[REPORT_ENV]), config),
+                                      "orch-report")
 
 
 @pytest.hookimpl(trylast=True)
@@ -92,11 +100,11 @@ _GRAPHS: dict[Path, object] = {}
 def _graph(config):
     """The project's graph, loaded once per process (two hooks ask for it; a module's run
     pays for it once)."""
-    from orchestrator.core.graph import GraphError, load
     root = Path(config.rootpath)
     if root not in _GRAPHS:
         if not (root / "graph.toml").exists():
             return None
+        from orchestrator.core.graph import GraphError, load  # only a curriculum has one
         try:
             _GRAPHS[root] = load(root)
         except GraphError as e:
@@ -127,6 +135,7 @@ def pytest_make_collect_report(collector):
     report = yield
     if report.failed:
         try:
+            from orchestrator.core import sourcemap  # only a failure is mapped to its source
             root = Path(collector.config.rootpath)
             text = str(report.longrepr)
             places = [sourcemap.locate(root, m.group("path"), int(m.group("line")))
@@ -148,6 +157,8 @@ def failure_verdict(item, excinfo, root: Path) -> dict:
     is the deepest frame in the tested module's own source, else the deepest in the
     project; `called_from` the frames of that source and of the test that led there
     (innermost first), `raised_in` the deepest frame when it lies elsewhere."""
+    from orchestrator.core import sourcemap  # only a failure is mapped to its source
+    from orchestrator.run import verdict  # only a failure is put in words
     frames = [sourcemap.locate(root, entry.path, entry.lineno + 1)
               for entry in excinfo.traceback
               if isinstance(entry.path, Path) and _in_project(entry.path, root)]
@@ -200,6 +211,7 @@ def _own_sources(item) -> set[str]:
 def annotate(longrepr, root: Path) -> None:
     """Rewrite, in place, each traceback entry in a generated file to its source line,
     keeping the generated place beside it (what pytest prints: the run's log)."""
+    from orchestrator.core import sourcemap  # only a failure's traceback is rewritten
     if isinstance(getattr(longrepr, "longrepr", None), str):      # a collection error
         longrepr.longrepr = sourcemap.rewrite_text(longrepr.longrepr, root)
         return
@@ -222,6 +234,7 @@ def annotate(longrepr, root: Path) -> None:
 
 def export_all(graph) -> dict[str, str]:
     """Export every stale module; {module id: error} for those that failed."""
+    # only a plain run exports (the runner's export tasks ran before it)
     from orchestrator.core.export import ExportError, export_module, is_current
     failures = {}
     for module in graph:
@@ -251,10 +264,12 @@ class ExportGuard:
 
 
 class ReportWriter:
-    """Collects each selected test's outcome and writes them as one JSON file at the end."""
+    """Collects each selected test's outcome and writes them as one JSON file at the end.
+    Registered only in the runner's runs: what it writes with is imported where used."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, config):
         self.path = path
+        self.config = config
         self.tests: dict[str, dict] = {}
         self.errors: list[dict] = []
         self.deselected = 0
@@ -271,8 +286,7 @@ class ReportWriter:
             covers = [m.args[0] for m in item.iter_markers("covers") if m.args]
             markers = sorted({m.name for m in item.iter_markers()} - {"covers", "parametrize"})
             # until a report says otherwise: a test pytest stops before keeps it
-            self.tests[item.nodeid] = {"outcome": Outcome.NOT_RUN.value, "duration": 0.0,
-                                       "markers": markers, "covers": covers}
+            self.tests[item.nodeid] = unrun(markers, covers)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node, ids):
@@ -280,8 +294,7 @@ class ReportWriter:
         # share out (after -k/-m), so one that -x or an interrupt stops before is not run
         # here too, instead of missing from the report
         for nodeid in ids:
-            self.tests.setdefault(nodeid, {"outcome": Outcome.NOT_RUN.value, "duration": 0.0,
-                                           "markers": [], "covers": []})
+            self.tests.setdefault(nodeid, unrun([], []))
 
     def pytest_collectreport(self, report):
         if report.failed:
@@ -296,10 +309,12 @@ class ReportWriter:
         self.path.with_suffix(".running").unlink(missing_ok=True)
 
     def pytest_runtest_logreport(self, report):
+        from orchestrator.cache import tally  # the report's skip-reason field
+        from orchestrator.cache.store import Outcome  # the report's outcome words
         test = self.tests.setdefault(report.nodeid, {"markers": [], "covers": [],
                                                      "duration": 0.0})
         test["duration"] = test.get("duration", 0.0) + report.duration
-        outcome = _outcome(report)
+        outcome = outcome_of(report, self.config)
         if outcome is None:
             return
         if report.when == "call" or test.get("outcome") in (None, Outcome.NOT_RUN,
@@ -318,6 +333,7 @@ class ReportWriter:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session, exitstatus):
+        from orchestrator.cache.store import Outcome  # the report's outcome words
         killed = reaper.sweep()        # after xdist's own sessionfinish took its workers down
         reaper.report(killed, sys.stderr)
         why = stopped_by(session, self.interrupted)
@@ -348,32 +364,57 @@ def stopped_by(session, interrupted: bool) -> str:
     return ""
 
 
-def _outcome(report) -> Outcome | None:
-    if hasattr(report, "wasxfail"):
-        return Outcome.XFAILED if report.skipped else Outcome.XPASSED
+def unrun(markers: list[str], covers: list[str]) -> dict:
+    """A selected test's entry until a report says otherwise: not run."""
+    from orchestrator.cache.store import Outcome  # the report's outcome words
+    return {"outcome": Outcome.NOT_RUN.value, "duration": 0.0, "markers": markers,
+            "covers": covers}
+
+
+def outcome_of(report, config) -> Outcome | None:
+    """What a test report says of its test, in pytest's own words: the category of its
+    `pytest_report_teststatus` hook (passed, failed, error, skipped, xfailed, xpassed: the
+    Outcome of the same word), so a plugin's wording of a report is honoured (pytest's
+    subtests, for one, fails there a test whose subtests failed). None: the report says
+    nothing of the test (a setup or teardown that passed: pytest's category "").
+    A category of a plugin's own ("rerun", "subtests passed") is what pytest counts the
+    report as: failed (its exit status counts it so), skipped, or a passed call; a report
+    that is none of those (a rerun's) says nothing."""
+    from orchestrator.cache.store import Outcome  # the report's outcome words
+    said = config.hook.pytest_report_teststatus(report=report, config=config)
+    category = said[0] if said else None
+    if category == "":
+        return None
+    try:
+        outcome = Outcome(category)
+    except ValueError:
+        outcome = Outcome.NOT_RUN          # ours alone: never a category of pytest's
+    if outcome is not Outcome.NOT_RUN:
+        return outcome
     if report.failed:
         return Outcome.FAILED if report.when == "call" else Outcome.ERROR
     if report.skipped:
         return Outcome.SKIPPED
-    if report.when == "call":
-        return Outcome.PASSED
-    return None
+    return Outcome.PASSED if report.passed and report.when == "call" else None
 
 
 def _message(report) -> str:
     """The exception, summarized (verdict.summarize), from a report whose exception is gone
     (a collection error, a strict xpass): `ModuleNotFoundError: No module named 'x'`."""
+    from orchestrator.run import verdict  # only a failure is put in words
     text = str(report.longrepr) if report.longrepr else ""
     crash = getattr(getattr(report.longrepr, "reprcrash", None), "message", None)
     if crash:
         return verdict.summarize(crash)
     lines = text.strip().splitlines() or ["failed"]
-    errors = [l[1:].strip() for l in lines if l.startswith("E ")]
+    errors = [line[1:].strip() for line in lines if line.startswith("E ")]
     return verdict.summarize(errors[-1] if errors else lines[-1])
 
 
 def skip_reason(report) -> str:
     """Why a test was skipped (`pytest.skip`, a skip marker, importorskip) or xfailed."""
+    from orchestrator.cache import tally  # the report's word for no reason
+    from orchestrator.run import verdict  # the report's longest line
     if hasattr(report, "wasxfail"):
         return (report.wasxfail or "xfailed")[:verdict.MAX_CHARS]
     longrepr = report.longrepr

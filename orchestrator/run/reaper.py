@@ -179,7 +179,8 @@ def kill_group(pgid: int, sig: int = KILL, leader_alive: bool = True) -> None:
     if WINDOWS:
         if sig == signal.SIGINT:
             try:
-                os.kill(pgid, signal.CTRL_BREAK_EVENT)
+                # typeshed declares CTRL_BREAK_EVENT for win32 only; mypy checks as the host
+                os.kill(pgid, signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined,unused-ignore]
             except OSError:
                 pass
         elif leader_alive:

@@ -15,17 +15,13 @@ import time
 from pathlib import Path
 
 from orchestrator.cache import keys
+from orchestrator.cache.store import FAILED_OUTCOMES, RAN_OUTCOMES, Cause, Outcome, Result, Status
 from orchestrator.core import strict_env, tree
 from orchestrator.core.graph import Module, ModuleGraph
-from orchestrator.run.launch import ColdLauncher
-from orchestrator.run import observe
-from orchestrator.run.observe import read_observations
 from orchestrator.core.state import StateDir
-from orchestrator.cache.store import FAILED_OUTCOMES, RAN_OUTCOMES, Cause, Outcome, Result, Status
-
-# How the runner talks to orchestrator.run.pytest_plugin inside the pytest process. (Defined
-# here, not in the plugin, so that a no-op `doit all` never imports pytest.)
-REPORT_ENV = "ORCHESTRATOR_REPORT"        # where the plugin writes its JSON report
+from orchestrator.run import observe
+from orchestrator.run.launch import REPORT_ENV, ColdLauncher, Ending, TimedOut
+from orchestrator.run.observe import read_observations
 
 XDIST_MIN_SECONDS = 10.0   # below this, xdist's ~0.5 s per worker start costs more than it saves
 MARKED_FLAKY_ATTEMPTS = 3  # tests marked flaky (marker or graph.toml) get this many tries
@@ -51,19 +47,19 @@ def run_module(graph: ModuleGraph, module: Module, declared: dict[str, str],
            **observe.environment(observed, graph.root)}
     launcher = launcher or ColdLauncher()
     tree.drop_stale_bytecode(graph.root)     # the tests must run the code the key saw
-    report, crash = attempt(graph, module, [module.tests.as_posix()], pytest_args,
-                            xdist_workers, log, env, launcher)
-    judge(result, module, report, crash, log)
+    report, ending = attempt(graph, module, [module.tests.as_posix()], pytest_args,
+                             xdist_workers, log, env, launcher)
+    judge(result, module, report, ending, log)
     tries = 1
     while not result.passed and (ids := retryable(result, module, flaky_attempts, tries)):
         tries += 1
-        report, crash = attempt(graph, module, ids, pytest_args, 0, log, env, launcher)
-        if crash or not report.exists():
+        report, ending = attempt(graph, module, ids, pytest_args, 0, log, env, launcher)
+        if ending is not None or not report.exists():
             break
         rerun = json.loads(report.read_text(encoding="utf-8"))["tests"]
         for nodeid, test in rerun.items():
-            if test["outcome"] == "passed" and nodeid in result.tests:
-                result.tests[nodeid].update(outcome="passed", flaky=True)
+            if test["outcome"] == Outcome.PASSED and nodeid in result.tests:
+                result.tests[nodeid].update(outcome=Outcome.PASSED.value, flaky=True)
         judge_outcomes(result, module)
     result.duration = round(time.perf_counter() - start, 3)
     result.finished = time.time()
@@ -106,8 +102,9 @@ def thread_limits(threads: int) -> dict[str, str]:
 
 def attempt(graph: ModuleGraph, module: Module, selection: list[str], pytest_args: list[str],
             xdist_workers: int, log: Path, extra_env: dict[str, str],
-            launcher) -> tuple[Path, str]:
-    """One pytest run over `selection`; (its report path, '' or why it crashed)."""
+            launcher) -> tuple[Path, Ending]:
+    """One pytest run over `selection`; (its report path, None or how pytest itself ended:
+    launch.TimedOut, launch.Crashed)."""
     state = StateDir(graph.root)
     report, basetemp = state.report(module.id), state.tmp(module.id)
     report.parent.mkdir(parents=True, exist_ok=True)
@@ -146,16 +143,16 @@ def xdist_workers(last_duration: float | None, doit_workers: int, cores: int,
     return spare
 
 
-def judge(result: Result, module: Module, report: Path, crash: str, log: Path) -> Result:
+def judge(result: Result, module: Module, report: Path, ending: Ending, log: Path) -> Result:
     def fail(cause: Cause, reason: str) -> Result:
         result.cause, result.reason = cause, reason
         return result
 
-    if crash:
+    if ending is not None:    # stopped or crashed: the Cause is the ending's type, not words
         during = running_test(report)
-        if "timed out" in crash:
-            return fail(Cause.TIMED_OUT, f"{crash} (size {module.size}){during}")
-        return fail(Cause.CRASHED, f"{crash}{during}")
+        if isinstance(ending, TimedOut):
+            return fail(Cause.TIMED_OUT, f"{ending} (size {module.size}){during}")
+        return fail(Cause.CRASHED, f"{ending}{during}")
     try:
         data = json.loads(report.read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError):
@@ -243,8 +240,8 @@ def usage_error(log: Path) -> str:
 
 def last_line(log: Path) -> str:
     try:
-        lines = [l for l in log.read_text(encoding="utf-8", errors="replace").splitlines()
-                 if l.strip()]
+        lines = [line for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
+                 if line.strip()]
     except FileNotFoundError:
         return "no output"
     return lines[-1].strip()[:300] if lines else "no output"

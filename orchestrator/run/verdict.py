@@ -5,7 +5,7 @@ the command that checks the fix, and which few failures block everything else.
     summarize(exconly)            'AssertionError: Not equal to tolerance ...' + details
     failures(result)              [Failure(nodeid, message, where, called_from, ...)]
     rerun_command(root, ids, args) 'cd /course && .venv/bin/python -m pytest -p ... ID'
-    root_causes(targets)          '2 failing modules block 11 others: 03_layers (...), ...'
+    root_causes(blocked, failed, results)  '2 failing modules block 11 others: 03_layers (...)'
 
 Every view (doit's lines, `why`, `status`, the graph page, the CI summary, JUnit)
 reads failures through here, so they all say the same thing.
@@ -17,9 +17,9 @@ import os
 import shlex
 import sys
 from collections import Counter
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
 
 MAX_LINES = 6        # of a failure's message: its first line, and what follows that matters
 MAX_CHARS = 240      # per line
@@ -33,8 +33,8 @@ def summarize(text: str) -> str:
     first non-empty lines that follow (numpy's mismatch summary, pytest's assertion
     detail). numpy starts its message with a newline: its first line is joined to the type,
     never left as a bare `AssertionError: `."""
-    lines = [l.strip() for l in text.strip().splitlines()]
-    lines = [l for l in lines if l and not l.startswith(NOISE)]
+    lines = [line.strip() for line in text.strip().splitlines()]
+    lines = [line for line in lines if line and not line.startswith(NOISE)]
     if not lines:
         return "failed"
     first, rest = lines[0], lines[1:]
@@ -42,9 +42,9 @@ def summarize(text: str) -> str:
     if colon and not words.strip() and " " not in kind:
         first = f"{kind}: {rest.pop(0)}" if rest else kind
     # numpy's summary before its per-element detail, which may run long
-    rest = [l for l in rest if l.startswith(NUMPY_SUMMARY)] + \
-        [l for l in rest if not l.startswith(NUMPY_SUMMARY)]
-    return "\n".join(_clip(l) for l in [first, *rest][:MAX_LINES])
+    rest = [line for line in rest if line.startswith(NUMPY_SUMMARY)] + \
+        [line for line in rest if not line.startswith(NUMPY_SUMMARY)]
+    return "\n".join(_clip(line) for line in [first, *rest][:MAX_LINES])
 
 
 def _clip(line: str) -> str:
@@ -125,15 +125,15 @@ MAX_CAUSES = 5
 MAX_FILES = 3
 
 
-def root_causes(statuses: Mapping[str, str], blocked_by: Mapping[str, list[str]],
+def root_causes(blocked: Mapping[str, list[str]], failed: Collection[str],
                 results: Mapping[str, object]) -> str:
     """'' or one line naming the failed targets that block others, each with its failing
     test files: '2 failing modules block 11 others: 03_layers
-    (tests/03_layers/test_layers_core.py: 1 test), 08_dataloader (...)'."""
-    blocked = [m for m, s in statuses.items() if s == "blocked"]
+    (tests/03_layers/test_layers_core.py: 1 test), 08_dataloader (...)'. `blocked`: each
+    blocked target and what blocked it; `failed`: the test targets that failed."""
     # a failed test target, or another task that failed (`export:03_layers`)
-    causes = sorted({c for m in blocked for c in blocked_by.get(m, [])
-                     if statuses.get(c) == "failed" or ":" in c}, key=_number)
+    causes = sorted({c for by in blocked.values() for c in by if c in failed or ":" in c},
+                    key=_number)
     if not causes:
         return ""
     named = [f"{c} ({_what_failed(c, results.get(c))})" for c in causes[:MAX_CAUSES]]

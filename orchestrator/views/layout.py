@@ -31,6 +31,9 @@ SCREEN = (1040, 860)         # the graph's share of a 1400x900 window, beside th
 SWEEPS = 24
 RESTARTS = 12
 
+Dummy = tuple[str, str, int]   # a slot of the edge (from, to) in layer r
+Node = str | Dummy             # a module or a dummy
+
 
 @dataclass
 class Layout:
@@ -42,25 +45,26 @@ class Layout:
 
 def layered(layers: list[list[str]], edges: list[tuple[str, str]]) -> Layout:
     rank = {n: r for r, layer in enumerate(layers) for n in layer}
-    order = [list(layer) for layer in layers]
-    above, below = defaultdict(list), defaultdict(list)   # neighbours one layer up / down
-    chains = []
+    order: list[list[Node]] = [list(layer) for layer in layers]
+    above: defaultdict[Node, list[Node]] = defaultdict(list)   # neighbours one layer up
+    below: defaultdict[Node, list[Node]] = defaultdict(list)   # and one layer down
+    chains: list[tuple[str, str, list[Node]]] = []
     for a, b in edges:
         if rank[b] <= rank[a]:
             raise ValueError(f"edge {a} -> {b} does not go down the layers")
         dummies = [(a, b, r) for r in range(rank[a] + 1, rank[b])]   # a tuple is a dummy
         for d in dummies:
             order[d[2]].append(d)
-        chain = [a, *dummies, b]
+        chain: list[Node] = [a, *dummies, b]
         for u, v in zip(chain, chain[1:]):
             below[u].append(v)
             above[v].append(u)
-        chains.append(chain)
+        chains.append((a, b, chain))
     order = _reduce_crossings(order, above, below)
     x = _place(order, above, below)
     x, y, column, wraps, width, height = _arrange(order, x, below, _bands(order, x))
     ports = _ports(x, above, below)
-    paths = [(c[0], c[-1], _path(c, x, y, ports, column, wraps)) for c in chains]
+    paths = [(a, b, _path(c, x, y, ports, column, wraps)) for a, b, c in chains]
     return Layout(round(width, 1), round(height, 1),
                   {n: (round(x[n], 1), round(y[n], 1)) for layer in layers for n in layer}, paths)
 
@@ -73,7 +77,7 @@ def _width(n) -> float:
 
 def _crossings(upper: list, lower: list, below) -> int:
     pos = {n: i for i, n in enumerate(lower)}
-    ends = [pos[v] for u in upper for v in sorted(below[u], key=pos.get)]
+    ends = [pos[v] for u in upper for v in sorted(below[u], key=pos.__getitem__)]
     return sum(1 for i in range(len(ends)) for j in range(i + 1, len(ends)) if ends[j] < ends[i])
 
 
@@ -84,9 +88,9 @@ def _total(order, below) -> int:
 def _reduce_crossings(order: list[list], above, below) -> list[list]:
     """Sweeps from the curriculum order, then from a few shuffled starts (fixed seeds:
     the same graph always gets the same drawing); the fewest crossings win."""
-    best = _sweep([list(l) for l in order], above, below)
+    best = _sweep([list(layer) for layer in order], above, below)
     for seed in range(RESTARTS):
-        start = [list(l) for l in order]
+        start = [list(layer) for layer in order]
         shuffle = random.Random(seed).shuffle
         for layer in start:
             shuffle(layer)
@@ -97,7 +101,7 @@ def _reduce_crossings(order: list[list], above, below) -> list[list]:
 
 
 def _sweep(order: list[list], above, below) -> list[list]:
-    best, best_count = [list(l) for l in order], _total(order, below)
+    best, best_count = [list(layer) for layer in order], _total(order, below)
     for sweep in range(SWEEPS):
         down = sweep % 2 == 0
         ranks = range(1, len(order)) if down else range(len(order) - 2, -1, -1)
@@ -107,7 +111,7 @@ def _sweep(order: list[list], above, below) -> list[list]:
         _transpose(order, above, below)
         count = _total(order, below)
         if count < best_count:
-            best, best_count = [list(l) for l in order], count
+            best, best_count = [list(layer) for layer in order], count
         if best_count == 0:
             break
     return best
@@ -125,7 +129,7 @@ def _by_barycenter(layer: list, fixed: list, neighbours) -> list:
 
 def _transpose(order: list[list], above, below) -> None:
     """Swap neighbours in a layer while that removes crossings with the layers around it."""
-    pos = {}
+    pos: dict[Node, int] = {}
 
     def cost(u, v):   # crossings between u's and v's edges when u stands left of v
         return sum(1 for side in (above, below) for p in side[u] for q in side[v]
@@ -185,13 +189,13 @@ def _align(layer: list, x: dict, neighbours) -> None:
 
 def _isotonic(values: list[float], weights: list[float]) -> list[float]:
     """The non-decreasing sequence nearest to `values` (weighted least squares): PAVA."""
-    blocks = []   # [mean, weight, count]
+    blocks: list[tuple[float, float, int]] = []   # (mean, weight, count)
     for v, w in zip(values, weights):
-        blocks.append([v, w, 1])
+        blocks.append((v, w, 1))
         while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
             v2, w2, c2 = blocks.pop()
             v1, w1, c1 = blocks.pop()
-            blocks.append([(v1 * w1 + v2 * w2) / (w1 + w2), w1 + w2, c1 + c2])
+            blocks.append(((v1 * w1 + v2 * w2) / (w1 + w2), w1 + w2, c1 + c2))
     return [mean for mean, _, count in blocks for _ in range(count)]
 
 
@@ -222,13 +226,16 @@ def _arrange(order: list[list], x: dict, below, bands: list[range]):
     """Final coordinates, and the lane of every link that wraps from one column to the next:
     down below its column, up the gap beside it, over the top of the next one."""
     column = {n: k for k, band in enumerate(bands) for r in band for n in order[r]}
-    crossing = [sorted(((u, v) for u in order[band[-1]] for v in below[u]), key=lambda l: -x[l[0]])
+    crossing = [sorted(((u, v) for u in order[band[-1]] for v in below[u]),
+                       key=lambda link: -x[link[0]])
                 for band in bands[:-1]]
     most = max((len(c) for c in crossing), default=0)
     top = MARGIN + (8 + 6 * most if most else 0)        # room above for the wrapping links
     y = {n: top + NODE_H / 2 + (r - band.start) * (NODE_H + RANK_GAP)
          for band in bands for r in band for n in order[r]}
-    placed, at, rights = {}, MARGIN, []
+    placed: dict[Node, float] = {}
+    at: float = MARGIN
+    rights: list[float] = []
     for k, band in enumerate(bands):
         lo, hi = _extent(order, x, band)
         for r in band:

@@ -19,22 +19,22 @@ from pathlib import Path
 
 import networkx as nx
 
-from orchestrator.views import layout
-from orchestrator.run import verdict
-from orchestrator.core.graph import ModuleGraph
-from orchestrator.report.status import STATES, TargetState, blockers
 from orchestrator.cache.tally import Tally
+from orchestrator.core.graph import ModuleGraph
+from orchestrator.report.status import State, TargetState, blockers
+from orchestrator.run import verdict
+from orchestrator.views import layout
 
 MAX_FAILURES_ON_PAGE = 20
 
 SCHEMA_VERSION = 1
 # Light enough that black text on each reads at WCAG AA (4.5:1) or better; the
 # status is also written in every node, so nothing depends on telling hues apart.
-COLORS = {"passed": "#43a047", "cached": "#a5d6a7", "failed": "#e53935",
-          "blocked": "#ffa726", "never run": "#bdbdbd", "stale": "#fff176"}
-SYMBOLS = {"passed": "✓", "cached": "≡", "failed": "✗", "blocked": "⊘",
-           "never run": "·", "stale": "~"}
-assert set(COLORS) == set(SYMBOLS) == set(STATES)
+COLORS = {State.PASSED: "#43a047", State.CACHED: "#a5d6a7", State.FAILED: "#e53935",
+          State.BLOCKED: "#ffa726", State.NEVER_RUN: "#bdbdbd", State.STALE: "#fff176"}
+SYMBOLS = {State.PASSED: "✓", State.CACHED: "≡", State.FAILED: "✗", State.BLOCKED: "⊘",
+           State.NEVER_RUN: "·", State.STALE: "~"}
+assert set(COLORS) == set(SYMBOLS) == set(State)
 
 
 def contrast(a: str, b: str) -> float:
@@ -85,11 +85,11 @@ def make_view(graph: ModuleGraph, states: dict[str, TargetState], strict: bool =
 
 def node_data(view: View, mid: str) -> dict:
     module, state = view.graph[mid], view.states[mid]
-    r = None if state.state == "blocked" else state.result    # never an older run's figures
+    r = None if state.state is State.BLOCKED else state.result   # never an older run's figures
     return {
         "id": mid, "title": module.title, "export": module.export, "deps": list(module.deps),
         "dependents": [d for d in view.graph.dependents(mid) if mid in view.graph[d].deps],
-        "status": state.state, "duration": r.duration if r else None,
+        "status": state.state.value, "duration": r.duration if r else None,
         "tests": r.counts if r else {}, "reason": r.reason if r and not r.passed else "",
         "failing": [f["nodeid"] for f in r.failures] if r else [],
         "categories": {"requires": list(module.requires),
@@ -111,14 +111,14 @@ def to_text(view: View) -> str:
     for i, layer in enumerate(view.layers):
         for j, mid in enumerate(layer):
             state = view.states[mid]
-            r = None if state.state == "blocked" else state.result
+            r = None if state.state is State.BLOCKED else state.result
             took = f" {r.duration:.1f}s" if r else ""
             deps = [a for a, b in view.edges if b == mid]
             mark = "*" if mid in hot else " "
             head = f"layer {i:<2}" if j == 0 else " " * 8
             lines.append(f"{head} {mark}{SYMBOLS[state.state]} {mid:<20} {state.state:<9}{took:>7}"
                          + (f"   <- {', '.join(deps)}" if deps else ""))
-    legend = "  ".join(f"{SYMBOLS[s]} {s}" for s in STATES)
+    legend = "  ".join(f"{SYMBOLS[s]} {s}" for s in State)
     return "\n".join(lines + ["", legend] + (["* focus closure and dependents"] if hot else []))
 
 
@@ -132,13 +132,13 @@ def to_mermaid(view: View) -> str:
     for a, b in view.edges:
         lines.append(f"    m{a} --> m{b}")
     lines += ['    subgraph legend["Legend: test status"]', "        direction LR"]
-    lines += [f'        legend_{_css(s)}["{SYMBOLS[s]} {s}"]' for s in STATES]
+    lines += [f'        legend_{_css(s)}["{SYMBOLS[s]} {s}"]' for s in State]
     lines.append("    end")
     for state, color in COLORS.items():
         lines.append(f"    classDef {_css(state)} fill:{color},stroke:#333,color:{TEXT[state]}")
     for mid in view.graph.modules:
         lines.append(f"    class m{mid} {_css(view.states[mid].state)}")
-    for state in STATES:
+    for state in State:
         lines.append(f"    class legend_{_css(state)} {_css(state)}")
     for mid in sorted(view.highlighted()):
         lines.append(f"    style m{mid} stroke-width:4px,stroke:#1565c0")
@@ -174,7 +174,7 @@ def verdicts(view: View, mid: str) -> dict:
     """What the page's panel says of a module's last result beyond the JSON document: its
     counts and skip reasons, each failure (message, place, rerun command), its log."""
     state = view.states[mid]
-    result = None if state.state == "blocked" else state.result
+    result = None if state.state is State.BLOCKED else state.result
     if result is None:
         return {"tally": "", "skipped": [], "failures": [], "more_failures": 0, "log": ""}
     tally = Tally.of(result)
@@ -206,7 +206,8 @@ def to_html(view: View, page_dir: Path | None = None) -> str:
     for node in data["nodes"]:
         mid = node["id"]
         node["x"], node["y"] = drawing.nodes[mid]
-        node["blocked_by"] = blocked_by(view, mid) if node["status"] == "blocked" else []
+        node["blocked_by"] = blocked_by(view, mid) \
+            if view.states[mid].state is State.BLOCKED else []
         node.update(verdicts(view, mid))
         node["log_href"] = href(view.graph.root / node["log"], Path(page_dir)) \
             if node["log"] and page_dir is not None else ""
@@ -222,8 +223,8 @@ def to_html(view: View, page_dir: Path | None = None) -> str:
             .replace("__DATA__", payload))
 
 
-def _css(state: str) -> str:
-    return state.replace(" ", "_")
+def _css(state: State) -> str:
+    return state.value.replace(" ", "_")
 
 
 RENDERERS = {"text": to_text, "mermaid": to_mermaid, "dot": to_dot, "json": to_json,

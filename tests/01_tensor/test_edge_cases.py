@@ -4,7 +4,6 @@ import pytest
 
 from tinytorch.core.tensor import Tensor
 
-
 # ---- empty tensors ------------------------------------------------------------------------
 
 def test_empty_tensor_arithmetic_and_sum():
@@ -118,7 +117,8 @@ def test_index_out_of_bounds():
 ])
 def test_non_numeric_operand_is_a_type_error(operation):
     for bad in ("1", None, object(), {"a": 1}):
-        with pytest.raises(TypeError, match=f"unsupported operand.*Tensor and {type(bad).__name__}"):
+        message = f"unsupported operand.*Tensor and {type(bad).__name__}"
+        with pytest.raises(TypeError, match=message):
             operation(Tensor([1.0]), bad)
 
 

@@ -41,7 +41,8 @@ def test_graph_records_without_autograd_installed():
     code = ("from tinytorch.core.tensor import Tensor\n"
             "w = Tensor([[1.0, 2.0]], requires_grad=True)\n"
             "loss = ((Tensor([[3.0], [4.0]]).T * w).sum() - 1) ** 2\n"
-            "print(loss._op, loss._parents[0]._op, loss._parents[0]._parents[0]._op, loss.item())\n")
+            "print(loss._op, loss._parents[0]._op, loss._parents[0]._parents[0]._op,"
+            " loss.item())\n")
     assert run_fresh(code) == "pow sub sum 100.0"
 
 

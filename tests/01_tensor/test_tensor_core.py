@@ -8,7 +8,6 @@ import pytest
 
 from tinytorch.core.tensor import Tensor
 
-
 # ---- creation and dtypes ------------------------------------------------------------
 
 def test_float_data_defaults_to_float32():

@@ -5,8 +5,16 @@ import math
 import numpy as np
 import pytest
 
-from tinytorch.core.activations import (GELU, Activation, LogSoftmax, ReLU, Sigmoid, Softmax,
-                                        Tanh, stable_sigmoid)
+from tinytorch.core.activations import (
+    GELU,
+    Activation,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+    stable_sigmoid,
+)
 from tinytorch.core.tensor import Tensor
 
 LN2, LN3 = math.log(2), math.log(3)

@@ -51,7 +51,8 @@ def test_unknown_init_lists_the_choices():
         Linear(3, 2, init="he")
 
 
-@pytest.mark.parametrize("in_features, out_features", [(0, 2), (3, -1), (2.5, 2), ("3", 2), (3, None)])
+@pytest.mark.parametrize("in_features, out_features",
+                         [(0, 2), (3, -1), (2.5, 2), ("3", 2), (3, None)])
 def test_invalid_sizes_are_rejected(in_features, out_features):
     with pytest.raises(ValueError, match="must be a positive integer"):
         Linear(in_features, out_features)

@@ -8,9 +8,9 @@ these layers live in its suite. Here we only read the graph that module 01 recor
 import numpy as np
 import pytest
 
+from tests.support.recorded_graph import graph_of
 from tinytorch.core.activations import ReLU, Tanh
 from tinytorch.core.layers import Dropout, Linear, Module, Sequential
-from tests.support.recorded_graph import graph_of
 from tinytorch.core.tensor import Tensor
 
 
@@ -37,7 +37,8 @@ def test_linear_forward_records_matmul_then_add():
     assert y.requires_grad and y._op == "add"
     product, bias = y._parents
     assert bias is layer.bias
-    assert product._op == "matmul" and product._parents[0] is x and product._parents[1] is layer.weight
+    assert product._op == "matmul"
+    assert product._parents[0] is x and product._parents[1] is layer.weight
 
 
 def test_linear_without_bias_records_only_the_matmul():

@@ -42,7 +42,8 @@ def test_linear_forward_matches_torch(torch, rng, bias):
     x = rng.normal(size=(9, 6)).astype(np.float32)
     b = torch.from_numpy(layer.bias.data) if bias else None
     # PyTorch stores the weight as (out, in): pass our (in, out) weight transposed.
-    expected = torch.nn.functional.linear(torch.from_numpy(x), torch.from_numpy(layer.weight.data.T), b)
+    expected = torch.nn.functional.linear(torch.from_numpy(x),
+                                          torch.from_numpy(layer.weight.data.T), b)
     y = layer(Tensor(x))
     assert y.shape == tuple(expected.shape) == (9, 4)
     np.testing.assert_allclose(y.data, expected.numpy(), rtol=1e-5, atol=1e-6)
@@ -78,7 +79,8 @@ def test_seeded_init_is_reproducible(init):
 def test_unseeded_layers_and_layers_sharing_a_generator_differ():
     assert not np.array_equal(Linear(8, 4).weight.data, Linear(8, 4).weight.data)
     rng = np.random.default_rng(0)
-    assert not np.array_equal(Linear(4, 4, seed=rng).weight.data, Linear(4, 4, seed=rng).weight.data)
+    first, second = Linear(4, 4, seed=rng), Linear(4, 4, seed=rng)
+    assert not np.array_equal(first.weight.data, second.weight.data)
 
 
 def test_xavier_uniform_bound_and_spread():
@@ -273,14 +275,16 @@ def test_linear_maps_the_last_dimension(rng, leading):
     x = rng.normal(size=(*leading, 5)).astype(np.float32)
     y = layer(Tensor(x))
     assert y.shape == (*leading, 4)
-    np.testing.assert_allclose(y.data, x @ layer.weight.data + layer.bias.data, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(y.data, x @ layer.weight.data + layer.bias.data,
+                               rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.shape
 def test_single_sample_equals_its_row_in_a_batch(rng):
     layer = Linear(5, 3, seed=0)
     batch = rng.normal(size=(4, 5)).astype(np.float32)
-    np.testing.assert_allclose(layer(Tensor(batch[2])).data, layer(Tensor(batch)).data[2], rtol=1e-6)
+    np.testing.assert_allclose(layer(Tensor(batch[2])).data, layer(Tensor(batch)).data[2],
+                               rtol=1e-6)
 
 
 @pytest.mark.shape
@@ -313,7 +317,8 @@ def test_every_layer_follows_the_module_interface(name):
     assert layer.eval() is layer and layer.training is False
     assert layer.train() is layer and layer.training is True
     params = layer.parameters()
-    assert isinstance(params, list) and all(isinstance(p, Tensor) and p.requires_grad for p in params)
+    assert isinstance(params, list)
+    assert all(isinstance(p, Tensor) and p.requires_grad for p in params)
     assert repr(layer).startswith(f"{name}(")
 
 

@@ -42,7 +42,8 @@ def test_mlp_in_a_list_matches_numpy(rng):
     for layer in model.layers:
         layer.bias.data[...] = rng.normal(size=layer.out_features)
     x = rng.normal(size=(10, 3)).astype(np.float32)
-    np.testing.assert_allclose(model(Tensor(x)).data, numpy_mlp(x, model.layers), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model(Tensor(x)).data, numpy_mlp(x, model.layers),
+                               rtol=1e-5, atol=1e-6)
     assert len(model.parameters()) == 6
 
 

@@ -46,7 +46,8 @@ def test_a_single_class_costs_nothing():
 @pytest.mark.parametrize("loss_class", [MSELoss, BinaryCrossEntropyLoss])
 def test_shape_mismatch_names_both_shapes(loss_class):
     # (4, 1) against (4,) would otherwise broadcast to (4, 4) and compare the wrong pairs.
-    with pytest.raises(ValueError, match=r"prediction shape \(4, 1\) and target shape \(4,\) must match"):
+    with pytest.raises(ValueError,
+                       match=r"prediction shape \(4, 1\) and target shape \(4,\) must match"):
         loss_class()(Tensor(np.zeros((4, 1))), Tensor(np.zeros(4)))
 
 
@@ -56,7 +57,8 @@ def test_class_index_out_of_range(target, low, high):
         CrossEntropyLoss()(Tensor(np.zeros((2, 3))), np.array(target))
 
 
-@pytest.mark.parametrize("target", [np.array([0.0, 1.0]), Tensor([0.0, 1.0]), np.array([True, False]),
+@pytest.mark.parametrize("target", [np.array([0.0, 1.0]), Tensor([0.0, 1.0]),
+                                    np.array([True, False]),
                                     np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])])   # one-hot
 def test_non_integer_class_targets_are_a_type_error(target):
     with pytest.raises(TypeError, match="targets must be integer class indices, got dtype"):
@@ -64,7 +66,8 @@ def test_non_integer_class_targets_are_a_type_error(target):
 
 
 def test_class_targets_of_the_wrong_shape():
-    with pytest.raises(ValueError, match=r"logits \(2, 3\) need targets of shape \(2,\), got \(2, 1\)"):
+    with pytest.raises(ValueError,
+                       match=r"logits \(2, 3\) need targets of shape \(2,\), got \(2, 1\)"):
         CrossEntropyLoss()(Tensor(np.zeros((2, 3))), np.array([[0], [1]]))
 
 
@@ -105,5 +108,7 @@ def test_integer_predictions_are_refused_as_in_pytorch(torch, loss, target):
               "CrossEntropyLoss": torch.nn.functional.cross_entropy}[loss]
     with pytest.raises((RuntimeError, NotImplementedError)):
         theirs(torch.tensor(pred), torch.tensor(target))
-    with pytest.raises(TypeError, match=f"{loss}: the prediction must be floating point, got int64"):
-        getattr(losses, loss)()(Tensor(pred), target if loss == "CrossEntropyLoss" else Tensor(target))
+    ours = target if loss == "CrossEntropyLoss" else Tensor(target)
+    message = f"{loss}: the prediction must be floating point, got int64"
+    with pytest.raises(TypeError, match=message):
+        getattr(losses, loss)()(Tensor(pred), ours)

@@ -7,10 +7,10 @@ losses live in its suite. Here we read module 01's record: `_op` and `_parents`.
 import numpy as np
 import pytest
 
+from tests.support.recorded_graph import graph_of
 from tinytorch.core.activations import Tanh
 from tinytorch.core.layers import Linear, Sequential
 from tinytorch.core.losses import BinaryCrossEntropyLoss, CrossEntropyLoss, MSELoss
-from tests.support.recorded_graph import graph_of
 from tinytorch.core.tensor import Tensor
 
 

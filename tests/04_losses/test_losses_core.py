@@ -42,7 +42,8 @@ def test_binary_cross_entropy_with_soft_targets():
 def test_mse_matches_torch(torch, rng):
     pred, target = rng.normal(size=(2, 16, 3)).astype(np.float32)
     expected = torch.nn.functional.mse_loss(torch.from_numpy(pred), torch.from_numpy(target))
-    assert MSELoss()(Tensor(pred), Tensor(target)).item() == pytest.approx(expected.item(), rel=1e-6)
+    loss = MSELoss()(Tensor(pred), Tensor(target))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
 
 
 def test_cross_entropy_matches_torch(torch, rng):
@@ -67,7 +68,8 @@ def test_binary_cross_entropy_matches_torch(torch, rng):
 def test_cross_entropy_targets_as_list_array_or_tensor():
     logits = Tensor([[1.0, 2.0, 0.5], [0.1, -1.0, 3.0]])
     values = [CrossEntropyLoss()(logits, target).item()
-              for target in ([1, 2], np.array([1, 2]), Tensor([1, 2]), np.array([1, 2], dtype=np.uint8))]
+              for target in ([1, 2], np.array([1, 2]), Tensor([1, 2]),
+                             np.array([1, 2], dtype=np.uint8))]
     assert values == [values[0]] * 4
 
 

@@ -24,7 +24,8 @@ def test_cross_entropy_of_a_linear_layer_matches_torch(torch, rng):
     x = rng.normal(size=(10, 4)).astype(np.float32)
     target = rng.integers(0, 3, size=10)
     F = torch.nn.functional
-    logits = F.linear(torch.from_numpy(x), torch.from_numpy(layer.weight.data.T), torch.from_numpy(layer.bias.data))
+    logits = F.linear(torch.from_numpy(x), torch.from_numpy(layer.weight.data.T),
+                      torch.from_numpy(layer.bias.data))
     expected = F.cross_entropy(logits, torch.from_numpy(target)).item()
     assert CrossEntropyLoss()(layer(Tensor(x)), target).item() == pytest.approx(expected, rel=1e-5)
 
@@ -54,7 +55,8 @@ def test_binary_cross_entropy_is_the_log_likelihood_of_sigmoid(rng):
     labels = rng.integers(0, 2, size=20).astype(np.float32)
     p = Sigmoid()(logits).data.astype(np.float64)
     expected = -np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p))
-    assert BinaryCrossEntropyLoss()(logits, Tensor(labels)).item() == pytest.approx(expected, rel=1e-5)
+    loss = BinaryCrossEntropyLoss()(logits, Tensor(labels))
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_loss_of_an_eval_mode_network_is_deterministic(rng):

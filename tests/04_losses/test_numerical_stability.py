@@ -35,7 +35,8 @@ def test_huge_logits_match_torch(torch, rng):
     expected_ce = F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(classes)).item()
     expected_bce = F.binary_cross_entropy_with_logits(torch.from_numpy(logits),
                                                       torch.from_numpy(labels)).item()
-    assert CrossEntropyLoss()(Tensor(logits), classes).item() == pytest.approx(expected_ce, rel=1e-5)
+    loss = CrossEntropyLoss()(Tensor(logits), classes)
+    assert loss.item() == pytest.approx(expected_ce, rel=1e-5)
     assert BinaryCrossEntropyLoss()(Tensor(logits), Tensor(labels)).item() == pytest.approx(
         expected_bce, rel=1e-5)
 
@@ -63,7 +64,8 @@ def test_binary_cross_entropy_is_float64_accurate(rng):
     logits = rng.normal(size=50) * 10
     labels = rng.uniform(0, 1, size=50)
     expected = np.mean(np.logaddexp(0, logits) - logits * labels)   # log(1 + e^x) - x y
-    loss = BinaryCrossEntropyLoss()(Tensor(logits, dtype=np.float64), Tensor(labels, dtype=np.float64))
+    loss = BinaryCrossEntropyLoss()(Tensor(logits, dtype=np.float64),
+                                    Tensor(labels, dtype=np.float64))
     assert loss.dtype == np.float64
     assert loss.item() == pytest.approx(expected, rel=1e-12)
 
@@ -73,7 +75,8 @@ def test_binary_cross_entropy_agrees_with_the_textbook_formula_where_that_is_saf
     labels = rng.integers(0, 2, size=40).astype(np.float64)
     p = 1 / (1 + np.exp(-logits))
     textbook = -np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p))
-    loss = BinaryCrossEntropyLoss()(Tensor(logits, dtype=np.float64), Tensor(labels, dtype=np.float64))
+    loss = BinaryCrossEntropyLoss()(Tensor(logits, dtype=np.float64),
+                                    Tensor(labels, dtype=np.float64))
     assert loss.item() == pytest.approx(textbook, rel=1e-10)
 
 

@@ -9,9 +9,17 @@ import pytest
 
 from tinytorch.core import activations, autograd, layers, losses, tensor
 from tinytorch.core.activations import ReLU, Sigmoid, Tanh
-from tinytorch.core.autograd import (BACKWARD_RULES, GradcheckError, enable_grad, gradcheck,
-                                     is_grad_enabled, no_grad, rule, topological_order,
-                                     unbroadcast)
+from tinytorch.core.autograd import (
+    BACKWARD_RULES,
+    GradcheckError,
+    enable_grad,
+    gradcheck,
+    is_grad_enabled,
+    no_grad,
+    rule,
+    topological_order,
+    unbroadcast,
+)
 from tinytorch.core.losses import binary_cross_entropy_with_logits
 from tinytorch.core.tensor import Tensor
 
@@ -56,11 +64,11 @@ HAND_CASES = [
 def test_rule_matches_hand_derivative(name, f, grad_a, grad_b):
     a, b = leaf(A), leaf(B)
     f(a, b).backward()
-    for tensor, expected in ((a, grad_a), (b, grad_b)):
+    for operand, expected in ((a, grad_a), (b, grad_b)):
         if expected is None:
-            assert tensor.grad is None
+            assert operand.grad is None
         else:
-            np.testing.assert_allclose(tensor.grad.data, expected, rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(operand.grad.data, expected, rtol=1e-12, atol=1e-12)
 
 
 def test_transpose_gradient_moves_entries_back():
@@ -147,7 +155,8 @@ def test_unbroadcast_sums_to_the_input_shape(grad_shape, shape):
     assert reduced.sum() == grad.sum()              # every entry counted exactly once
     # summing broadcast copies == the gradient of sum(broadcast(x) * grad)
     ones = np.ones(shape)
-    np.testing.assert_array_equal(reduced, unbroadcast(np.broadcast_to(ones, grad_shape) * grad, shape))
+    np.testing.assert_array_equal(reduced,
+                                  unbroadcast(np.broadcast_to(ones, grad_shape) * grad, shape))
 
 
 # ---- grad mode ---------------------------------------------------------------------------
@@ -272,7 +281,8 @@ def test_backward_on_non_scalar_without_grad_raises_clearly():
         y.backward()
 
 
-@pytest.mark.parametrize("grad", [Tensor([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0]), [1.0, 2.0, 3.0]],
+@pytest.mark.parametrize("grad",
+                         [Tensor([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0]), [1.0, 2.0, 3.0]],
                          ids=["Tensor", "ndarray", "list"])
 def test_backward_with_explicit_grad(grad):
     x = leaf([1.0, 1.0, 1.0])
@@ -471,4 +481,4 @@ def test_graph_flags_match_pytorch(torch):
     tloss.backward(torch.tensor(1.0, dtype=torch.float64))
     np.testing.assert_array_equal(x.grad.data, tx.grad.numpy())
     np.testing.assert_array_equal(w.grad.data, tw.grad.numpy())
-    assert ours["xw"].grad is None             # a non-leaf keeps no grad (PyTorch: None, with a warning)
+    assert ours["xw"].grad is None     # a non-leaf keeps no grad (PyTorch: None, with a warning)

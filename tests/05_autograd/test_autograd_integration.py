@@ -74,8 +74,8 @@ def test_layer_shared_by_two_positions_gets_both_contributions(rng):
     first, second = Linear(3, 3, seed=0), Linear(3, 3, seed=0)
     Sequential(first, Tanh(), second)(x).sum().backward()
     model(x).sum().backward()
-    np.testing.assert_allclose(shared.weight.grad.data, first.weight.grad.data + second.weight.grad.data,
-                               rtol=1e-6)
+    np.testing.assert_allclose(shared.weight.grad.data,
+                               first.weight.grad.data + second.weight.grad.data, rtol=1e-6)
 
 
 def test_custom_module_with_parameters_in_a_list(rng):
@@ -127,7 +127,8 @@ def test_dropout_mask_gates_the_gradient_in_training_only(rng):
     model.eval()(x).sum().backward()
     eval_grad = model[0].weight.grad.data
     # dL/dW1 = x^T (1 w2^T * mask / (1 - p)); evaluating uses mask = 1 and no scaling
-    np.testing.assert_allclose(eval_grad, x.data.T @ np.ones((3, 1)) @ model[2].weight.data.T, rtol=1e-6)
+    np.testing.assert_allclose(eval_grad, x.data.T @ np.ones((3, 1)) @ model[2].weight.data.T,
+                               rtol=1e-6)
     assert not np.allclose(train_grad, eval_grad)
 
 

@@ -57,7 +57,8 @@ def test_batched_matmul_gradcheck(shape_a, shape_b, rng):
 def test_batched_matmul_matches_independent_central_difference(shape_a, shape_b, rng,
                                                                central_difference):
     a, b = operands(shape_a, shape_b, rng, np.float64)
-    w = rng.standard_normal(np.broadcast_shapes(shape_a[:-2], shape_b[:-2]) + (shape_a[-2], shape_b[-1]))
+    batch = np.broadcast_shapes(shape_a[:-2], shape_b[:-2])
+    w = rng.standard_normal(batch + (shape_a[-2], shape_b[-1]))
     (a @ b * Tensor(w, dtype=np.float64)).sum().backward()
     numeric_a = central_difference(lambda x: float((np.matmul(x, b.data) * w).sum()), a.data)
     numeric_b = central_difference(lambda y: float((np.matmul(a.data, y) * w).sum()), b.data)
@@ -93,7 +94,8 @@ def test_vector_times_batch_gradient_formula(rng):
     b = Tensor(rng.standard_normal((4, 3, 5)), dtype=np.float64, requires_grad=True)
     upstream = rng.standard_normal((4, 5))
     (v @ b).backward(upstream)
-    np.testing.assert_allclose(v.grad.data, sum(b.data[i] @ upstream[i] for i in range(4)), rtol=1e-12)
+    np.testing.assert_allclose(v.grad.data, sum(b.data[i] @ upstream[i] for i in range(4)),
+                               rtol=1e-12)
     np.testing.assert_allclose(b.grad.data, np.einsum("k,im->ikm", v.data, upstream), rtol=1e-12)
 
 

@@ -70,8 +70,10 @@ def test_broadcast_gradients_sum_back_to_each_shape(shape_a, shape_b, rng):
     out.backward(upstream)
     assert a.grad.shape == shape_a and b.grad.shape == shape_b
     # the sum of all gradient entries is preserved by the reduction
-    np.testing.assert_allclose(a.grad.data.sum(), (upstream * np.broadcast_to(b.data, out.shape)).sum())
-    np.testing.assert_allclose(b.grad.data.sum(), (upstream * np.broadcast_to(a.data, out.shape)).sum())
+    np.testing.assert_allclose(a.grad.data.sum(),
+                               (upstream * np.broadcast_to(b.data, out.shape)).sum())
+    np.testing.assert_allclose(b.grad.data.sum(),
+                               (upstream * np.broadcast_to(a.data, out.shape)).sum())
     assert gradcheck(lambda p, q: p * q + p / (q * q + 1), [a, b]) < 1e-6
 
 
@@ -163,12 +165,13 @@ def test_gradcheck_reports_a_kink_it_cannot_check():
     # At exactly 0 the one-sided slopes of ReLU differ (0 and 1): the central difference
     # sees half of each, autograd says 0, and gradcheck names the entry.
     x = leaf([0.0, 1.0])
-    with pytest.raises(GradcheckError, match=r"input 0 at index \(0,\): autograd 0, finite difference"):
+    with pytest.raises(GradcheckError,
+                       match=r"input 0 at index \(0,\): autograd 0, finite difference"):
         gradcheck(lambda t: ReLU()(t).sum(), [x])
     assert gradcheck(lambda t: ReLU()(t).sum(), [leaf([0.5, 1.0])]) < 1e-6
 
 
-# ---- sizes 0 and 1 --------------------------------------------------------------------------------
+# ---- sizes 0 and 1 -------------------------------------------------------------------------------
 
 
 @pytest.mark.shape
@@ -244,7 +247,7 @@ def test_backward_under_no_grad_still_differentiates_a_recorded_graph():
     np.testing.assert_array_equal(x.grad.data, [3.0, 12.0])
 
 
-# ---- dtypes ----------------------------------------------------------------------------------------
+# ---- dtypes --------------------------------------------------------------------------------------
 
 
 @pytest.mark.shape
@@ -277,7 +280,7 @@ def test_two_argument_transpose_swaps_like_pytorch(rng):
     np.testing.assert_array_equal(x.grad.data, upstream.T)
 
 
-# ---- powers at 0: PyTorch gives 0 where the derivative is 0 ---------------------------------------
+# ---- powers at 0: PyTorch gives 0 where the derivative is 0 --------------------------------------
 
 
 def test_pow_exponent_gradient_at_zero_base_is_zero():

@@ -56,7 +56,8 @@ def check(fn, specs, rng):
 
 # ---- every differentiable operation of module 01 -------------------------------------------
 
-MASK = np.array([[True, False, True, False], [False, False, True, True], [True, True, False, False]])
+MASK = np.array([[True, False, True, False], [False, False, True, True],
+                 [True, True, False, False]])
 
 OPS = [
     # arithmetic, with broadcasting
@@ -155,15 +156,20 @@ INDEPENDENT = [
     independent("max_axis", lambda x: (x.max(axis=1) * Tensor([1.0, -2.0, 3.0])).sum(), (3, 4)),
     independent("fancy_index", lambda x: (x[[0, 0, 2], [1, 1, 3]] ** 2).sum(), (3, 4)),
     independent("reshape_transpose",
-                lambda x: (x.reshape(4, 3).T * Tensor(np.arange(12.0).reshape(3, 4))).sum(), (2, 6)),
-    independent("softmax", lambda x: (Softmax(dim=0)(x) * Tensor(np.arange(12.0).reshape(3, 4))).sum(),
+                lambda x: (x.reshape(4, 3).T * Tensor(np.arange(12.0).reshape(3, 4))).sum(),
+                (2, 6)),
+    independent("softmax",
+                lambda x: (Softmax(dim=0)(x) * Tensor(np.arange(12.0).reshape(3, 4))).sum(),
                 (3, 4), covers_02),
-    independent("log_softmax", lambda x: LogSoftmax()(x)[[0, 1, 2], [3, 0, 1]].sum(), (3, 4), covers_02),
+    independent("log_softmax", lambda x: LogSoftmax()(x)[[0, 1, 2], [3, 0, 1]].sum(), (3, 4),
+                covers_02),
     independent("gelu", lambda x: GELU()(x).sum(), (2, 5), covers_02),
     independent("linear", lambda x: Linear(4, 3, seed=0)(x).sum(), (2, 4), covers_03),
-    independent("cross_entropy", lambda x: CrossEntropyLoss()(x, np.array([1, 0, 3])), (3, 4), covers_04),
+    independent("cross_entropy", lambda x: CrossEntropyLoss()(x, np.array([1, 0, 3])), (3, 4),
+                covers_04),
     independent("bce_with_logits",
-                lambda x: BinaryCrossEntropyLoss()(x, Tensor([[0.0, 1.0], [1.0, 0.3]])), (2, 2), covers_04),
+                lambda x: BinaryCrossEntropyLoss()(x, Tensor([[0.0, 1.0], [1.0, 0.3]])), (2, 2),
+                covers_04),
     independent("mse", lambda x: MSELoss()(x, Tensor(np.ones((2, 3)))), (2, 3), covers_04),
 ]
 
@@ -196,7 +202,8 @@ ACTIVATIONS = [
 
 
 @covers_02
-@pytest.mark.parametrize("activation, spec", [c[1:] for c in ACTIVATIONS], ids=[c[0] for c in ACTIVATIONS])
+@pytest.mark.parametrize("activation, spec", [c[1:] for c in ACTIVATIONS],
+                         ids=[c[0] for c in ACTIVATIONS])
 def test_activation_gradcheck(activation, spec, rng):
     check(lambda x: activation(x), [spec], rng)
 
@@ -223,7 +230,8 @@ def test_softmax_vector_jacobian_product_formula(dim, rng):
     x = Tensor(data, dtype=np.float64, requires_grad=True)
     (Softmax(dim=dim)(x) * Tensor(w, dtype=np.float64)).sum().backward()
     s = np.exp(data) / np.exp(data).sum(axis=dim, keepdims=True)
-    np.testing.assert_allclose(x.grad.data, s * (w - (s * w).sum(axis=dim, keepdims=True)), rtol=1e-10)
+    np.testing.assert_allclose(x.grad.data, s * (w - (s * w).sum(axis=dim, keepdims=True)),
+                               rtol=1e-10)
 
 
 @covers_02
@@ -243,7 +251,8 @@ def test_log_softmax_gradient_rows_sum_to_zero_when_upstream_is_one_hot(rng):
 
 @covers_03
 @pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("input_shape", [(4, 3), (2, 5, 3), (3,)], ids=["batch", "batch_time", "single"])
+@pytest.mark.parametrize("input_shape", [(4, 3), (2, 5, 3), (3,)],
+                         ids=["batch", "batch_time", "single"])
 def test_linear_gradcheck_wrt_input_weight_and_bias(bias, input_shape, rng):
     layer = Linear(3, 2, bias=bias, seed=0)
     x = Tensor(rng.standard_normal(input_shape), dtype=np.float64, requires_grad=True)
@@ -258,9 +267,10 @@ def test_linear_gradients_match_matrix_formulas(rng):
     x = Tensor(rng.standard_normal((4, 3)), requires_grad=True)
     upstream = rng.standard_normal((4, 2)).astype(np.float32)
     layer(x).backward(upstream)
-    np.testing.assert_allclose(layer.weight.grad.data, x.data.T @ upstream, rtol=1e-6)   # dW = x^T G
-    np.testing.assert_allclose(layer.bias.grad.data, upstream.sum(axis=0), rtol=1e-6)   # db = sum_rows G
-    np.testing.assert_allclose(x.grad.data, upstream @ layer.weight.data.T, rtol=1e-6)  # dx = G W^T
+    # dW = x^T G, db = sum_rows G, dx = G W^T
+    np.testing.assert_allclose(layer.weight.grad.data, x.data.T @ upstream, rtol=1e-6)
+    np.testing.assert_allclose(layer.bias.grad.data, upstream.sum(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(x.grad.data, upstream @ layer.weight.data.T, rtol=1e-6)
 
 
 @covers_03
@@ -476,7 +486,8 @@ def test_bce_and_mse_match_torch(torch, rng):
     F = torch.nn.functional
 
     logits = Tensor(logits_data, requires_grad=True)
-    (BinaryCrossEntropyLoss()(logits, Tensor(y_data)) + MSELoss()(logits, Tensor(y_data))).backward()
+    loss = BinaryCrossEntropyLoss()(logits, Tensor(y_data)) + MSELoss()(logits, Tensor(y_data))
+    loss.backward()
     tl = torch_leaf(torch, logits_data)
     ty = torch.tensor(y_data)
     (F.binary_cross_entropy_with_logits(tl, ty) + F.mse_loss(tl, ty)).backward()

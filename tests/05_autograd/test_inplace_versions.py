@@ -53,12 +53,16 @@ def run(lib, forward, changed, w_requires_grad):
         x = torch.tensor(X, dtype=torch.float64, requires_grad=True)
         w = torch.tensor(W, dtype=torch.float64, requires_grad=w_requires_grad)
         grad_off, weights = torch.no_grad, torch.tensor(np.arange(1.0, 7.0))
-        as_array = lambda g: None if g is None else g.numpy()
+
+        def as_array(g):
+            return None if g is None else g.numpy()
     else:
         x = Tensor(X, dtype=np.float64, requires_grad=True)
         w = Tensor(W, dtype=np.float64, requires_grad=w_requires_grad)
         grad_off, weights = no_grad, Tensor(np.arange(1.0, 7.0), dtype=np.float64)
-        as_array = lambda g: None if g is None else g.data
+
+        def as_array(g):
+            return None if g is None else g.data
     y = forward(x, w)
     loss = (y * weights[:y.numel() if lib == "torch" else y.size].reshape(y.shape)).sum()
     with grad_off():

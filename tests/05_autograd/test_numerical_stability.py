@@ -66,7 +66,8 @@ def test_saturated_activations_have_their_limit_gradients(activation):
     np.testing.assert_allclose(grad[[1, 2]], [0.0, limit], atol=1e-20)
 
 
-@pytest.mark.parametrize("value, dtype", [(1e-30, np.float64), (1e-30, np.float32), (1e-6, np.float32)])
+@pytest.mark.parametrize("value, dtype",
+                         [(1e-30, np.float64), (1e-30, np.float32), (1e-6, np.float32)])
 def test_log_near_zero_has_a_finite_exact_gradient(value, dtype):
     grad = grad_of(lambda x: x.log().sum(), np.array([value, 1.0]), dtype)
     np.testing.assert_allclose(grad, [1 / np.array(value, dtype), 1.0], rtol=1e-6)

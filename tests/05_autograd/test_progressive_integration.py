@@ -81,7 +81,8 @@ def forward_results(run_python, import_autograd, use_autograd_first=False):
 
 
 @pytest.mark.parametrize("use_autograd_first", [False, True], ids=["imported", "imported_and_used"])
-def test_forward_results_of_01_to_04_are_bit_identical_with_autograd(run_python, use_autograd_first):
+def test_forward_results_of_01_to_04_are_bit_identical_with_autograd(run_python,
+                                                                     use_autograd_first):
     without = forward_results(run_python, import_autograd=False)
     with_autograd = forward_results(run_python, import_autograd=True,
                                     use_autograd_first=use_autograd_first)

@@ -102,7 +102,8 @@ def test_adam_two_steps_with_different_gradients():
 def test_adam_constant_gradient_moves_lr_per_step_thanks_to_bias_correction():
     # with a constant g, m_hat = g and v_hat = g^2 at every step
     p, _ = run(Adam, [G1] * 3, lr=0.1, eps=0.5)
-    np.testing.assert_allclose(p.data, [1 - 3 * 0.1 * 0.5 / 1.0, -2 + 3 * 0.1 * 1.0 / 1.5], rtol=1e-6)
+    np.testing.assert_allclose(p.data, [1 - 3 * 0.1 * 0.5 / 1.0, -2 + 3 * 0.1 * 1.0 / 1.5],
+                               rtol=1e-6)
 
 
 def test_adam_weight_decay_is_added_to_the_gradient():

@@ -10,8 +10,16 @@ from tinytorch.core.layers import Linear, Sequential
 from tinytorch.core.losses import CrossEntropyLoss, MSELoss
 from tinytorch.core.optimizers import SGD, Adam
 from tinytorch.core.tensor import Tensor
-from tinytorch.core.training import (ArrayBatches, CheckpointError, CosineAnnealingLR, StepLR,
-                                     Trainer, clip_grad_norm, load_checkpoint, save_checkpoint)
+from tinytorch.core.training import (
+    ArrayBatches,
+    CheckpointError,
+    CosineAnnealingLR,
+    StepLR,
+    Trainer,
+    clip_grad_norm,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 
 def regression_trainer(lr=0.1):

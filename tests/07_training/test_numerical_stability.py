@@ -11,8 +11,15 @@ from tinytorch.core.layers import Linear, Sequential
 from tinytorch.core.losses import CrossEntropyLoss, MSELoss
 from tinytorch.core.optimizers import SGD, Adam
 from tinytorch.core.tensor import Tensor
-from tinytorch.core.training import (ArrayBatches, CosineAnnealingLR, StepLR, Trainer,
-                                     clip_grad_norm, load_checkpoint, save_checkpoint)
+from tinytorch.core.training import (
+    ArrayBatches,
+    CosineAnnealingLR,
+    StepLR,
+    Trainer,
+    clip_grad_norm,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 
 def test_divergence_stops_training_with_the_epoch_and_batch(linear_data):
@@ -108,8 +115,8 @@ def test_large_logits_keep_the_classification_metrics_finite(rng):
 
 def test_checkpoints_keep_every_bit_of_extreme_values(tmp_path):
     model = Sequential(Linear(2, 4, seed=0), Tanh(), Linear(4, 1, seed=1))
-    extremes = np.array([[1e-45, -0.0, 3.4028235e38, np.inf], [-np.inf, np.nan, 1.1754944e-38, -1e-40]],
-                        dtype=np.float32)
+    extremes = np.array([[1e-45, -0.0, 3.4028235e38, np.inf],
+                         [-np.inf, np.nan, 1.1754944e-38, -1e-40]], dtype=np.float32)
     model[0].weight.data[...] = extremes
     save_checkpoint(tmp_path / "extreme.npz", model)
     fresh = Sequential(Linear(2, 4, seed=7), Tanh(), Linear(4, 1, seed=8))

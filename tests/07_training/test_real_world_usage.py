@@ -56,7 +56,7 @@ def test_nonlinear_regression_fits_a_sine():
     trainer = Trainer(model, MSELoss(), Adam(model.parameters(), lr=0.01))
     trainer.fit(ArrayBatches(x, y, batch_size=32, shuffle=True, seed=0), epochs=60)
     mse = trainer.evaluate([(x_val, np.sin(x_val))])["loss"]
-    assert mse < 0.01                                     # measured: 0.0041 (against the noiseless sine)
+    assert mse < 0.01                     # measured: 0.0041 (against the noiseless sine)
 
 
 def test_an_interrupted_run_resumes_exactly_from_its_checkpoint(tmp_path):

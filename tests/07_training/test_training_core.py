@@ -15,9 +15,18 @@ from tinytorch.core.layers import Dropout, Linear, Sequential
 from tinytorch.core.losses import CrossEntropyLoss, MSELoss
 from tinytorch.core.optimizers import SGD, Adam
 from tinytorch.core.tensor import Tensor
-from tinytorch.core.training import (ArrayBatches, CosineAnnealingLR, StepLR, Trainer, accuracy,
-                                     clip_grad_norm, count_correct, load_checkpoint,
-                                     progress_line, save_checkpoint)
+from tinytorch.core.training import (
+    ArrayBatches,
+    CosineAnnealingLR,
+    StepLR,
+    Trainer,
+    accuracy,
+    clip_grad_norm,
+    count_correct,
+    load_checkpoint,
+    progress_line,
+    save_checkpoint,
+)
 
 API = ["Trainer", "ArrayBatches", "LRScheduler", "StepLR", "CosineAnnealingLR",
        "clip_grad_norm", "save_checkpoint", "load_checkpoint", "CheckpointError",
@@ -65,7 +74,8 @@ def test_minibatch_loss_is_monotone_over_windows(linear_data):
     X, y, *_ = linear_data
     model = Linear(3, 1, seed=1)
     trainer = Trainer(model, MSELoss(), SGD(model.parameters(), lr=0.01, momentum=0.5))
-    losses = trainer.fit(ArrayBatches(X, y, batch_size=16, shuffle=True, seed=1), epochs=12)["train_loss"]
+    batches = ArrayBatches(X, y, batch_size=16, shuffle=True, seed=1)
+    losses = trainer.fit(batches, epochs=12)["train_loss"]
     windows = [np.mean(losses[i:i + 3]) for i in range(0, 12, 3)]
     assert all(later < earlier for earlier, later in zip(windows, windows[1:])), windows
 
@@ -136,7 +146,7 @@ def test_accuracy_for_class_logits_and_for_binary_logits():
     with pytest.raises(ValueError, match="neither"):
         accuracy(logits, Tensor([[1.0], [0.0]]))
 
-# ---- train / eval modes ----------------------------------------------------------------------------
+# ---- train / eval modes --------------------------------------------------------------------------
 
 
 def test_fit_trains_in_train_mode_and_evaluates_in_eval_mode_without_a_graph(recorder, xor):
@@ -204,8 +214,10 @@ def test_cosine_annealing_closed_form():
 
 
 @pytest.mark.parametrize("make_ours, make_theirs", [
-    (lambda o: StepLR(o, step_size=4, gamma=0.3), lambda t, o: t.optim.lr_scheduler.StepLR(o, 4, 0.3)),
-    (lambda o: CosineAnnealingLR(o, T_max=10), lambda t, o: t.optim.lr_scheduler.CosineAnnealingLR(o, 10)),
+    (lambda o: StepLR(o, step_size=4, gamma=0.3),
+     lambda t, o: t.optim.lr_scheduler.StepLR(o, 4, 0.3)),
+    (lambda o: CosineAnnealingLR(o, T_max=10),
+     lambda t, o: t.optim.lr_scheduler.CosineAnnealingLR(o, 10)),
     (lambda o: CosineAnnealingLR(o, T_max=7, eta_min=0.01),
      lambda t, o: t.optim.lr_scheduler.CosineAnnealingLR(o, 7, eta_min=0.01)),
 ])
@@ -302,7 +314,8 @@ def test_checkpoint_without_optimizer_restores_the_model(rng, tmp_path):
     save_checkpoint(tmp_path / "weights.npz", model)
     fresh = Sequential(Linear(4, 6, seed=5), Tanh(), Linear(6, 3, seed=6))
     assert load_checkpoint(tmp_path / "weights.npz", fresh) == {"epoch": 0, "extra": {}}
-    assert all(np.array_equal(a.data, b.data) for a, b in zip(fresh.parameters(), model.parameters()))
+    assert all(np.array_equal(a.data, b.data)
+               for a, b in zip(fresh.parameters(), model.parameters()))
 
 
 def test_checkpoint_is_written_to_exactly_the_given_path(rng, tmp_path):
@@ -313,7 +326,7 @@ def test_checkpoint_is_written_to_exactly_the_given_path(rng, tmp_path):
     keys = set(np.load(tmp_path / "ckpt").files)
     assert {"meta", "model/0", "model/3", "optimizer/0/exp_avg", "optimizer/3/step"} <= keys
 
-# ---- progress --------------------------------------------------------------------------------------
+# ---- progress ------------------------------------------------------------------------------------
 
 
 def test_progress_line_format():
@@ -348,7 +361,7 @@ def test_progress_is_off_by_default_and_goes_to_stdout_when_asked(xor, capsys):
     out = capsys.readouterr().out
     assert out.startswith("epoch 1/1 [####################] loss ") and out.endswith("\n")
 
-# ---- shapes, export, API --------------------------------------------------------------------------
+# ---- shapes, export, API -------------------------------------------------------------------------
 
 
 @pytest.mark.shape
@@ -395,7 +408,8 @@ def test_public_api_is_exported(export_api):
 @pytest.mark.api_consistency
 def test_signatures_follow_torch_names(torch):
     assert list(inspect.signature(StepLR).parameters) == ["optimizer", "step_size", "gamma"]
-    assert list(inspect.signature(CosineAnnealingLR).parameters) == ["optimizer", "T_max", "eta_min"]
+    assert list(inspect.signature(CosineAnnealingLR).parameters) == \
+        ["optimizer", "T_max", "eta_min"]
     for ours, theirs in ((StepLR, torch.optim.lr_scheduler.StepLR),
                          (CosineAnnealingLR, torch.optim.lr_scheduler.CosineAnnealingLR)):
         torch_parameters = inspect.signature(theirs).parameters

@@ -63,7 +63,8 @@ def test_trainer_equals_a_hand_written_loop(rng):
         return model, Adam(model.parameters(), lr=0.01)
 
     model, optimizer = setup()
-    Trainer(model, CrossEntropyLoss(), optimizer).fit(ArrayBatches(x, labels, batch_size=6), epochs=3)
+    trainer = Trainer(model, CrossEntropyLoss(), optimizer)
+    trainer.fit(ArrayBatches(x, labels, batch_size=6), epochs=3)
     by_hand, hand_optimizer = setup()
     for _ in range(3):
         for start in range(0, 20, 6):

@@ -13,7 +13,8 @@ IDX_TYPE_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(np
 
 
 def encode_idx(array):
-    """The IDX encoding of `array`: 0, 0, type code, ndim, big-endian uint32 dims, big-endian data."""
+    """The IDX encoding of `array`: 0, 0, type code, ndim, big-endian uint32 dims,
+    big-endian data."""
     array = np.asarray(array)
     header = struct.pack(">BBBB", 0, 0, IDX_TYPE_CODES[array.dtype], array.ndim)
     dims = struct.pack(f">{array.ndim}I", *array.shape)

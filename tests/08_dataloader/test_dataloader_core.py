@@ -6,9 +6,18 @@ import numpy as np
 import pytest
 
 from tinytorch.core.tensor import Tensor
-from tinytorch.data.dataloader import (DataFormatError, DataLoader, Dataset, Subset,
-                                       TensorDataset, default_collate, load_digits,
-                                       random_split, read_cifar10_batch, read_idx)
+from tinytorch.data.dataloader import (
+    DataFormatError,
+    DataLoader,
+    Dataset,
+    Subset,
+    TensorDataset,
+    default_collate,
+    load_digits,
+    random_split,
+    read_cifar10_batch,
+    read_idx,
+)
 
 API = ["Dataset", "TensorDataset", "Subset", "random_split", "default_collate", "DataLoader",
        "DataFormatError", "load_digits", "read_idx", "read_cifar10_batch"]

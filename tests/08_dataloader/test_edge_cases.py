@@ -6,9 +6,17 @@ import numpy as np
 import pytest
 
 from tinytorch.core.tensor import Tensor
-from tinytorch.data.dataloader import (DataFormatError, DataLoader, Subset, TensorDataset,
-                                       default_collate, load_digits, random_split,
-                                       read_cifar10_batch, read_idx)
+from tinytorch.data.dataloader import (
+    DataFormatError,
+    DataLoader,
+    Subset,
+    TensorDataset,
+    default_collate,
+    load_digits,
+    random_split,
+    read_cifar10_batch,
+    read_idx,
+)
 
 
 def small():

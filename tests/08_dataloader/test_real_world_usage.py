@@ -7,8 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinytorch.data.dataloader import (DIGITS_PATH, DataLoader, TensorDataset, load_digits,
-                                       random_split, read_idx)
+from tinytorch.data.dataloader import (
+    DIGITS_PATH,
+    DataLoader,
+    TensorDataset,
+    load_digits,
+    random_split,
+    read_idx,
+)
 
 DIGITS_FILE = Path(__file__).resolve().parents[2] / "data" / "digits" / "digits.csv.gz"
 

@@ -5,7 +5,6 @@ import pytest
 from tinytorch.core.spatial import AvgPool2d, Conv2d, Flatten, MaxPool2d, im2col
 from tinytorch.core.tensor import Tensor
 
-
 # ---- kernels and images of awkward sizes -------------------------------------------------
 
 def test_kernel_larger_than_the_image_is_a_clear_error():

@@ -16,7 +16,8 @@ def random_conv(rng, in_c, out_c, kernel, **kwargs):
 
 
 CONV_CASES = [dict(kernel=3, stride=1, padding=1), dict(kernel=3, stride=2, padding=1),
-              dict(kernel=(2, 3), stride=(1, 2), padding=(0, 1)), dict(kernel=1, stride=1, padding=0)]
+              dict(kernel=(2, 3), stride=(1, 2), padding=(0, 1)),
+              dict(kernel=1, stride=1, padding=0)]
 
 
 @pytest.mark.parametrize("case", CONV_CASES)

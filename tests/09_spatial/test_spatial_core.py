@@ -7,8 +7,15 @@ import pytest
 
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Module
-from tinytorch.core.spatial import (AvgPool2d, Conv2d, Flatten, MaxPool2d, im2col, output_size,
-                                    window_indices)
+from tinytorch.core.spatial import (
+    AvgPool2d,
+    Conv2d,
+    Flatten,
+    MaxPool2d,
+    im2col,
+    output_size,
+    window_indices,
+)
 from tinytorch.core.tensor import Tensor
 
 API = ["Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "im2col", "output_size"]

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 from tinytorch.text.tokenization import (
-    SPECIAL_TOKENS, SPLIT_PATTERN, BPETokenizer, CharTokenizer, Tokenizer, learn_merges,
-    merge_pair, split_special,
+    SPECIAL_TOKENS,
+    SPLIT_PATTERN,
+    BPETokenizer,
+    CharTokenizer,
+    Tokenizer,
+    learn_merges,
+    merge_pair,
+    split_special,
 )
 
 UNICODE_SAMPLES = [
@@ -65,7 +71,8 @@ def test_char_vocabulary_is_sorted_and_starts_after_the_reserved_ids():
 
 
 def test_char_vocabulary_does_not_depend_on_order_of_the_text():
-    assert CharTokenizer().train("cab").chars == CharTokenizer().train("bca").chars == ["a", "b", "c"]
+    assert CharTokenizer().train("cab").chars == CharTokenizer().train("bca").chars \
+        == ["a", "b", "c"]
     assert CharTokenizer("cba").encode("abc") == [4, 5, 6]
 
 
@@ -201,7 +208,7 @@ def test_bpe_round_trips_random_code_points_from_every_plane(corpus_bpe, rng):
 def test_untrained_bpe_is_plain_utf8_bytes():
     tok = BPETokenizer()
     assert tok.vocab_size == 259
-    assert tok.encode("é😀") == [3 + b for b in "é😀".encode("utf-8")]
+    assert tok.encode("é😀") == [3 + b for b in "é😀".encode()]
     assert tok.encode("é😀") == [3 + 0xC3, 3 + 0xA9, 3 + 0xF0, 3 + 0x9F, 3 + 0x98, 3 + 0x80]
 
 

@@ -5,7 +5,9 @@ import pytest
 
 from tinytorch.core.tensor import Tensor
 from tinytorch.text.embeddings import (
-    Embedding, LearnedPositionalEmbedding, SinusoidalPositionalEncoding,
+    Embedding,
+    LearnedPositionalEmbedding,
+    SinusoidalPositionalEncoding,
 )
 
 

@@ -6,7 +6,10 @@ import pytest
 
 from tinytorch.core.tensor import Tensor
 from tinytorch.text.embeddings import (
-    Embedding, LearnedPositionalEmbedding, SinusoidalPositionalEncoding, sinusoidal_table,
+    Embedding,
+    LearnedPositionalEmbedding,
+    SinusoidalPositionalEncoding,
+    sinusoidal_table,
 )
 
 
@@ -61,7 +64,8 @@ def test_initialisation_is_standard_normal_and_seeded():
     assert weight.shape == (1000, 64) and weight.dtype == np.float32 and weight.requires_grad
     assert abs(weight.data.mean()) < 0.01
     assert abs(weight.data.std() - 1.0) < 0.02
-    assert np.array_equal(Embedding(20, 4, seed=3).weight.data, Embedding(20, 4, seed=3).weight.data)
+    first, second = Embedding(20, 4, seed=3), Embedding(20, 4, seed=3)
+    assert np.array_equal(first.weight.data, second.weight.data)
     assert not np.array_equal(Embedding(20, 4, seed=3).weight.data,
                               Embedding(20, 4, seed=4).weight.data)
 
@@ -158,7 +162,8 @@ def test_learned_positions_add_one_row_per_position(rng):
 @pytest.mark.api_consistency
 def test_both_positional_encodings_share_one_interface(rng):
     x = Tensor(rng.standard_normal((2, 8, 6)).astype(np.float32))
-    for encoding in (LearnedPositionalEmbedding(16, 6, seed=0), SinusoidalPositionalEncoding(16, 6)):
+    for encoding in (LearnedPositionalEmbedding(16, 6, seed=0),
+                     SinusoidalPositionalEncoding(16, 6)):
         assert (encoding.max_len, encoding.embedding_dim) == (16, 6)
         out = encoding(x)
         assert out.shape == x.shape and out.dtype == np.float32
@@ -170,7 +175,8 @@ def test_both_positional_encodings_share_one_interface(rng):
 @pytest.mark.api_consistency
 def test_layers_are_called_like_every_other_module():
     from tinytorch.core.layers import Module
-    for layer in (Embedding(4, 2), LearnedPositionalEmbedding(4, 2), SinusoidalPositionalEncoding(4, 2)):
+    for layer in (Embedding(4, 2), LearnedPositionalEmbedding(4, 2),
+                  SinusoidalPositionalEncoding(4, 2)):
         assert isinstance(layer, Module)
         assert layer.embedding_dim == 2
         layer.eval()

@@ -8,7 +8,10 @@ from tinytorch.core.layers import Linear, Sequential
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.tensor import Tensor
 from tinytorch.text.embeddings import (
-    Embedding, LearnedPositionalEmbedding, SinusoidalPositionalEncoding, sinusoidal_table,
+    Embedding,
+    LearnedPositionalEmbedding,
+    SinusoidalPositionalEncoding,
+    sinusoidal_table,
 )
 from tinytorch.text.tokenization import BPETokenizer, CharTokenizer, pad_batch
 

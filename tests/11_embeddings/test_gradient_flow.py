@@ -7,7 +7,9 @@ from tinytorch.core.layers import Linear
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.tensor import Tensor
 from tinytorch.text.embeddings import (
-    Embedding, LearnedPositionalEmbedding, SinusoidalPositionalEncoding,
+    Embedding,
+    LearnedPositionalEmbedding,
+    SinusoidalPositionalEncoding,
 )
 
 
@@ -137,6 +139,8 @@ def test_token_plus_position_gradcheck_end_to_end(rng):
     head = Linear(4, 9, seed=2)
     ids = np.array([[1, 4, 4, 8], [0, 1, 2, 3]])
     targets = np.array([4, 4, 8, 1, 1, 2, 3, 0])
-    loss = lambda *ps: CrossEntropyLoss()(head(positions(tokens(ids))).reshape(8, 9), targets)
+
+    def loss(*ps):
+        return CrossEntropyLoss()(head(positions(tokens(ids))).reshape(8, 9), targets)
     error = gradcheck(loss, [tokens.weight, positions.weight, head.weight])
     assert error < 1e-6

@@ -5,7 +5,10 @@ import pytest
 
 from tinytorch.core.tensor import Tensor
 from tinytorch.text.embeddings import (
-    Embedding, LearnedPositionalEmbedding, SinusoidalPositionalEncoding, sinusoidal_table,
+    Embedding,
+    LearnedPositionalEmbedding,
+    SinusoidalPositionalEncoding,
+    sinusoidal_table,
 )
 
 

@@ -41,7 +41,7 @@ def test_bigram_model_beats_the_unigram_entropy_of_held_out_text(corpus):
     parameters = embed.parameters() + head.parameters()
     loss_fn = CrossEntropyLoss()
     rng = np.random.default_rng(0)
-    for step in range(600):
+    for _ in range(600):
         at = rng.integers(0, len(train) - 1, size=256)
         loss = loss_fn(head(embed(train[at])), train[at + 1])
         for p in parameters:

@@ -9,9 +9,15 @@ import pytest
 import tinytorch.core.autograd  # noqa: F401  (installs backward for the memory test)
 from tinytorch.core.layers import Linear, Module
 from tinytorch.core.tensor import Tensor
-from tinytorch.models.attention import (MultiHeadAttention, attention_weights, causal_mask,
-                                        length_mask, masked_softmax, padding_mask,
-                                        scaled_dot_product_attention)
+from tinytorch.models.attention import (
+    MultiHeadAttention,
+    attention_weights,
+    causal_mask,
+    length_mask,
+    masked_softmax,
+    padding_mask,
+    scaled_dot_product_attention,
+)
 
 API = ["scaled_dot_product_attention", "attention_weights", "masked_softmax", "causal_mask",
        "padding_mask", "length_mask", "MultiHeadAttention"]

@@ -65,7 +65,9 @@ def test_mha_chains_in_sequential_with_gelu_and_linear(rng):
 def test_gradcheck_through_embedding_attention_and_cross_entropy(rng, float64):
     model = float64(TinyLM(vocab=5, dim=4, heads=2, seed=2))
     ids = np.array([[0, 3, 1, 4]])
-    loss = lambda *_: CrossEntropyLoss()(model(ids[:, :-1]).reshape(-1, 5), ids[0, 1:])
+
+    def loss(*_):
+        return CrossEntropyLoss()(model(ids[:, :-1]).reshape(-1, 5), ids[0, 1:])
     assert gradcheck(loss, [model.embedding, model.attention.query.weight]) < 1e-7
 
 

@@ -5,8 +5,13 @@ import pytest
 
 import tinytorch.core.autograd  # noqa: F401  (installs backward)
 from tinytorch.core.tensor import Tensor
-from tinytorch.models.attention import (MultiHeadAttention, attention_weights, length_mask,
-                                        padding_mask, scaled_dot_product_attention)
+from tinytorch.models.attention import (
+    MultiHeadAttention,
+    attention_weights,
+    length_mask,
+    padding_mask,
+    scaled_dot_product_attention,
+)
 
 
 def test_embed_dim_not_divisible_by_num_heads_is_a_clear_error():

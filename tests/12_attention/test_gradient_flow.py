@@ -6,8 +6,7 @@ import pytest
 
 from tinytorch.core.autograd import gradcheck
 from tinytorch.core.tensor import Tensor
-from tinytorch.models.attention import (MultiHeadAttention, length_mask,
-                                        scaled_dot_product_attention)
+from tinytorch.models.attention import MultiHeadAttention, length_mask, scaled_dot_product_attention
 
 
 def leaves(*arrays):

@@ -4,12 +4,12 @@ hand-written Adam; its attention really goes to the marked position."""
 import numpy as np
 
 import tinytorch.core.autograd  # noqa: F401  (installs backward)
+from tests.support.adam import Adam
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Linear, Module, make_rng
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.tensor import Tensor
 from tinytorch.models.attention import MultiHeadAttention, padding_mask
-from tests.support.adam import Adam
 
 VALUES = 8                 # tokens 0..7 are values; 8..15 the same values, marked
 QUERY = 2 * VALUES         # the token at the end that asks "which value was marked?"

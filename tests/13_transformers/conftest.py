@@ -3,6 +3,7 @@ Adam (so these tests need no optimizer module) and a PyTorch re-implementation o
 GPT's forward pass that reads our weights (the oracle for values and gradients)."""
 import numpy as np
 import pytest
+
 from tests.support.adam import Adam
 
 # No tinytorch import at the top of a conftest: pytest loads it before the orchestrator's
@@ -52,13 +53,21 @@ def torch_gpt(torch):
         params = [torch.tensor(p.data, dtype=torch.float64, requires_grad=True)
                   for p in model.parameters()]
         lookup = {id(p): t for p, t in zip(model.parameters(), params)}
-        t = lambda p: lookup[id(p)]
-        linear = lambda layer, x: x @ t(layer.weight) + (t(layer.bias) if layer.bias is not None else 0)
-        norm = lambda ln, x: F.layer_norm(x, (ln.dim,), t(ln.weight), t(ln.bias), ln.eps)
+
+        def t(p):
+            return lookup[id(p)]
+
+        def linear(layer, x):
+            return x @ t(layer.weight) + (t(layer.bias) if layer.bias is not None else 0)
+
+        def norm(ln, x):
+            return F.layer_norm(x, (ln.dim,), t(ln.weight), t(ln.bias), ln.eps)
 
         def attention(mha, x):
             B, T, C = x.shape
-            split = lambda y: y.view(B, T, mha.num_heads, mha.head_dim).transpose(1, 2)
+
+            def split(y):
+                return y.view(B, T, mha.num_heads, mha.head_dim).transpose(1, 2)
             q, k, v = (split(linear(layer, x)) for layer in (mha.query, mha.key, mha.value))
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
             return linear(mha.out, y.transpose(1, 2).reshape(B, T, C))
@@ -75,7 +84,8 @@ def torch_gpt(torch):
             if targets is None:
                 return logits, None
             targets = torch.tensor(np.asarray(targets))
-            return logits, F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+            return logits, F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                           targets.reshape(-1))
 
         return forward, params
     return build

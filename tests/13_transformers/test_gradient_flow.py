@@ -39,8 +39,9 @@ def test_gradcheck_of_a_tiny_gpt_loss(tiny_config, float64, rng):
     model = float64(GPT(tiny_config(n_layer=1, block_size=4, vocab_size=5, n_embd=4)), rng, 0.5)
     idx, targets = np.array([[0, 3, 1, 4], [2, 2, 0, 1]]), np.array([[3, 1, 4, 2], [2, 0, 1, 3]])
     block = model.blocks[0]
-    some = [model.wte.weight, model.wpe.weight, block.ln1.weight, block.attn.query.weight, block.attn.value.bias,
-            block.mlp.fc.weight, block.mlp.proj.bias, model.ln_f.bias, model.lm_head.weight]
+    some = [model.wte.weight, model.wpe.weight, block.ln1.weight, block.attn.query.weight,
+            block.attn.value.bias, block.mlp.fc.weight, block.mlp.proj.bias, model.ln_f.bias,
+            model.lm_head.weight]
     error = gradcheck(lambda *_: model(idx, targets)[1], some)
     assert error < 1e-7
 

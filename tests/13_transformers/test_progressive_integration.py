@@ -21,7 +21,8 @@ def test_importing_the_transformer_loads_exactly_its_closure(loaded_modules):
 def test_blocks_are_built_from_earlier_modules(tiny_config):
     model = GPT(tiny_config(dropout=0.1))
     block = model.blocks[0]
-    assert isinstance(block, Module) and isinstance(block.attn, MultiHeadAttention)
+    assert isinstance(block, TransformerBlock) and isinstance(block, Module)
+    assert isinstance(block.attn, MultiHeadAttention)
     assert block.attn.num_heads == 2 and block.attn.embed_dim == 8
     assert isinstance(block.mlp, MLP) and isinstance(block.mlp.gelu, GELU)
     assert isinstance(block.mlp.fc, Linear) and isinstance(block.mlp.dropout, Dropout)

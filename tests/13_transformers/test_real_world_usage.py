@@ -23,8 +23,12 @@ def corpus():
     text = CORPUS.read_text(encoding="utf-8")
     chars = sorted(set(text))                            # the character vocabulary
     index = {c: i for i, c in enumerate(chars)}
-    encode = lambda s: np.array([index[c] for c in s], dtype=np.int64)
-    decode = lambda ids: "".join(chars[i] for i in ids)
+
+    def encode(s):
+        return np.array([index[c] for c in s], dtype=np.int64)
+
+    def decode(ids):
+        return "".join(chars[i] for i in ids)
     return dict(train=encode(text[:TRAIN_CHARS]), val=encode(text[-VAL_CHARS:]),
                 vocab=len(chars), encode=encode, decode=decode)
 

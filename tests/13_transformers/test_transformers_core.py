@@ -15,7 +15,7 @@ from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Linear, Module
 from tinytorch.core.tensor import Tensor
 from tinytorch.models.attention import MultiHeadAttention
-from tinytorch.models.transformer import MLP, GPT, GPTConfig, LayerNorm, TransformerBlock
+from tinytorch.models.transformer import GPT, MLP, GPTConfig, LayerNorm, TransformerBlock
 
 API = ["GPTConfig", "LayerNorm", "MLP", "TransformerBlock", "GPT"]
 
@@ -70,8 +70,8 @@ def test_mlp_is_linear_gelu_linear_with_a_4x_hidden_layer(torch, rng, float64):
     assert (mlp.fc.in_features, mlp.fc.out_features, mlp.proj.out_features) == (6, 24, 6)
     x = rng.standard_normal((2, 3, 6))
     h = torch.tensor(x) @ torch.tensor(mlp.fc.weight.data) + torch.tensor(mlp.fc.bias.data)
-    expected = torch.nn.functional.gelu(h, approximate="tanh") @ torch.tensor(mlp.proj.weight.data) \
-        + torch.tensor(mlp.proj.bias.data)
+    gelu = torch.nn.functional.gelu(h, approximate="tanh")
+    expected = gelu @ torch.tensor(mlp.proj.weight.data) + torch.tensor(mlp.proj.bias.data)
     np.testing.assert_allclose(mlp(f64(x)).data, expected.numpy(), rtol=1e-6, atol=1e-10)
 
 
@@ -135,11 +135,12 @@ def test_initialisation_follows_gpt2_in_one_place():
     assert model.wpe.weight.data.std() == pytest.approx(0.02, rel=0.1)
     assert model.blocks[0].mlp.fc.weight.data.std() == pytest.approx(0.02, rel=0.05)
     assert model.lm_head.bias is None
-    residual = np.concatenate([l.weight.data.ravel() for b in model.blocks
-                               for l in (b.attn.out, b.mlp.proj)])
+    residual = np.concatenate([layer.weight.data.ravel() for b in model.blocks
+                               for layer in (b.attn.out, b.mlp.proj)])
     assert residual.std() == pytest.approx(0.02 / math.sqrt(2 * 4), rel=0.05)
     for block in model.blocks:
-        assert all(np.all(l.bias.data == 0) for l in (block.attn.query, block.mlp.fc, block.mlp.proj))
+        assert all(np.all(layer.bias.data == 0)
+                   for layer in (block.attn.query, block.mlp.fc, block.mlp.proj))
         assert np.all(block.ln1.weight.data == 1) and np.all(block.ln2.bias.data == 0)
     assert all(p.dtype == np.float32 for p in model.parameters())
 
@@ -163,14 +164,16 @@ def test_parameters_and_their_count(tiny_config):
     per_block = 2 * (2 * C) + 4 * (C * C + C) + (C * 4 * C + 4 * C) + (4 * C * C + C)
     assert model.num_parameters() == V * C + S * C + L * per_block + 2 * C + C * V
     assert len(model.parameters()) == 2 + L * (4 + 8 + 4) + 2 + 1
-    assert model.parameters()[0] is model.wte.weight and model.parameters()[-1] is model.lm_head.weight
+    assert model.parameters()[0] is model.wte.weight
+    assert model.parameters()[-1] is model.lm_head.weight
 
 
 # ---- generate ----------------------------------------------------------------------------
 
 def test_greedy_generation_is_deterministic_and_picks_the_argmax(tiny_config, rng):
     model = GPT(tiny_config(block_size=8))
-    model.wte.weight.data = rng.normal(0, 1, model.wte.weight.shape).astype(np.float32)   # a decisive model
+    # a decisive model
+    model.wte.weight.data = rng.normal(0, 1, model.wte.weight.shape).astype(np.float32)
     prompt = np.array([[1, 2, 3], [4, 5, 6]])
     out = model.generate(prompt, max_new_tokens=5, greedy=True)
     assert out.shape == (2, 8) and out.data.dtype.kind == "i"
@@ -336,7 +339,8 @@ def test_signatures():
     assert list(inspect.signature(GPT.forward).parameters) == ["self", "idx", "targets"]
     gen = inspect.signature(GPT.generate).parameters
     assert list(gen) == ["self", "idx", "max_new_tokens", "temperature", "top_k", "greedy", "seed"]
-    assert (gen["temperature"].default, gen["top_k"].default, gen["greedy"].default) == (1.0, None, False)
+    assert (gen["temperature"].default, gen["top_k"].default, gen["greedy"].default) == \
+        (1.0, None, False)
     assert list(inspect.signature(LayerNorm.__init__).parameters) == ["self", "dim", "eps"]
     assert list(inspect.signature(TransformerBlock.forward).parameters) == ["self", "x", "mask",
                                                                            "is_causal"]

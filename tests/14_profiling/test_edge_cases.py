@@ -10,9 +10,18 @@ from tinytorch.core.activations import ReLU
 from tinytorch.core.layers import Linear, Module, Sequential
 from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
 from tinytorch.core.tensor import Tensor
-from tinytorch.profiling import (LAYER_COSTS, attention_flops, count_parameters, layer_flops,
-                                 measure_latency, memory_of, model_flops, parameter_bytes,
-                                 parameters_by_layer, profile_model)
+from tinytorch.profiling import (
+    LAYER_COSTS,
+    attention_flops,
+    count_parameters,
+    layer_flops,
+    measure_latency,
+    memory_of,
+    model_flops,
+    parameter_bytes,
+    parameters_by_layer,
+    profile_model,
+)
 
 
 class Doubler(Module):

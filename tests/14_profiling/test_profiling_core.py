@@ -12,12 +12,28 @@ from tinytorch.core.activations import GELU, ReLU, Sigmoid, Softmax, Tanh
 from tinytorch.core.layers import Dropout, Linear, Module, Sequential
 from tinytorch.core.spatial import AvgPool2d, Conv2d, Flatten, MaxPool2d
 from tinytorch.core.tensor import Tensor
-from tinytorch.profiling import (LatencyResult, MemoryResult, ParameterCount, Profile,
-                                 activation_memory, attention_flops, conv2d_flops,
-                                 count_parameters, format_seconds, layer_flops, leaf_layers,
-                                 linear_flops, measure_latency, memory_of, model_flops,
-                                 named_tensors, parameter_bytes, parameter_bytes_by_dtype,
-                                 parameters_by_layer, profile_model)
+from tinytorch.profiling import (
+    LatencyResult,
+    MemoryResult,
+    ParameterCount,
+    Profile,
+    activation_memory,
+    attention_flops,
+    conv2d_flops,
+    count_parameters,
+    format_seconds,
+    layer_flops,
+    leaf_layers,
+    linear_flops,
+    measure_latency,
+    memory_of,
+    model_flops,
+    named_tensors,
+    parameter_bytes,
+    parameter_bytes_by_dtype,
+    parameters_by_layer,
+    profile_model,
+)
 
 API = ["named_tensors", "ParameterCount", "count_parameters", "leaf_layers",
        "parameters_by_layer", "linear_flops", "conv2d_flops", "attention_flops", "LAYER_COSTS",

@@ -10,8 +10,14 @@ from tinytorch.core.activations import ReLU, Softmax, Tanh
 from tinytorch.core.layers import Dropout, Linear, Sequential
 from tinytorch.core.spatial import AvgPool2d, Conv2d, Flatten, MaxPool2d
 from tinytorch.core.tensor import Tensor
-from tinytorch.profiling import (attention_flops, count_parameters, layer_flops, model_flops,
-                                 parameter_bytes, profile_model)
+from tinytorch.profiling import (
+    attention_flops,
+    count_parameters,
+    layer_flops,
+    model_flops,
+    parameter_bytes,
+    profile_model,
+)
 
 
 def torch_flops(torch, fn):

@@ -10,8 +10,13 @@ from tinytorch.core.activations import ReLU
 from tinytorch.core.layers import Linear, Sequential
 from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
 from tinytorch.core.tensor import Tensor
-from tinytorch.profiling import (count_parameters, model_flops, parameter_bytes,
-                                 parameters_by_layer, profile_model)
+from tinytorch.profiling import (
+    count_parameters,
+    model_flops,
+    parameter_bytes,
+    parameters_by_layer,
+    profile_model,
+)
 
 
 def digits_cnn():

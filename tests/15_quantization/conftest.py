@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.support.digits import accuracy, digits, digits_cnn, digits_mlp, train  # noqa: F401
 from tinytorch.core.activations import ReLU
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Linear, Sequential
@@ -13,7 +14,6 @@ from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
 from tinytorch.core.tensor import Tensor
 from tinytorch.data.dataloader import load_digits
-from tests.support.digits import accuracy, digits, digits_cnn, digits_mlp, train  # noqa: F401
 
 
 @pytest.fixture(scope="session")

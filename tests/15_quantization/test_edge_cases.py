@@ -7,9 +7,18 @@ from tinytorch.core.activations import ReLU
 from tinytorch.core.layers import Linear, Sequential
 from tinytorch.core.spatial import Conv2d
 from tinytorch.core.tensor import Tensor
-from tinytorch.quantization import (MIN_SCALE, MinMaxObserver, PercentileObserver,
-                                    QuantizedConv2d, QuantizedLinear, calibrate,
-                                    choose_qparams, dequantize, qparams, quantize)
+from tinytorch.quantization import (
+    MIN_SCALE,
+    MinMaxObserver,
+    PercentileObserver,
+    QuantizedConv2d,
+    QuantizedLinear,
+    calibrate,
+    choose_qparams,
+    dequantize,
+    qparams,
+    quantize,
+)
 
 
 @pytest.mark.parametrize("symmetric", [False, True])

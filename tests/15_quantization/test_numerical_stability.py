@@ -4,8 +4,16 @@ import numpy as np
 
 from tinytorch.core.layers import Linear
 from tinytorch.core.tensor import Tensor
-from tinytorch.quantization import (MAX_ACCUMULATED, QMAX, QMIN, QuantizedLinear,
-                                    choose_qparams, dequantize, fake_quantize, quantize)
+from tinytorch.quantization import (
+    MAX_ACCUMULATED,
+    QMAX,
+    QMIN,
+    QuantizedLinear,
+    choose_qparams,
+    dequantize,
+    fake_quantize,
+    quantize,
+)
 
 
 def test_the_worst_case_accumulator_fits_in_int32_exactly():

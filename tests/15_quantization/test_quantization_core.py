@@ -10,10 +10,22 @@ from tinytorch.core.activations import ReLU
 from tinytorch.core.layers import Linear, Module, Sequential
 from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
 from tinytorch.core.tensor import Tensor
-from tinytorch.quantization import (QMAX, QMIN, MinMaxObserver, PercentileObserver,
-                                    QuantizedConv2d, QuantizedLinear, calibrate,
-                                    choose_qparams, dequantize, fake_quantize, model_bytes,
-                                    qparams, quantize, quantize_model)
+from tinytorch.quantization import (
+    QMAX,
+    QMIN,
+    MinMaxObserver,
+    PercentileObserver,
+    QuantizedConv2d,
+    QuantizedLinear,
+    calibrate,
+    choose_qparams,
+    dequantize,
+    fake_quantize,
+    model_bytes,
+    qparams,
+    quantize,
+    quantize_model,
+)
 
 API = ["QMIN", "QMAX", "MIN_SCALE", "MAX_ACCUMULATED", "qparams", "choose_qparams", "quantize",
        "dequantize", "fake_quantize", "Observer", "MinMaxObserver", "PercentileObserver",

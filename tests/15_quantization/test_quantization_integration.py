@@ -9,8 +9,13 @@ from tinytorch.core.spatial import AvgPool2d, Conv2d, Flatten, MaxPool2d
 from tinytorch.core.tensor import Tensor
 from tinytorch.data.dataloader import DataLoader, TensorDataset
 from tinytorch.profiling import count_parameters, parameter_bytes, parameter_bytes_by_dtype
-from tinytorch.quantization import (QuantizedConv2d, QuantizedLinear, calibrate, model_bytes,
-                                    quantize_model)
+from tinytorch.quantization import (
+    QuantizedConv2d,
+    QuantizedLinear,
+    calibrate,
+    model_bytes,
+    quantize_model,
+)
 
 
 def small_cnn():

@@ -8,10 +8,20 @@ import inspect
 import numpy as np
 import pytest
 
-from tinytorch.compression import (PruningMasks, distillation_loss, factorize_linear,
-                                   keep_inputs, keep_outputs, magnitude_mask, output_norms,
-                                   prune_global, prune_per_layer, prune_structured,
-                                   sparsity_report, strongest_outputs)
+from tinytorch.compression import (
+    PruningMasks,
+    distillation_loss,
+    factorize_linear,
+    keep_inputs,
+    keep_outputs,
+    magnitude_mask,
+    output_norms,
+    prune_global,
+    prune_per_layer,
+    prune_structured,
+    sparsity_report,
+    strongest_outputs,
+)
 from tinytorch.core.activations import ReLU
 from tinytorch.core.autograd import gradcheck
 from tinytorch.core.layers import Linear, Sequential

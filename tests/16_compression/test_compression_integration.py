@@ -4,8 +4,14 @@ FLOPs on pruned, shrunk and factorized models."""
 import numpy as np
 import pytest
 
-from tinytorch.compression import (distillation_loss, factorize_linear, prune_global,
-                                   prune_structured, prunable_layers, sparsity_report)
+from tinytorch.compression import (
+    distillation_loss,
+    factorize_linear,
+    prunable_layers,
+    prune_global,
+    prune_structured,
+    sparsity_report,
+)
 from tinytorch.core.activations import ReLU
 from tinytorch.core.layers import Linear, Sequential
 from tinytorch.core.losses import CrossEntropyLoss
@@ -113,7 +119,7 @@ def test_pruning_after_structured_pruning_and_iteratively(rng):
     first = prune_global(small, 0.5)
     zero_after_first = {name: first[name] == 0 for name in first}
     second = prune_global(small, 0.8)                                # prune further
-    for name, layer in prunable_layers(small):
+    for name, _ in prunable_layers(small):
         assert (second[name][zero_after_first[name]] == 0).all()     # old zeros stay pruned
     total = sum(layer.weight.size for _, layer in prunable_layers(small))
     assert sparsity_report(small)["total"].zeros == round(0.8 * total)

@@ -3,9 +3,17 @@ structures it cannot shrink, and arguments that make no sense, each with a clear
 import numpy as np
 import pytest
 
-from tinytorch.compression import (PruningMasks, Sparsity, distillation_loss, factorize_linear,
-                                   magnitude_mask, prune_global, prune_per_layer,
-                                   prune_structured, sparsity_report)
+from tinytorch.compression import (
+    PruningMasks,
+    Sparsity,
+    distillation_loss,
+    factorize_linear,
+    magnitude_mask,
+    prune_global,
+    prune_per_layer,
+    prune_structured,
+    sparsity_report,
+)
 from tinytorch.core.activations import ReLU
 from tinytorch.core.layers import Linear, Module, Sequential
 from tinytorch.core.tensor import Tensor

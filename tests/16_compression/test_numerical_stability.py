@@ -2,8 +2,13 @@
 factorizing zero and ill-conditioned matrices, norms and rankings of extreme weights."""
 import numpy as np
 
-from tinytorch.compression import (distillation_loss, factorize_linear, magnitude_mask,
-                                   output_norms, prune_structured)
+from tinytorch.compression import (
+    distillation_loss,
+    factorize_linear,
+    magnitude_mask,
+    output_norms,
+    prune_structured,
+)
 from tinytorch.core.activations import ReLU
 from tinytorch.core.autograd import gradcheck
 from tinytorch.core.layers import Linear, Sequential
@@ -27,7 +32,7 @@ def test_distillation_across_temperatures_stays_finite_and_differentiable(rng):
     for T in (0.05, 1.0, 100.0):
         loss = distillation_loss(s, t, y, T=T, alpha=0.8)
         assert np.isfinite(loss.item()) and loss.item() >= 0
-        assert gradcheck(lambda z: distillation_loss(z, t, y, T=T, alpha=0.8), [s],
+        assert gradcheck(lambda z, T=T: distillation_loss(z, t, y, T=T, alpha=0.8), [s],
                          atol=1e-5, rtol=1e-4) < 1e-4
 
 

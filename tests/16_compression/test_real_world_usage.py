@@ -6,8 +6,14 @@ import copy
 import numpy as np
 import pytest
 
-from tinytorch.compression import (distillation_loss, factorize_linear, prune_global,
-                                   prune_per_layer, prune_structured, sparsity_report)
+from tinytorch.compression import (
+    distillation_loss,
+    factorize_linear,
+    prune_global,
+    prune_per_layer,
+    prune_structured,
+    sparsity_report,
+)
 from tinytorch.core.activations import ReLU
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Linear, Sequential

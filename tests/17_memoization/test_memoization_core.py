@@ -161,9 +161,11 @@ def test_the_cache_holds_each_layers_keys_and_values(make_gpt, rng):
     cache = KVCache.for_model(model, batch_size=2, max_len=5)
     cached_forward(model, idx, cache)
     x = model.wpe(model.wte(idx))                                # the uncached stream
+
+    def split(t):                                                # (B, H, T, D)
+        return t.data.reshape(2, 5, 2, 8).transpose(0, 2, 1, 3)
     for layer, block in enumerate(model.blocks):
         h = block.ln1(x)
-        split = lambda t: t.data.reshape(2, 5, 2, 8).transpose(0, 2, 1, 3)   # (B, H, T, D)
         np.testing.assert_allclose(cache.keys[layer], split(block.attn.key(h)), **TOL)
         np.testing.assert_allclose(cache.values[layer], split(block.attn.value(h)), **TOL)
         x = block(x)

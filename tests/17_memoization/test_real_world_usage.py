@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.adam import Adam
 from tinytorch.core.autograd import no_grad
 from tinytorch.memoization import KVCache, cached_forward, generate_cached
 from tinytorch.models.transformer import GPT, GPTConfig
 from tinytorch.text.tokenization import CharTokenizer
-from tests.support.adam import Adam
 
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus" / "python_reference.txt"
 TRAIN_CHARS = 200_000

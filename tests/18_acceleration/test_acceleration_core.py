@@ -6,11 +6,24 @@ import inspect
 import numpy as np
 import pytest
 
-from tinytorch.acceleration import (Comparison, compare, conv2d_loops, conv2d_tinytorch,
-                                    conv2d_vectorized, fused_linear_relu, linear_relu,
-                                    matmul_loops, matmul_row_loop, matmul_vectorized, relu_loops,
-                                    relu_vectorized, row_sums, row_sums_contiguous, tiled_matmul,
-                                    tiled_matmul_loops)
+from tinytorch.acceleration import (
+    Comparison,
+    compare,
+    conv2d_loops,
+    conv2d_tinytorch,
+    conv2d_vectorized,
+    fused_linear_relu,
+    linear_relu,
+    matmul_loops,
+    matmul_row_loop,
+    matmul_vectorized,
+    relu_loops,
+    relu_vectorized,
+    row_sums,
+    row_sums_contiguous,
+    tiled_matmul,
+    tiled_matmul_loops,
+)
 from tinytorch.profiling import LatencyResult, memory_of
 
 API = ["Comparison", "compare", "matmul_loops", "matmul_row_loop", "matmul_vectorized",

@@ -4,9 +4,17 @@ measuring goes through module 14's tools."""
 import numpy as np
 import pytest
 
-from tinytorch.acceleration import (compare, conv2d_layer, conv2d_loops, conv2d_tinytorch,
-                                    conv2d_vectorized, fused_linear_relu, linear_relu,
-                                    matmul_loops, tiled_matmul)
+from tinytorch.acceleration import (
+    compare,
+    conv2d_layer,
+    conv2d_loops,
+    conv2d_tinytorch,
+    conv2d_vectorized,
+    fused_linear_relu,
+    linear_relu,
+    matmul_loops,
+    tiled_matmul,
+)
 from tinytorch.core.activations import ReLU
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Linear, Sequential

@@ -3,9 +3,19 @@ compare() refuses what it cannot measure."""
 import numpy as np
 import pytest
 
-from tinytorch.acceleration import (compare, conv2d_loops, conv2d_vectorized, fused_linear_relu,
-                                    linear_relu, matmul_loops, matmul_row_loop, matmul_vectorized,
-                                    row_sums, tiled_matmul, tiled_matmul_loops)
+from tinytorch.acceleration import (
+    compare,
+    conv2d_loops,
+    conv2d_vectorized,
+    fused_linear_relu,
+    linear_relu,
+    matmul_loops,
+    matmul_row_loop,
+    matmul_vectorized,
+    row_sums,
+    tiled_matmul,
+    tiled_matmul_loops,
+)
 
 
 @pytest.mark.parametrize("version", [matmul_loops, matmul_row_loop, matmul_vectorized,

@@ -5,9 +5,17 @@ on a whole MLP forward pass."""
 import numpy as np
 import pytest
 
-from tinytorch.acceleration import (compare_conv2d, compare_fusion, compare_layout,
-                                    compare_matmul, compare_relu, compare_tiling,
-                                    conv2d_vectorized, fused_linear_relu, linear_relu)
+from tinytorch.acceleration import (
+    compare_conv2d,
+    compare_fusion,
+    compare_layout,
+    compare_matmul,
+    compare_relu,
+    compare_tiling,
+    conv2d_vectorized,
+    fused_linear_relu,
+    linear_relu,
+)
 from tinytorch.core.activations import ReLU
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Linear, Sequential

@@ -71,6 +71,7 @@ def digits():
     from types import SimpleNamespace
 
     import numpy as np
+
     from tinytorch.data.dataloader import load_digits
 
     images, labels = load_digits()
@@ -86,6 +87,7 @@ def digits_mlp(digits):
     """MLP 64-32-10 trained by mini-batch SGD with momentum 0.9 (lr 0.1, batch 32,
     20 epochs, shuffle seed 1; module 06 is not in this module's closure)."""
     import numpy as np
+
     from tinytorch.core.activations import ReLU
     from tinytorch.core.layers import Linear, Sequential
     from tinytorch.core.losses import CrossEntropyLoss

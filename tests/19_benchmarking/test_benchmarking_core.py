@@ -8,8 +8,14 @@ import time
 
 import pytest
 
-from tinytorch.benchmarking import (Benchmark, BenchmarkResult, BenchmarkSuite, Comparison,
-                                    compare, run_benchmark)
+from tinytorch.benchmarking import (
+    Benchmark,
+    BenchmarkResult,
+    BenchmarkSuite,
+    Comparison,
+    compare,
+    run_benchmark,
+)
 from tinytorch.profiling import LatencyResult
 
 API = ["BenchmarkResult", "BenchmarkError", "JsonReport", "Comparison", "Benchmark",

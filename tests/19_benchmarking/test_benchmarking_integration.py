@@ -14,8 +14,14 @@ from tinytorch.core.autograd import is_grad_enabled, no_grad
 from tinytorch.core.layers import Linear, Sequential
 from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
 from tinytorch.core.tensor import Tensor
-from tinytorch.profiling import (LatencyResult, count_parameters, format_seconds,
-                                 measure_latency, memory_of, parameter_bytes)
+from tinytorch.profiling import (
+    LatencyResult,
+    count_parameters,
+    format_seconds,
+    measure_latency,
+    memory_of,
+    parameter_bytes,
+)
 
 
 def test_run_benchmark_agrees_with_measure_latency_on_the_same_script(clock, scripted):

@@ -6,8 +6,15 @@ import math
 
 import pytest
 
-from tinytorch.benchmarking import (Benchmark, BenchmarkError, BenchmarkResult,
-                                    BenchmarkSuite, Comparison, compare, run_benchmark)
+from tinytorch.benchmarking import (
+    Benchmark,
+    BenchmarkError,
+    BenchmarkResult,
+    BenchmarkSuite,
+    Comparison,
+    compare,
+    run_benchmark,
+)
 
 
 def noop():

@@ -6,14 +6,26 @@ import math
 import numpy as np
 import pytest
 
-from tinytorch.applications.tinygpt import (CORPUS_PATH, TrainConfig, encode_prompt,
-                                            evaluate_loss, evaluation_starts, generate_text,
-                                            get_batch, load_tinygpt, progress_bar, save_tinygpt,
-                                            split_ids, train, train_step, unigram_loss, windows)
+from tinytorch.applications.tinygpt import (
+    CORPUS_PATH,
+    TrainConfig,
+    encode_prompt,
+    evaluate_loss,
+    evaluation_starts,
+    generate_text,
+    get_batch,
+    load_tinygpt,
+    progress_bar,
+    save_tinygpt,
+    split_ids,
+    train,
+    train_step,
+    unigram_loss,
+    windows,
+)
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.optimizers import AdamW
 from tinytorch.text.tokenization import CharTokenizer
-
 
 # ---- data ---------------------------------------------------------------------------
 
@@ -197,7 +209,9 @@ def test_generated_text_is_the_prompt_and_one_character_per_token(trained):
 
 def test_seeded_generation_repeats_and_greedy_needs_no_seed(trained):
     model, tokenizer = trained["model"], trained["tokenizer"]
-    sample = lambda seed: generate_text(model, tokenizer, "def ", 40, top_k=10, seed=seed)
+
+    def sample(seed):
+        return generate_text(model, tokenizer, "def ", 40, top_k=10, seed=seed)
     assert sample(0) == sample(0) != sample(1)
     assert generate_text(model, tokenizer, "def ", 40, greedy=True) == \
         generate_text(model, tokenizer, "def ", 40, greedy=True, seed=5)
@@ -249,9 +263,12 @@ def test_the_export_provides_the_whole_api(export_api):
 @pytest.mark.api_consistency
 def test_generation_options_are_named_as_in_modules_13_and_17():
     import inspect
+
     from tinytorch.memoization import generate_cached
     from tinytorch.models.transformer import GPT
-    names = lambda f: list(inspect.signature(f).parameters)
+
+    def names(f):
+        return list(inspect.signature(f).parameters)
     options = ["temperature", "top_k", "greedy", "seed"]
     assert names(generate_text)[4:8] == options
     assert names(GPT.generate)[3:] == names(generate_cached)[3:] == options

@@ -5,10 +5,20 @@ cache gives the same text as 13's GPT.generate; 15's int8 layers replace every L
 import numpy as np
 import pytest
 
-from tinytorch.applications.tinygpt import (TrainConfig, build_tokenizer, calibration_windows,
-                                            evaluate_loss, generate_text, get_batch, linear_bytes,
-                                            load_tinygpt, quantize_gpt, save_tinygpt, split_ids,
-                                            train)
+from tinytorch.applications.tinygpt import (
+    TrainConfig,
+    build_tokenizer,
+    calibration_windows,
+    evaluate_loss,
+    generate_text,
+    get_batch,
+    linear_bytes,
+    load_tinygpt,
+    quantize_gpt,
+    save_tinygpt,
+    split_ids,
+    train,
+)
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Linear
 from tinytorch.core.optimizers import AdamW

@@ -6,9 +6,17 @@ import json
 import numpy as np
 import pytest
 
-from tinytorch.applications.tinygpt import (TinyGPTError, TrainConfig, encode_prompt,
-                                            generate_text, get_batch, load_corpus, load_tinygpt,
-                                            save_tinygpt, train)
+from tinytorch.applications.tinygpt import (
+    TinyGPTError,
+    TrainConfig,
+    encode_prompt,
+    generate_text,
+    get_batch,
+    load_corpus,
+    load_tinygpt,
+    save_tinygpt,
+    train,
+)
 
 TINY_ARGS = ["--block-size", 8, "--n-layer", 1, "--n-head", 2, "--n-embd", 8, "--eval-windows", 8]
 

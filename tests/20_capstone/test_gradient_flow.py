@@ -47,7 +47,9 @@ def test_training_step_gradients_match_finite_differences(corpus, spread):
     x, y = _batch(corpus, block_size=6, batch_size=2)
     checked = [model.wpe.weight, model.blocks[0].attn.query.weight, model.blocks[0].ln1.bias,
                model.blocks[1].mlp.fc.bias, model.blocks[1].attn.out.weight, model.ln_f.weight]
-    loss = lambda *_: model(x, y)[1]
+
+    def loss(*_):
+        return model(x, y)[1]
     assert gradcheck(loss, checked, eps=1e-6, atol=1e-7, rtol=1e-5) < 1e-7
 
     model.zero_grad()

@@ -7,8 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from tinytorch.applications.tinygpt import (TrainConfig, calibration_windows, evaluate_loss,
-                                            generate_text, get_batch, quantize_gpt, train)
+from tinytorch.applications.tinygpt import (
+    TrainConfig,
+    calibration_windows,
+    evaluate_loss,
+    generate_text,
+    get_batch,
+    quantize_gpt,
+    train,
+)
 from tinytorch.core.autograd import no_grad
 
 

@@ -6,8 +6,14 @@ it uses (not 08's DataLoader, not 16/18), and is built from their pieces: 10's t
 import numpy as np
 
 import tinytorch.applications.tinygpt as tinygpt
-from tinytorch.applications.tinygpt import (TrainConfig, build_tokenizer, calibration_windows,
-                                            generate_text, quantize_gpt, train)
+from tinytorch.applications.tinygpt import (
+    TrainConfig,
+    build_tokenizer,
+    calibration_windows,
+    generate_text,
+    quantize_gpt,
+    train,
+)
 from tinytorch.core.training import CosineAnnealingLR
 from tinytorch.models.transformer import GPT
 from tinytorch.quantization import QuantizedLinear

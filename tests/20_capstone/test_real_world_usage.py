@@ -8,8 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from tinytorch.applications.tinygpt import (evaluate_loss, generate_text, load_tinygpt,
-                                            unigram_loss)
+from tinytorch.applications.tinygpt import evaluate_loss, generate_text, load_tinygpt, unigram_loss
 
 CLI_TINY = ["--block-size", 16, "--n-layer", 1, "--n-head", 2, "--n-embd", 16, "--lr", 0.02,
             "--eval-windows", 64, "--seed", 0]
@@ -96,7 +95,9 @@ def test_cli_generate_int8_reports_the_measured_bytes(cli_model, run_cli):
     assert result.returncode == 0, result.stderr
     before, after, ratio, model_before, model_after = INT8.fullmatch(
         result.stderr.strip()).groups()
-    to_int = lambda s: int(s.replace(",", ""))
+
+    def to_int(s):
+        return int(s.replace(",", ""))
     # 1 block of 16 channels + the LM head: 4 bytes per weight and bias before; after,
     # 1 byte per weight plus float32 biases, scales and 8 bytes of input qparams per layer
     assert to_int(before) == 4 * (4 * 16 * 16 + 2 * 16 * 64 + 16 * 107 + 4 * 16 + 64 + 16)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.core.state import StateDir
+
 REPO = Path(__file__).resolve().parents[2]
 
 GRAPH = """\
@@ -104,7 +106,8 @@ class DoitRun:
 
     @property
     def statuses(self) -> dict[str, str]:
-        """{module: 'PASSED' | '(cached) PASSED' | 'FLAKY' | 'FAILED' | 'BLOCKED'}, in print order."""
+        """{module: 'PASSED' | '(cached) PASSED' | 'FLAKY' | 'FAILED' | 'BLOCKED'}, in print
+        order."""
         found = {}
         for line in self.stdout.splitlines():
             match = STATUS_LINE.match(line)
@@ -118,7 +121,7 @@ class DoitRun:
 
     @property
     def summary(self) -> str:
-        return [l for l in self.stdout.splitlines() if l.startswith("Executed ")][-1]
+        return [line for line in self.stdout.splitlines() if line.startswith("Executed ")][-1]
 
 
 class Project:
@@ -127,6 +130,11 @@ class Project:
     def __init__(self, root: Path):
         self.root = root
         self.site: Path | None = None     # an extra folder on the path (a "site-packages")
+
+    @property
+    def state(self) -> StateDir:
+        """Its state dir: where runs keep results, logs, reports and the lock."""
+        return StateDir(self.root)
 
     def write(self, relative: str, text: str) -> Path:
         path = self.root / relative
@@ -247,8 +255,8 @@ def run(launcher):
     """run(project, module_id, body=None, args=()) -> the runner's Result for one module
     (its test file replaced by `body`), under each launcher."""
     from orchestrator.cache import keys
-    from orchestrator.run import runner
     from orchestrator.core.graph import load
+    from orchestrator.run import runner
     from orchestrator.run.pytest_plugin import export_all
 
     def run(project, module_id: str, body: str | None = None, args=()):

@@ -77,13 +77,13 @@ class Nginx:
         """Where the server keeps the entries: data/<prefix>/ac/<hash>, .../cas/<hash>."""
         return self.root / "data" / self.prefix.strip("/")
 
-    def start(self, port: int | None = None) -> "Nginx":
+    def start(self, port: int | None = None) -> Nginx:
         binary = find_nginx()
         if binary is None:
             raise FileNotFoundError("nginx is not installed")
         for sub in ("data", "tmp"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        for attempt in range(5):                 # a free port can be taken before we bind it
+        for _ in range(5):                       # a free port can be taken before we bind it
             self.port = port or free_port()
             user = "user root;\n" if os.geteuid() == 0 else ""   # workers must write our dirs
             conf = self.root / "nginx.conf"

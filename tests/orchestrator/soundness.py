@@ -42,8 +42,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.core.graph import load
 from orchestrator.cache.store import MAX_PER_MODULE
+from orchestrator.core.graph import load
 from tests.orchestrator.conftest import DoitRun
 
 BROKEN = "\n\ndef test_broken_by_campaign():\n    assert 'campaign' == 'broken'\n"

@@ -125,7 +125,7 @@ def test_adopting_walk(tmp_path):
             cwd = Path(where.read_text().strip())
         else:
             assert output is not None, f"{at}: output shown before any command"
-            printed = Counter(normal(l) for l in output.splitlines())
-            expected = Counter(normal(l) for l in block.text.splitlines() if l.strip())
+            printed = Counter(normal(line) for line in output.splitlines())
+            expected = Counter(normal(line) for line in block.text.splitlines() if line.strip())
             assert not expected - printed, f"{at}: not printed: {list(expected - printed)}\n" \
                                            f"printed:\n{output}"

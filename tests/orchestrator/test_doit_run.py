@@ -6,18 +6,22 @@ from types import SimpleNamespace
 from orchestrator.campaign.doit_run import PriorityReady
 
 
-def node(name, priority=None):
-    meta = None if priority is None else {"priority": priority}
-    return SimpleNamespace(task=SimpleNamespace(name=name, meta=meta))
+def node(name):
+    return SimpleNamespace(task=SimpleNamespace(name=name))
 
 
 def test_ready_queue_pops_the_highest_priority_first_and_ties_in_arrival_order():
-    ready = PriorityReady()
-    for n in (node("short", 1.0), node("plain"), node("long", 9.5), node("long2", 9.5)):
-        ready.append(n)
+    priorities = {"short": 1.0, "long": 9.5, "long2": 9.5}
+    ready = PriorityReady(lambda name: priorities.get(name, 0.0))
+    for name in ("short", "plain", "long", "long2"):
+        ready.append(node(name))
     assert len(ready) == 4 and ready
     assert [ready.popleft().task.name for _ in range(4)] == ["long", "long2", "short", "plain"]
     assert not ready
+    fifo = PriorityReady()            # no campaign: doit's own first-come order
+    for name in ("b", "a", "c"):
+        fifo.append(node(name))
+    assert [fifo.popleft().task.name for _ in range(3)] == ["b", "a", "c"]
 
 
 def test_doit_run_is_the_priority_run_in_an_orchestrated_project(project):

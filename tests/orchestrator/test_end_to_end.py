@@ -1,9 +1,9 @@
-"""doit on the throwaway minicalc curriculum: pass, cached, fail, blocked, and exactly-affected re-runs."""
+"""doit on the throwaway minicalc curriculum: pass, cached, fail, blocked, and exactly-affected
+re-runs."""
 from __future__ import annotations
 
 import json
 import re
-
 
 ALL = {"01_numbers", "02_add", "03_mul", "04_power"}
 
@@ -16,21 +16,23 @@ def test_cold_run_passes_everything_in_dependency_order(project):
     order = [m for m in run.statuses]
     assert order.index("01_numbers") < order.index("02_add") < order.index("04_power")
     assert order.index("03_mul") < order.index("04_power")
-    assert run.summary == "Executed 4 out of 4 test targets: 4 passed, 0 failed, 0 blocked, 0 cached"
+    assert run.summary == \
+        "Executed 4 out of 4 test targets: 4 passed, 0 failed, 0 blocked, 0 cached"
     assert run.stdout.splitlines()[-1] == "exit code 0: every requested target passed"
     assert re.search(r"^PASSED 02_add \(1 tests\) in \d+\.\ds$", run.stdout, re.M)
-    [path] = (project.root / ".orchestrator/results/02_add").glob("*.json")
+    [path] = project.state.results("02_add").glob("*.json")
     result = json.loads(path.read_text())
     assert result["status"] == "passed" and result["counts"] == {"passed": 1}
 
 
 def test_second_run_is_cached_and_starts_no_pytest(warm):
-    logs = warm.root / ".orchestrator" / "logs"
+    logs = warm.state.log("01_numbers").parent          # every module's log
     stamps = {p.name: p.stat().st_mtime_ns for p in logs.iterdir()}
     run = warm.doit("all")
     assert run.returncode == 0
     assert run.statuses == {m: "(cached) PASSED" for m in ALL}
-    assert run.summary == "Executed 0 out of 4 test targets: 0 passed, 0 failed, 0 blocked, 4 cached"
+    assert run.summary == \
+        "Executed 0 out of 4 test targets: 0 passed, 0 failed, 0 blocked, 4 cached"
     assert {p.name: p.stat().st_mtime_ns for p in logs.iterdir()} == stamps
 
 
@@ -52,9 +54,11 @@ def test_failure_blocks_dependents_only(warm):
     assert ("tests/02_add/test_add_core.py::test_broken (tests/02_add/test_add_core.py:9): "
             "AssertionError: arithmetic is broken" in run.stdout), run.stdout
     assert "BLOCKED 04_power (by 02_add)" in run.stdout
-    assert run.summary == "Executed 1 out of 4 test targets: 0 passed, 1 failed, 1 blocked, 2 cached"
+    assert run.summary == \
+        "Executed 1 out of 4 test targets: 0 passed, 1 failed, 1 blocked, 2 cached"
     assert run.returncode == 1
-    assert run.stdout.splitlines()[-1] == "exit code 1: a target failed, or was blocked by a failure"
+    assert run.stdout.splitlines()[-1] == \
+        "exit code 1: a target failed, or was blocked by a failure"
     again = warm.doit("all")  # a failed run is never cached
     assert again.statuses["02_add"] == "FAILED"
 
@@ -126,7 +130,8 @@ def test_empty_tests_dir_is_a_failure(project):
     (project.root / project.test_file("03_mul")).unlink()
     run = project.doit("test:03_mul")
     assert run.returncode == 1
-    assert run.stdout.splitlines()[-1] == "exit code 1: a target failed, or was blocked by a failure"
+    assert run.stdout.splitlines()[-1] == \
+        "exit code 1: a target failed, or was blocked by a failure"
     assert "FAILED 03_mul: no tests collected for 03_mul" in run.stdout
 
 

@@ -1,13 +1,13 @@
-"""Export: percent-format cells -> generated module, atomic, with provenance and clobber protection."""
+"""Export: percent-format cells -> generated module, atomic, with provenance and clobber
+protection."""
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-
-from pathlib import Path
 
 from orchestrator.core import export
 from orchestrator.core.export import ExportError, export_module, is_current, split_cells

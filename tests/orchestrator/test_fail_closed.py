@@ -17,8 +17,6 @@ import time
 import pytest
 
 
-
-
 def plain_pytest(project, module_id: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            f"tests/{module_id}"], cwd=project.root, env=project.env(),
@@ -231,7 +229,7 @@ def test_submission():
     assert module.VALUE == 6
 """)
     assert warm.doit("all").statuses["03_mul"] == "PASSED"      # writes answer's .pyc
-    shutil.rmtree(warm.root / ".orchestrator" / "results")      # a run that loads the .pyc
+    shutil.rmtree(warm.state.all_results)                      # a run that loads the .pyc
     passes_then_fails(warm, "03_mul", lambda: warm.write("submissions/answer.py", "VALUE = 7\n"))
 
 
@@ -304,7 +302,7 @@ def test_mode():
     assert warm.doit("all").statuses["03_mul"] == "PASSED"
     monkeypatch.setenv("MINICALC_MODE", "lenient")
     assert warm.doit("all").statuses["03_mul"] == "(cached) PASSED"
-    shutil.rmtree(warm.root / ".orchestrator")
+    shutil.rmtree(warm.state.path)
     assert warm.doit("all").statuses["03_mul"] == "PASSED"     # what a fresh run says
 
 

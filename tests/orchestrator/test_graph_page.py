@@ -13,9 +13,17 @@ from types import SimpleNamespace
 
 import pytest
 
-from orchestrator.views import layout
 from orchestrator.core.graph import load
-from orchestrator.views.render import COLORS, STATES, TEXT, blocked_by, make_view, to_html, to_mermaid
+from orchestrator.report.status import State
+from orchestrator.views import layout
+from orchestrator.views.render import (
+    COLORS,
+    TEXT,
+    blocked_by,
+    make_view,
+    to_html,
+    to_mermaid,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 VIEWPORT = (1400, 900)
@@ -37,7 +45,7 @@ def states(graph, status):
                            "path": f"modules/{mid}/x_dev.py", "line": 7}]
                 if failed else [], log=f".orchestrator/logs/{mid}.log", tests={},
                 inputs={"pytest:args": '["-x"]'}, narrowed=False, collected=None)
-        return SimpleNamespace(module=mid, state=s, result=result, changes=[])
+        return SimpleNamespace(module=mid, state=State(s), result=result, changes=[])
     return {mid: state(mid, status.get(mid, "blocked")) for mid in graph.modules}
 
 
@@ -65,7 +73,7 @@ def test_the_wcag_formula_on_known_pairs():
     assert wcag_contrast("#777777", "#ffffff") == pytest.approx(4.48, abs=0.01)
 
 
-@pytest.mark.parametrize("state", STATES)
+@pytest.mark.parametrize("state", State)
 def test_status_text_meets_wcag_aa(state):
     assert wcag_contrast(COLORS[state], TEXT[state]) >= 4.5
 
@@ -132,8 +140,8 @@ def test_layout_edges_never_pass_under_a_module(curriculum, which):
         assert samples[0][1] == pytest.approx(boxes[a][3]) and \
             samples[-1][1] == pytest.approx(boxes[b][1])     # from a's bottom to b's top
         for x, y in samples:
-            inside = [m for m, (l, t, r, btm) in boxes.items()
-                      if l + 0.5 < x < r - 0.5 and t + 0.5 < y < btm - 0.5]
+            inside = [m for m, (left, top, right, bottom) in boxes.items()
+                      if left + 0.5 < x < right - 0.5 and top + 0.5 < y < bottom - 0.5]
             assert not inside, f"edge {a} -> {b} passes under {inside} at ({x:.0f}, {y:.0f})"
             assert 0 <= x <= drawing.width and 0 <= y <= drawing.height
 
@@ -156,8 +164,8 @@ def test_layout_is_layered_deterministic_and_uncrowded(curriculum):
         assert {drawing.nodes[m][1] for m in layer} == \
             {layout.MARGIN + layout.NODE_H / 2 + rank * (layout.NODE_H + layout.RANK_GAP)}
         assert all(b - a >= layout.NODE_W + layout.GAP - 0.1 for a, b in zip(xs, xs[1:]))
-    for l, t, r, b in boxes_of(drawing).values():
-        assert 0 <= l and r <= drawing.width and 0 <= t and b <= drawing.height
+    for left, top, right, bottom in boxes_of(drawing).values():
+        assert 0 <= left and right <= drawing.width and 0 <= top and bottom <= drawing.height
 
 
 # -- Mermaid ---------------------------------------------------------------------
@@ -177,17 +185,17 @@ def test_mermaid_has_status_text_and_a_legend(curriculum):
     assert 'm03_layers["03_layers<br/>Layers<br/>✗ failed"]' in lines
     assert 'm20_capstone["20_capstone<br/>TinyGPT capstone<br/>· never run"]' in lines
     legend = lines[lines.index('subgraph legend["Legend: test status"]'):lines.index("end") + 1]
-    assert [l.split('["')[1].rstrip('"]') for l in legend if l.startswith("legend_")] == \
+    assert [line.split('["')[1].rstrip('"]') for line in legend if line.startswith("legend_")] == \
         ["✓ passed", "≡ cached", "✗ failed", "⊘ blocked", "· never run", "~ stale"]
-    for state in STATES:
+    for state in State:
         css = state.replace(" ", "_")
         assert f"class legend_{css} {css}" in lines
         assert f"classDef {css} fill:{COLORS[state]},stroke:#333,color:{TEXT[state]}" in lines
-    defined = {l.split("[")[0] for l in lines if re.match(r"(m|legend_)\w+\[", l)}
-    used = {w for l in lines if l.startswith(("class ", "style ")) for w in [l.split()[1]]}
-    used |= {w for l in lines if "-->" in l for w in l.split(" --> ")}
+    defined = {line.split("[")[0] for line in lines if re.match(r"(m|legend_)\w+\[", line)}
+    used = {w for line in lines if line.startswith(("class ", "style ")) for w in [line.split()[1]]}
+    used |= {w for line in lines if "-->" in line for w in line.split(" --> ")}
     assert used <= defined
-    assert sum("-->" in l for l in lines) == len(curriculum.edges)   # the legend adds none
+    assert sum("-->" in line for line in lines) == len(curriculum.edges)   # the legend adds none
 
 
 # -- the HTML page in headless Chromium ----------------------------------------------

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from .processes import alive, gone, wait_for_pids
 from orchestrator.run import launch, reaper
+
+from .processes import alive, gone, wait_for_pids
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,7 +40,8 @@ def leave_two_sleepers():
     plain = subprocess.Popen(["sleep", "1000"])
     daemon = subprocess.run(
         [sys.executable, "-c", "import os, subprocess; os.setsid(); "
-         "print(subprocess.Popen(['sleep', '1001'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).pid)"],
+         "print(subprocess.Popen(['sleep', '1001'], stdout=subprocess.DEVNULL,"
+         " stderr=subprocess.DEVNULL).pid)"],
         capture_output=True, text=True, check=True).stdout.strip()
     with open(PIDFILE, "w") as f:
         f.write(f"{plain.pid} {daemon}")
@@ -51,7 +53,7 @@ def leave_two_sleepers():
 
 def run_test(launcher, project, tmp_path, body: str, timeout: float = 30):
     """Run `body` (with LEAVE_TWO_SLEEPERS and PIDFILE defined) as the project's only
-    test file; (crash reason, log, the sleepers' pids)."""
+    test file; (how pytest ended: None or a launch.Ending, log, the sleepers' pids)."""
     pidfile = tmp_path / "sleepers.pid"
     project.write("tests/01_numbers/test_probe.py",
                   f"PIDFILE = {str(pidfile)!r}\n" + LEAVE_TWO_SLEEPERS + body)
@@ -66,7 +68,7 @@ def run_test(launcher, project, tmp_path, body: str, timeout: float = 30):
 def test_a_passing_run_leaves_no_process(launcher, project, tmp_path):
     crash, log, pids = run_test(launcher, project, tmp_path, (
         "def test_passes():\n    leave_two_sleepers()\n"))
-    assert crash == "" and "1 passed" in log
+    assert crash is None and "1 passed" in log
     assert len(pids) == 2 and not any(map(alive, pids)), log
     plain, daemon = pids
     assert "orchestrator: killed 2 processes left running by the tests:" in log
@@ -76,7 +78,7 @@ def test_a_passing_run_leaves_no_process(launcher, project, tmp_path):
 def test_a_failing_run_leaves_no_process(launcher, project, tmp_path):
     crash, log, pids = run_test(launcher, project, tmp_path, (
         "def test_fails():\n    leave_two_sleepers()\n    assert 1 == 2\n"))
-    assert crash == "" and "1 failed" in log
+    assert crash is None and "1 failed" in log
     assert len(pids) == 2 and not any(map(alive, pids)), log
 
 
@@ -86,7 +88,8 @@ def test_a_crashed_run_leaves_no_process(launcher, project, tmp_path):
     crash, log, pids = run_test(launcher, project, tmp_path, (
         "import signal\n\n\ndef test_crashes():\n    leave_two_sleepers()\n"
         "    os.kill(os.getpid(), signal.SIGSEGV)\n"))
-    assert crash == "crashed: pytest was killed by SIGSEGV"
+    assert crash == launch.Crashed("pytest was killed by SIGSEGV")
+    assert str(crash) == "crashed: pytest was killed by SIGSEGV"
     assert len(pids) == 2 and not any(map(alive, pids)), log
     assert "orchestrator: killed 2 processes left running by the tests:" in log
 
@@ -101,7 +104,7 @@ def test_a_timeout_interrupts_so_the_log_names_the_hanging_test(launcher, projec
     crash, log, pids = run_test(launcher, project, tmp_path, (
         "import time\n\n\ndef test_quick():\n    pass\n\n\n"
         "def test_hangs():\n    leave_two_sleepers()\n    time.sleep(600)\n"), timeout=timeout)
-    assert crash == f"timed out after {timeout}s"
+    assert crash == launch.TimedOut(timeout) and str(crash) == f"timed out after {timeout}s"
     assert time.monotonic() - start < timeout + launch.GRACE + patience(5)   # SIGINT was enough
     assert f"orchestrator: timed out after {timeout}s; interrupting pytest" in log
     source = project.read("tests/01_numbers/test_probe.py").splitlines()
@@ -122,7 +125,7 @@ def test_a_timeout_escalates_to_sigterm_then_sigkill(launcher, project, tmp_path
         "    signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
         "    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
         "    leave_two_sleepers()\n    time.sleep(600)\n"), timeout=timeout)
-    assert crash == f"timed out after {timeout}s"
+    assert crash == launch.TimedOut(timeout)
     assert time.monotonic() - start < timeout + patience(13)                # not 600
     assert len(pids) == 2 and gone(pids, within=patience(10)), log
 
@@ -155,9 +158,9 @@ def test_a_crash_beside_a_running_child_keeps_that_childs_status(warm_server, pr
     finally:
         crash_over.touch()
         slow.join(60)
-    assert crash == "crashed: pytest was killed by SIGSEGV"
+    assert crash == launch.Crashed("pytest was killed by SIGSEGV")
     assert not any(map(alive, pids))
-    assert outcome["crash"] == "", slow_log.read_text()
+    assert outcome["crash"] is None, slow_log.read_text()
     assert "1 passed" in slow_log.read_text()
 
 
@@ -201,7 +204,8 @@ assert reaper.become_subreaper()
 plain = subprocess.Popen(["sleep", "1000"])
 daemon = int(subprocess.run(
     [sys.executable, "-c", "import os, subprocess; os.setsid(); "
-     "print(subprocess.Popen(['sleep', '1001'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).pid)"],
+     "print(subprocess.Popen(['sleep', '1001'], stdout=subprocess.DEVNULL,"
+     " stderr=subprocess.DEVNULL).pid)"],
     capture_output=True, text=True, check=True).stdout)
 spared = subprocess.Popen(["sh", "-c", "sleep 1002 >/dev/null & echo started; wait"],
                           stdout=subprocess.PIPE, text=True)

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 
-import sys
-
 import pytest
 
+from orchestrator.run.launch import Crashed, WarmLauncher
+
 from .processes import gone, wait_for_pids
-from orchestrator.run.launch import WarmLauncher
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux",
                                 reason="the warm server needs fork and pidfd (Linux)")
@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 def pytest_run(launcher, project, tmp_path, test_body: str, name="probe", timeout=60,
                **env):
     """Run one new test file of the project through `launcher` (with `env` added to the
-    environment); (crash reason, the run's log)."""
+    environment); (how pytest ended: None or a launch.Ending, the run's log)."""
     project.write(f"tests/01_numbers/test_{name}.py", test_body)
     log = tmp_path / f"{name}.log"
     log.unlink(missing_ok=True)
@@ -57,7 +57,7 @@ def test_a_child_inherits_the_preloaded_library_from_its_server(heavy_server, pr
     crash, log = pytest_run(heavy_server, project, tmp_path, (
         "import os\nimport heavy_lib\n\n\ndef test_preloaded():\n"
         "    assert heavy_lib.IMPORTED_BY == os.getppid() != os.getpid()\n"))
-    assert crash == ""
+    assert crash is None
     assert "1 passed" in log
 
 
@@ -70,12 +70,12 @@ def test_the_first_run_does_not_wait_for_the_preload(project, tmp_path):
         crash, log = pytest_run(server, project, tmp_path, (
             "import sys\n\n\ndef test_forked_before_the_preload():\n"
             "    assert 'slow_lib' not in sys.modules\n"))
-        assert crash == "" and "1 passed" in log
+        assert crash is None and "1 passed" in log
         assert server.preloaded.wait(30)
         crash, log = pytest_run(server, project, tmp_path, (
             "import os\nimport slow_lib\n\n\ndef test_preloaded():\n"
             "    assert slow_lib.IMPORTED_BY == os.getppid()\n"), name="second")
-        assert crash == "" and "1 passed" in log
+        assert crash is None and "1 passed" in log
     finally:
         server.close()
 
@@ -88,12 +88,12 @@ def test_each_child_imports_the_project_fresh(heavy_server, project, tmp_path):
     probe = ("from minicalc.numbers import number\n\n\n"
              "def test_number():\n    assert number('2') == 2.0\n")
     assert export_all(load(project.root)) == {}
-    assert pytest_run(heavy_server, project, tmp_path, probe)[0] == ""
+    assert pytest_run(heavy_server, project, tmp_path, probe)[0] is None
     source = project.source("01_numbers")
     project.write(source, project.read(source).replace("return float(x)", "return float(x) + 1"))
     assert export_all(load(project.root)) == {}
     crash, log = pytest_run(heavy_server, project, tmp_path, probe)
-    assert crash == ""
+    assert crash is None
     assert "assert 3.0 == 2.0" in log and "1 failed" in log
 
 
@@ -104,7 +104,7 @@ def test_a_child_gets_the_environment_of_its_request(heavy_server, project, tmp_
         "    assert os.environ['PROBE'] == 'on'\n"
         "    assert os.path.exists('marker.txt')   # the request's working directory\n"
         "    assert sys.path[0] == os.getcwd()\n"), name="env", PROBE="on")
-    assert crash == "" and "1 passed" in log
+    assert crash is None and "1 passed" in log
 
 
 def test_a_dead_server_fails_the_running_test_then_runs_cold(heavy_server, project, tmp_path):
@@ -122,12 +122,12 @@ def test_a_dead_server_fails_the_running_test_then_runs_cold(heavy_server, proje
     children = wait_for_pids(pidfile)
     os.kill(heavy_server.server.pid, signal.SIGKILL)
     runner.join(30)
-    assert outcome["crash"] == "crashed: the warm pytest server ended before this run did"
+    assert outcome["crash"] == Crashed("the warm pytest server ended before this run did")
     assert gone(children), "the child outlived its server"
 
     crash, log = pytest_run(heavy_server, project, tmp_path,
                             "def test_ok():\n    assert 1 + 1 == 2\n", name="after")
-    assert crash == ""
+    assert crash is None
     assert log.startswith("orchestrator: the warm pytest server is gone; starting pytest cold")
     assert "1 passed" in log
 

@@ -116,7 +116,7 @@ def test_narrowed_run_counts_only_what_it_selected(warm):
     assert run.returncode == 0, run.stdout + run.stderr
     assert "PASSED 01_numbers (1 of 2 selected)" in run.stdout
     full = warm.doit("test:01_numbers")
-    assert full.statuses["01_numbers"] == "PASSED"        # a narrowed pass never satisfies a full run
+    assert full.statuses["01_numbers"] == "PASSED"   # a narrowed pass never satisfies a full run
     assert "PASSED 01_numbers (2 tests)" in full.stdout
 
 
@@ -130,7 +130,7 @@ def test_switching_arguments_back_and_forth_hits_both_ways(warm):
 @pytest.mark.parametrize("field, value", [("duration", None), ("counts", "many"),
                                           ("status", "great")])
 def test_a_wrong_typed_result_is_set_aside_with_one_line(warm, field, value):
-    path = next((warm.root / ".orchestrator" / "results" / "03_mul").glob("*.json"))
+    path = next(warm.state.results("03_mul").glob("*.json"))
     data = json.loads(path.read_text())
     data[field] = value
     path.write_text(json.dumps(data))
@@ -154,7 +154,7 @@ def test_processes_left_by_passing_tests_are_killed_and_reported(project, launch
                    f"    open({str(pids)!r}, 'w').write(f'{{plain.pid}} {{escaped.pid}}')\n")
     run = project.doit("test:03_mul", f"launcher={launcher}")
     assert run.returncode == 0, run.stdout + run.stderr
-    line = next(l for l in run.stdout.splitlines() if l.startswith("PASSED 03_mul"))
+    line = next(text for text in run.stdout.splitlines() if text.startswith("PASSED 03_mul"))
     assert line.endswith("; killed 2 processes left running by the tests"), line
     for pid in map(int, pids.read_text().split()):
         assert not os.path.exists(f"/proc/{pid}") or \
@@ -167,7 +167,7 @@ def test_ctrl_c_is_reported_as_an_interruption(project):
                    "\n\ndef test_slow():\n    import time\n    time.sleep(30)\n")
     doit = project.start("-n", "2", "all")
     deadline = time.time() + 60
-    results = project.root / ".orchestrator" / "logs" / "03_mul.log"
+    results = project.state.log("03_mul")
     while not results.exists() and time.time() < deadline:
         time.sleep(0.2)
     time.sleep(1.5)
@@ -178,7 +178,7 @@ def test_ctrl_c_is_reported_as_an_interruption(project):
     assert "INTERRUPTED after" in out and "finished results kept" in out, out
     status = project.orchestrator("status").stdout
     assert "crashed" not in json.dumps(status)
-    row = next(l for l in status.splitlines() if l.startswith("03_mul"))
+    row = next(line for line in status.splitlines() if line.startswith("03_mul"))
     assert "never run" in row, status
 
 
@@ -190,8 +190,9 @@ def test_collection_error_names_its_cause_first(warm):
     run = warm.doit("test:03_mul")
     assert "FAILED 03_mul: ModuleNotFoundError: No module named 'no_such_module_xyz' while " \
            "collecting tests/03_mul/test_zz_broken.py" in run.stdout, run.stdout
-    lines = [l for l in run.stdout.splitlines() if "03_mul" in l or l.startswith("    ")]
-    failed = next(i for i, l in enumerate(lines) if l.startswith("FAILED 03_mul"))
+    lines = [line for line in run.stdout.splitlines()
+             if "03_mul" in line or line.startswith("    ")]
+    failed = next(i for i, line in enumerate(lines) if line.startswith("FAILED 03_mul"))
     assert "No module named 'no_such_module_xyz'" in lines[failed] + lines[failed + 1], run.stdout
     assert "not run" not in run.stdout
 
@@ -213,7 +214,7 @@ def test_a_closed_pipe_ends_quietly(warm):
 
 
 def test_an_unwritable_state_dir_is_one_line(project):
-    (project.root / ".orchestrator").write_text("not a directory\n")
+    project.state.path.write_text("not a directory\n")
     run = project.doit("all")
     assert run.returncode == 3
     assert "Traceback" not in run.stderr
@@ -224,7 +225,7 @@ def test_an_unwritable_state_dir_is_one_line(project):
 @pytest.fixture
 def full_disk(project):
     """The project's state dir on a tiny tmpfs, filled to the last byte (root only)."""
-    state = project.root / ".orchestrator"
+    state = project.state.path
     state.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(state)],
                              capture_output=True, text=True)
@@ -248,13 +249,13 @@ def test_a_full_disk_is_one_line_and_exit_3(full_disk):
     run = full_disk.doit("all")
     assert run.returncode == 3, run.stdout + run.stderr
     assert run.stderr.strip() == (f"ERROR: cannot write the state dir "
-                                  f"{full_disk.root / '.orchestrator'}: the disk is full")
+                                  f"{full_disk.state.path}: the disk is full")
     assert "every requested target passed" not in run.stdout
 
 
 def test_a_store_that_fails_mid_run_is_bad_input_not_a_pass(warm):
     warm.append(warm.test_file("03_mul"), "\n# edited\n")
-    results = warm.root / ".orchestrator" / "results" / "03_mul"
+    results = warm.state.results("03_mul")
     for path in results.iterdir():
         path.unlink()
     results.rmdir()

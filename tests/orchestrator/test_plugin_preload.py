@@ -40,7 +40,7 @@ def test_a_preloaded_plugin_keeps_its_rewritten_asserts(project, tmp_path, launc
     assert run.statuses["03_mul"] == "FAILED", run.stdout + run.stderr
     # pytest's rewriting of the plugin's assert, not a bare AssertionError
     assert "assert 1 == 2" in run.stdout, run.stdout
-    log = (project.root / ".orchestrator" / "logs" / "03_mul.log").read_text()
+    log = project.state.log("03_mul").read_text()
     assert "cannot be rewritten" not in log and "PytestAssertRewriteWarning" not in log
 
 

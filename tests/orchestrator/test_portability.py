@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.run import launch, reaper
-
 from orchestrator.core import lock
+from orchestrator.run import launch, reaper
 from orchestrator.run.launch import ColdLauncher, WarmLauncher
 
 from .conftest import build
@@ -38,8 +37,9 @@ def test_the_run_imports_without_posix_only_modules():
     probe = ("import sys\n"
              "for name in ('fcntl', 'resource', 'termios', 'pwd', 'grp'):\n"
              "    sys.modules[name] = None\n"
-             "import orchestrator.campaign.tasks, orchestrator.campaign.doit_run, orchestrator.run.runner\n"
-             "import orchestrator.run.pytest_plugin, orchestrator.cli.main, orchestrator.run.launch\n"
+             "import orchestrator.campaign.tasks, orchestrator.campaign.doit_run\n"
+             "import orchestrator.run.runner, orchestrator.run.pytest_plugin\n"
+             "import orchestrator.cli.main, orchestrator.run.launch\n"
              "import orchestrator.core.lock, orchestrator.run.reaper, orchestrator.run.observe\n"
              "print('imported')\n")
     out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True,
@@ -165,22 +165,22 @@ def run_cold(launcher, project, tmp_path, body: str, timeout: float = 60):
 
 def test_cold_without_pidfd_passes(cold, project, tmp_path):
     crash, log = run_cold(cold, project, tmp_path, "def test_ok():\n    assert 1 + 1 == 2\n")
-    assert crash == "" and "1 passed" in log, log
+    assert crash is None and "1 passed" in log, log
 
 
 def test_cold_without_pidfd_fails(cold, project, tmp_path):
     crash, log = run_cold(cold, project, tmp_path, "def test_bad():\n    assert 1 == 2\n")
-    assert crash == "" and "1 failed" in log, log
+    assert crash is None and "1 failed" in log, log
 
 
 def test_cold_without_pidfd_reports_a_crash(cold, project, tmp_path):
     crash, log = run_cold(cold, project, tmp_path, (
         "import ctypes\n\n\ndef test_crashes():\n    ctypes.string_at(0)\n"))
     if sys.platform == "win32":
-        assert crash == "crashed: pytest ended with an access violation (0xC0000005)", log
+        assert crash == launch.Crashed("pytest ended with an access violation (0xC0000005)"), log
     else:          # macOS may say SIGBUS for the same bad read
-        assert crash in ("crashed: pytest was killed by SIGSEGV",
-                         "crashed: pytest was killed by SIGBUS"), log
+        assert crash in (launch.Crashed("pytest was killed by SIGSEGV"),
+                         launch.Crashed("pytest was killed by SIGBUS")), log
 
 
 def test_cold_without_pidfd_times_out(cold, project, tmp_path, patience, monkeypatch):
@@ -191,7 +191,7 @@ def test_cold_without_pidfd_times_out(cold, project, tmp_path, patience, monkeyp
     start = time.monotonic()
     crash, log = run_cold(cold, project, tmp_path, (
         "import time\n\n\ndef test_hangs():\n    time.sleep(600)\n"), timeout=timeout)
-    assert crash == f"timed out after {timeout}s"
+    assert crash == launch.TimedOut(timeout)
     assert time.monotonic() - start < timeout + 2 * launch.GRACE + patience(10)   # not 600
     assert f"orchestrator: timed out after {timeout}s; interrupting pytest" in log
     if POSIX:      # SIGINT: pytest says where it hung (Windows's Ctrl-Break just ends it)
@@ -205,7 +205,7 @@ def test_the_parent_is_told_without_the_wrapper(monkeypatch, project, tmp_path):
     crash, log = run_cold(ColdLauncher(), project, tmp_path, (
         "import os\n\n\ndef test_parent():\n"
         f"    assert os.environ['{launch.PARENT_ENV}'] == str(os.getppid()) == '{os.getpid()}'\n"))
-    assert crash == "" and "1 passed" in log, log
+    assert crash is None and "1 passed" in log, log
 
 
 def test_the_warm_launcher_needs_fork_and_pidfds(monkeypatch):
@@ -217,13 +217,13 @@ def test_the_warm_launcher_needs_fork_and_pidfds(monkeypatch):
 
 
 def test_crash_reasons_of_every_platform():
-    assert launch.crash_reason(0) == launch.crash_reason(1) == ""
-    assert launch.crash_reason(-6) == "crashed: pytest was killed by SIGABRT"
-    assert launch.crash_reason(-99) == "crashed: pytest was killed by signal 99"
-    assert launch.crash_reason(0xC00000FD) == \
+    assert launch.crash_reason(0) is launch.crash_reason(1) is None
+    assert str(launch.crash_reason(-6)) == "crashed: pytest was killed by SIGABRT"
+    assert str(launch.crash_reason(-99)) == "crashed: pytest was killed by signal 99"
+    assert str(launch.crash_reason(0xC00000FD)) == \
         "crashed: pytest ended with a stack overflow (0xC00000FD)"
     assert launch.crash_reason(0xC0000123) == \
-        "crashed: pytest ended with an exception (0xC0000123)"
+        launch.Crashed("pytest ended with an exception (0xC0000123)")
 
 
 # ---- reaper.py without prctl, /proc or ps -----------------------------------------------

@@ -1,4 +1,5 @@
-"""Faults the orchestrator survives: kills, interrupts, concurrent runs, corrupt state, crashes, flakes."""
+"""Faults the orchestrator survives: kills, interrupts, concurrent runs, corrupt state, crashes,
+flakes."""
 from __future__ import annotations
 
 import queue
@@ -29,7 +30,7 @@ def wait_for(path, timeout=60.0):
 
 
 def stored(project, module_id: str) -> list:
-    return sorted((project.root / ".orchestrator" / "results" / module_id).glob("*.json"))
+    return sorted(project.state.results(module_id).glob("*.json"))
 
 
 def wait_for_result(project, module_id: str, timeout: float = 60) -> None:
@@ -77,7 +78,7 @@ def test_ctrl_c_keeps_finished_targets(project, tmp_path):
 
 
 def test_second_run_refuses_or_waits_while_the_first_holds_the_lock(project):
-    lock = RunLock(project.root / ".orchestrator")
+    lock = RunLock(project.state.path)
     lock.acquire()
     try:
         refused = project.doit("all", "lock=fail")
@@ -133,16 +134,16 @@ def test_corrupt_result_is_set_aside_and_recomputed(project):
            f".orchestrator/corrupt/{path.name}." in run.stderr
     assert "02_add will run again" in run.stderr
     assert run.executed == {"02_add"}
-    assert len(list((project.root / ".orchestrator/corrupt").iterdir())) == 1
+    assert len(list(project.state.corrupt.iterdir())) == 1
 
 
 def test_loading_dodo_writes_nothing_and_doit_keeps_no_db(project):
     listing = project.doit("list")
     assert listing.returncode == 0
     assert "test:04_power" in listing.stdout and "export:01_numbers" in listing.stdout
-    assert not (project.root / ".orchestrator").exists()
+    assert not project.state.path.exists()
     assert project.doit("all").returncode == 0
-    assert not list((project.root / ".orchestrator").glob("*.sqlite3*"))
+    assert not list(project.state.path.glob("*.sqlite3*"))     # doit's db is in memory
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGSEGV is POSIX's")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cache import keys, remote_entry, remote_http
+from orchestrator.cache import keys, remote_entry, remote_settings
 from orchestrator.core.graph import load
 from orchestrator.cache.remote_http import RemoteCache
 from orchestrator.cache.store import Cause, Result, Status
@@ -258,7 +258,7 @@ class Misbehaving(http.server.BaseHTTPRequestHandler):
         if self.behaviour == "garbage":
             body = b"<html>Welcome to our proxy</html>"
         elif self.behaviour == "huge":
-            body = b"x" * (remote_http.MAX_AC_BYTES + 10)
+            body = b"x" * (remote_entry.MAX_AC_BYTES + 10)
         else:
             body = b"oops"
         status = 500 if self.behaviour == "500" else 200
@@ -367,14 +367,14 @@ def test_the_environment_wins_over_graph_toml_and_mode_off_turns_it_off(tmp_path
     configured = "https://from-graph.example/cache"
     env = {"ORCHESTRATOR_CACHE_KEY": KEY, "ORCHESTRATOR_REMOTE_CACHE_HOSTS": "from-graph.example",
            "XDG_CONFIG_HOME": str(tmp_path)}
-    settings = remote_http.Settings.from_environment
+    settings = remote_settings.Settings.from_environment
     assert settings(env, configured).url == configured
     assert settings({**env, "ORCHESTRATOR_REMOTE_CACHE": "http://env:8080/c/"}, configured).url \
         == "http://env:8080/c"
     assert settings({**env, "ORCHESTRATOR_REMOTE_CACHE_MODE": "off"}, configured) is None
     assert settings(env, "") is None
-    assert remote_http.url_problem("https://u:p@h/x", "graph.toml", credentials=False)
-    assert remote_http.redact("https://user:secret@h:9/x") == "https://h:9/x"
+    assert remote_settings.url_problem("https://u:p@h/x", "graph.toml", credentials=False)
+    assert remote_settings.redact("https://user:secret@h:9/x") == "https://h:9/x"
 
 
 def test_the_envelope_rides_in_an_action_result_that_bazel_remote_may_re_encode():
@@ -397,7 +397,7 @@ class Wired:
     def __init__(self, root: Path, **settings: str):
         self.project = build(root)
         self.root = self.project.root
-        # no user's hosts file (remote_http.allowed_hosts) in the runs of a test
+        # no user's hosts file (remote_settings.allowed_hosts) in the runs of a test
         self.settings = {"XDG_CONFIG_HOME": str(Path(root).parent / f"{Path(root).name}-config"),
                          **settings}
 

@@ -63,7 +63,7 @@ def test_shared_cache_moves_passes_between_checkouts(project, tmp_path):
     run = cache(project, "export", str(shared))
     assert run.stdout.strip() == f"exported 4 passing results to {shared}", run.stdout + run.stderr
     other = tmp_path / "other"
-    shutil.copytree(project.root, other, ignore=shutil.ignore_patterns(".orchestrator",
+    shutil.copytree(project.root, other, ignore=shutil.ignore_patterns(project.state.name,
                                                                        "minicalc"))
     from .conftest import Project
     second = Project(other)
@@ -85,7 +85,7 @@ def test_shared_cache_never_uses_a_tampered_result(project, tmp_path):
         data = json.loads(path.read_text())
         data["inputs"]["test:tests/forged.py"] = "0" * 64
         path.write_text(json.dumps(data))
-    shutil.rmtree(project.root / ".orchestrator")
+    shutil.rmtree(project.state.path)
     run = cache(project, "import", str(shared))
     assert "01_numbers: rejected" in run.stdout, run.stdout + run.stderr
     assert run.stdout.splitlines()[-1] == "imported 0 of 4 results"

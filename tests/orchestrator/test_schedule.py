@@ -1,9 +1,9 @@
 """Longest remaining path first, from recorded durations."""
 from __future__ import annotations
 
-from orchestrator.core.graph import load
-from orchestrator.campaign.schedule import durations, remaining_path
 from orchestrator.cache.store import Store
+from orchestrator.campaign.schedule import durations, remaining_path
+from orchestrator.core.graph import load
 
 
 def test_remaining_path_adds_the_longest_chain_after_each_module(project):
@@ -16,7 +16,7 @@ def test_remaining_path_adds_the_longest_chain_after_each_module(project):
         "04_power": 3.0, "03_mul": 5.0, "02_add": 10.0, "01_numbers": 11.0}
 
 
-def test_all_lists_the_longest_path_first(project):
+def test_a_run_dispatches_the_longest_path_first(project):
     assert project.doit("all").returncode == 0
     # the recorded durations, made far apart: measured ones would race on a busy machine
     store = Store(project.root)
@@ -25,9 +25,13 @@ def test_all_lists_the_longest_path_first(project):
         result.duration = seconds
         store.save(result)
     assert durations(load(project.root))["03_mul"] == 30.0
-    info = project.doit("info", "all").stdout
-    deps = info.split("task_dep")[1]
-    assert deps.index("test:03_mul") < deps.index("test:02_add")
+    # one worker, every target run again (-a): the order they run in is the dispatch order
+    run = project.doit("-a", "-n", "1", "all")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert list(run.statuses) == ["01_numbers", "03_mul", "02_add", "04_power"], run.stdout
+    # `all` lists its targets by declared sizes (alike here): listing reads no stored result
+    deps = project.doit("info", "all").stdout.split("task_dep")[1]
+    assert deps.index("test:02_add") < deps.index("test:03_mul")
 
 
 def test_a_module_never_run_is_guessed_from_its_size(project):

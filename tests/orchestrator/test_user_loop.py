@@ -7,7 +7,6 @@ import shlex
 import subprocess
 
 
-
 def test_short_task_names_resolve_when_unambiguous(project):
     run = project.doit("test:2")
     assert run.returncode == 0, run.stdout + run.stderr
@@ -39,13 +38,13 @@ def test_blocked_is_reported_the_moment_its_cause_fails(project):
                                                "    time.sleep(0)\n")
     run = project.doit("-n", "1", "all")
     lines = run.stdout.splitlines()
-    failed = next(i for i, l in enumerate(lines) if l.startswith("FAILED 01_numbers"))
-    blocked = [i for i, l in enumerate(lines) if l.startswith("BLOCKED")]
+    failed = next(i for i, line in enumerate(lines) if line.startswith("FAILED 01_numbers"))
+    blocked = [i for i, line in enumerate(lines) if line.startswith("BLOCKED")]
     assert len(blocked) == 3
     assert all(i > failed for i in blocked)
     # right after the failure's own lines, not at the end of the run
-    assert blocked[0] == next(i for i, l in enumerate(lines)
-                              if i > failed and not l.startswith(" "))
+    assert blocked[0] == next(i for i, line in enumerate(lines)
+                              if i > failed and not line.startswith(" "))
     assert "BLOCKED 04_power (by 01_numbers)" in run.stdout
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.cli.watch import Watched, WatchError, doit_arguments, saved
 from orchestrator.core.graph import load
-from orchestrator.cli.watch import WatchError, Watched, doit_arguments, saved
 
 from .conftest import SOURCES, DoitRun, source_text
 

@@ -25,7 +25,8 @@ def _chain() -> None:
         candidate = os.path.join(entry or ".", "sitecustomize.py")
         if os.path.isfile(candidate):
             spec = importlib.util.spec_from_file_location("_chained_sitecustomize", candidate)
-            spec.loader.exec_module(importlib.util.module_from_spec(spec))
+            if spec is not None and spec.loader is not None:    # always, for a .py file
+                spec.loader.exec_module(importlib.util.module_from_spec(spec))
             return
 
 
