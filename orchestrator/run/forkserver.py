@@ -49,8 +49,13 @@ from orchestrator.run.plugin_preload import preload_entry_point_plugins
 # warns, an error under -W error, about a marked module imported before it). The
 # entry-point plugins (xdist, ...) are imported through pytest's rewriting hook instead
 # (plugin_preload.py).
-ALWAYS = ["pytest", "orchestrator.core.graph", "orchestrator.run.runner",
-          "orchestrator.run.observe", "orchestrator.run.reaper"]
+# The plugin imports some of them only when it needs them, so that a student's plain
+# `pytest` loads little; a child of this server has them already (test_forkserver.py
+# checks this list against what a child's plugin imported).
+ALWAYS = ["pytest", "orchestrator.run.closure_guard", "orchestrator.run.observe",
+          "orchestrator.run.reaper", "orchestrator.run.launch", "orchestrator.core.graph",
+          "orchestrator.core.export", "orchestrator.core.sourcemap", "orchestrator.cache.store",
+          "orchestrator.cache.tally", "orchestrator.run.verdict"]
 
 
 def preload(name: str) -> None:
