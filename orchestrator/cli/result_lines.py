@@ -1,15 +1,28 @@
 """What `orchestrator status` and `orchestrator why` say about a stored result: whether
-the next run reuses it and, if not, which inputs changed or what failed (with the command
-that reruns the failures); its age; the rows of a table, padded to columns."""
+the next run reuses it (for a blocked target: what blocks it, then the same once that
+passes) and, if not, which inputs changed or what failed (with the command that reruns
+the failures); its age; the rows of a table, padded to columns."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:     # status.py and what it imports load only when `why` explains
+    from orchestrator.report.status import TargetState
 
 
-def explain(state, root: Path | None = None) -> list[str]:
+def explain(state: TargetState, root: Path | None = None,
+            blocked_by: Sequence[str] = ()) -> list[str]:
     """What `why` says: the answer first, then the changed inputs, or for a failed result
-    its failures (the place to look, the exception) and, given `root`, a rerun command."""
+    its failures (the place to look, the exception) and, given `root`, a rerun command.
+    A blocked target says what blocks it (`blocked_by`: status.blockers), then what the
+    next run does with it once that passes."""
+    from orchestrator.report.status import State
     r, target = state.result, f"test:{state.module}"
+    if state.state is State.BLOCKED:
+        return blocked(state, root, blocked_by)
     if r is None:
         return [f"{target} will run: it has no stored result ({state.state})"]
     when = f"{age(r.finished)} ago, {r.duration:.1f}s"
@@ -32,6 +45,28 @@ def explain(state, root: Path | None = None) -> list[str]:
             head += ". It never passed"
     lines = [head] + [f"  {kind:8} {name}" for name, kind in state.changes]
     return lines + ([] if r.passed else failed_lines(r, root))
+
+
+def blocked(state: TargetState, root: Path | None, by: Sequence[str]) -> list[str]:
+    """`why` of a target the last run blocked: the failed modules upstream that block it
+    (`by`; none when they no longer fail), then `why` of the target as if unblocked."""
+    from orchestrator.report.status import State
+    r, target = state.result, f"test:{state.module}"
+    if r is None:
+        lines = [f"{target} will run: it has no stored result"]
+    else:
+        # a current pass (the result the next run would reuse) is the one with no changes
+        # and no undeclared read; else a pass since changed, or a failure, is re-run
+        current = r.passed and not r.undeclared and not state.changes
+        unblocked = State.PASSED if current else State.STALE if r.passed else State.FAILED
+        lines = explain(replace(state, state=unblocked), root)
+    if by:
+        lines[0] = (f"{target} is blocked: {', '.join(by)} failed. Once "
+                    f"{'it passes' if len(by) == 1 else 'they pass'}, {lines[0]}")
+    else:
+        lines[0] = (f"{target} was blocked in the last run; nothing it builds on has a "
+                    f"failed result now: {lines[0]}")
+    return lines
 
 
 def failed_lines(result, root: Path | None, limit: int = 5) -> list[str]:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-
 import sys
 
 import pytest
@@ -70,6 +69,36 @@ def test_why_on_a_failed_target(ran):
                              "tests/03_mul/test_mul_core.py::test_broken")
 
 
+def test_why_on_a_blocked_target_names_what_blocks_it(project):
+    """A blocked target whose older pass is still current used to say "will re-run: 0
+    input(s) changed since it passed": it is blocked, by 03_mul, and reuses that pass once
+    03_mul passes."""
+    assert project.doit("all").returncode == 0
+    project.append(project.test_file("03_mul"), "\n\ndef test_broken():\n    assert 2 * 2 == 5\n")
+    assert project.doit("all").statuses["04_power"] == "BLOCKED"
+    lines = cli(project, "why", "04").stdout.splitlines()
+    assert lines[0].startswith("test:04_power is blocked: 03_mul failed. Once it passes, "
+                               "test:04_power will reuse its result: passed "), lines
+    assert "; none of its " in lines[0] and lines[0].endswith(" inputs changed"), lines
+    assert len(lines) == 1
+    project.append(project.test_file("04_power"), "\n# touched\n")
+    lines = cli(project, "why", "test:04_power").stdout.splitlines()
+    assert lines[0].startswith("test:04_power is blocked: 03_mul failed. Once it passes, "
+                               "test:04_power will re-run: 1 input(s) changed since it passed")
+    assert lines[1].split() == ["changed", "test:tests/04_power/test_power_core.py"]
+
+
+def test_why_on_a_blocked_target_that_never_ran(ran):
+    assert cli(ran, "why", "04").stdout == (
+        "test:04_power is blocked: 03_mul failed. Once it passes, test:04_power will run: "
+        "it has no stored result\n")
+    ran.write(ran.test_file("03_mul"), ran.read(ran.test_file("03_mul")).replace("== 5", "== 4"))
+    assert ran.doit("test:03_mul").statuses["03_mul"] == "PASSED"    # 04_power not run
+    assert cli(ran, "why", "04").stdout == (
+        "test:04_power was blocked in the last run; nothing it builds on has a failed result "
+        "now: test:04_power will run: it has no stored result\n")
+
+
 def test_why_unknown_target(ran):
     run = cli(ran, "why", "test:99_nothing")
     assert run.returncode == 3
@@ -129,11 +158,11 @@ def test_graph_dot_parses_and_is_coloured(ran):
 def test_graph_mermaid_structure(ran):
     lines = cli(ran, "graph", "--format", "mermaid", "--focus", "02").stdout.splitlines()
     assert lines[0] == "flowchart LR"
-    assert sum(1 for l in lines if "-->" in l) == 4
+    assert sum(1 for line in lines if "-->" in line) == 4
     assert "    m01_numbers --> m02_add" in lines
     assert "    class m03_mul failed" in lines and "    class m04_power blocked" in lines
     assert f"    classDef failed fill:{COLORS['failed']},stroke:#333,color:#000" in lines
-    focused = sorted(l.split()[1] for l in lines if l.strip().startswith("style "))
+    focused = sorted(line.split()[1] for line in lines if line.strip().startswith("style "))
     assert focused == ["m01_numbers", "m02_add", "m04_power"]
 
 
@@ -169,7 +198,7 @@ def test_check_lets_tests_import_pytest_and_skips_undeclared_projects(project):
 
 def test_coverage_matrix_and_check(ran):
     run = cli(ran, "coverage")
-    rows = [l.split() for l in run.stdout.splitlines()]
+    rows = [line.split() for line in run.stdout.splitlines()]
     assert rows[0] == ["module", "core", "edge_cases"]
     assert rows[3] == ["03_mul", "1", "0"]
     assert rows[4] == ["04_power", "0", "0"]  # blocked: no evidence
@@ -341,8 +370,8 @@ def test_help_version_and_h(project):
     assert project.orchestrator("graph", "-h").stdout.startswith("Usage: orchestrator graph")
     version = project.orchestrator("--version")
     assert version.returncode == 0
-    assert version.stdout == (f"orchestrator {importlib.metadata.version('progressive-orchestrator')}"
-                              "\n")
+    expected = importlib.metadata.version("progressive-orchestrator")
+    assert version.stdout == f"orchestrator {expected}\n"
 
 
 def test_runs_from_any_subdirectory(project):
