@@ -5,7 +5,6 @@ prose with code, ~465 KB. We ship the file so every machine trains on the same
 bytes whatever its Python version. Run: python data/corpus/regenerate.py
 """
 from pathlib import Path
-
 from pydoc_data.topics import topics
 
 OUT = Path(__file__).with_name("python_reference.txt")

@@ -106,7 +106,7 @@ def bounded_transport(httpx, limits):
     transport = httpx.HTTPTransport(limits=limits, retries=0)
     pool = getattr(transport, "_pool", None)
     backend = getattr(pool, "_network_backend", None)
-    if backend is None:
+    if pool is None or backend is None:
         raise Unavailable(f"httpx {getattr(httpx, '__version__', '?')} cannot bound a "
                           "request's time (no httpcore network backend found)")
     pool._network_backend = _BoundedBackend(backend)

@@ -36,6 +36,8 @@ import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from orchestrator.cache import keys
 from orchestrator.cache.remote_bounds import bounded_transport, deadline, read_capped
@@ -70,6 +72,11 @@ from orchestrator.cache.store import Result
 from orchestrator.core.digests import MISSING
 from orchestrator.core.graph import ModuleGraph
 
+if TYPE_CHECKING:
+    import httpx
+
+_Job = tuple[str, str]        # a prefetch: (module id, digest of its declared inputs)
+
 MAX_ANSWER_BYTES = 64 << 10   # what an upload's answer may hold (nginx: nothing)
 PREFETCH_THREADS = 8
 
@@ -97,13 +104,13 @@ class RemoteCache:
         self.pytest_args = list(pytest_args)
         self.say = Scrubbed(say if say is not None else to_stderr, secrets)
         self.name = redact(settings.url)
-        self._client = None        # made on the first request: a run of local hits
-        self._httpx = None         # never imports httpx (~0.1 s)
+        self._client: httpx.Client | None = None   # made on the first request: a run of
+        self._httpx: ModuleType | None = None      # local hits never imports httpx (~0.1 s)
         self._lock = threading.Lock()
-        self._fetches: dict[tuple[str, str], Future] = {}
+        self._fetches: dict[_Job, Future[Result | None]] = {}
         self._down = ""            # why the server is not used any more this run
         self._no_uploads = ""      # why uploads stopped (reads may go on)
-        self._prefetch: queue.Queue | None = None
+        self._prefetch: queue.Queue[_Job | None] | None = None
         self._threads: list[threading.Thread] = []
         self._asked: set[str] = set()     # modules a lookup asked for: no prefetch needed
         self.counts = {"hits": 0, "misses": 0, "rejected": 0, "uploaded": 0, "kept": 0}
@@ -146,7 +153,7 @@ class RemoteCache:
         return not self._down
 
     @property
-    def client(self):
+    def client(self) -> httpx.Client:
         with self._lock:
             if self._client is None:
                 httpx = _import_httpx()
@@ -202,7 +209,7 @@ class RemoteCache:
             self.say(f"warning: remote cache: {result.module} not uploaded: {e}")
             return
         try:
-            self.client                   # made outside the deadline: an import is not
+            _ = self.client               # made outside the deadline: an import is not
             with deadline(self.settings.timeout):         # the server's time
                 self._put("cas", entry.cas, entry.blob)   # the blob first: an /ac/ entry
                 self._put("ac", entry.ac, entry.ac_body)  # never dangles
@@ -239,7 +246,7 @@ class RemoteCache:
         with self._lock:
             future = self._fetches.get((module_id, declared_digest))
             mine = future is None
-            if mine:
+            if future is None:
                 future = self._fetches[(module_id, declared_digest)] = Future()
         if mine:
             try:
@@ -254,7 +261,7 @@ class RemoteCache:
     def _fetch(self, module_id: str, declared_digest: str) -> Result | None:
         if self._down:
             return None
-        self.client                  # made outside the deadline
+        _ = self.client              # made outside the deadline
         with deadline(self.settings.timeout):      # one deadline for /ac/ and /cas/ both
             body = self._get("ac", ac_address(module_id, declared_digest), MAX_AC_BYTES)
             if body is None:
@@ -272,7 +279,8 @@ class RemoteCache:
         with self._lock:
             if self._prefetch is not None or self._down:
                 return
-            self._prefetch = jobs = queue.Queue()
+            jobs: queue.Queue[_Job | None] = queue.Queue()
+            self._prefetch = jobs
         # daemon threads: a run that ends never waits for a slow server
         workers = [threading.Thread(target=self._plan, args=(jobs,), daemon=True,
                                     name="remote-cache-plan")]
@@ -282,7 +290,7 @@ class RemoteCache:
         for thread in workers:
             thread.start()
 
-    def _plan(self, jobs: queue.Queue) -> None:
+    def _plan(self, jobs: queue.Queue[_Job | None]) -> None:
         try:
             for module in self.graph:
                 if self._down:
@@ -297,7 +305,7 @@ class RemoteCache:
             for _ in range(PREFETCH_THREADS):
                 jobs.put(None)
 
-    def _fetcher(self, jobs: queue.Queue) -> None:
+    def _fetcher(self, jobs: queue.Queue[_Job | None]) -> None:
         while (job := jobs.get()) is not None:
             if self._down:
                 continue
@@ -354,6 +362,7 @@ class RemoteCache:
         most `limit` bytes read; None if there is more). Unavailable for a transport
         failure, a compressed answer or an HTML page where a cache entry belongs."""
         client, httpx = self.client, self._httpx
+        assert httpx is not None        # imported with the client
         headers = {"Content-Type": "application/octet-stream"} if body is not None else {}
         try:
             with client.stream(method, self._url(kind, address), content=body,
@@ -385,12 +394,14 @@ class RemoteCache:
                      "this run goes on locally")
 
 
-def _import_httpx():
+def _import_httpx() -> ModuleType:
     """httpx, without its command-line tool: httpx imports that (and with it rich and
     click, ~50 ms) when they are installed, and a cached run waits for the import."""
     blocked = "httpx._main" not in sys.modules
     if blocked:
-        sys.modules["httpx._main"] = None        # its `from ._main import main` -> a stub
+        # its `from ._main import main` -> a stub; None in sys.modules is how Python
+        # blocks an import, which typeshed's dict[str, ModuleType] does not allow for
+        sys.modules["httpx._main"] = None  # type: ignore[assignment]
     try:
         import httpx
     finally:

@@ -4,6 +4,7 @@ short, and a failed connection told in the OS's words."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterable
 
 from orchestrator.core.urls import redact, scrub
 
@@ -11,8 +12,8 @@ from orchestrator.core.urls import redact, scrub
 class Scrubbed:
     """A `say` whose lines never show a credential (scrub)."""
 
-    def __init__(self, say, secrets=()):
-        self.say = say.say if isinstance(say, Scrubbed) else say
+    def __init__(self, say: Callable[[str], object], secrets: Iterable[str] = ()) -> None:
+        self.say: Callable[[str], object] = say.say if isinstance(say, Scrubbed) else say
         self.secrets = list(secrets)
 
     def __call__(self, line: str) -> None:

@@ -217,11 +217,17 @@ def register_run_command(root: Path) -> RunCommand:
     return RunCommand.ADDED
 
 
+class _CaseKept(configparser.ConfigParser):
+    """A ConfigParser that keeps option names as written (by default it lowercases them)."""
+
+    def optionxform(self, optionstr: str) -> str:
+        return optionstr
+
+
 def with_run_command(text: str) -> str:
     """A doit.cfg's text with `run` (and `help`, unless set) in its [COMMAND] section."""
-    parser = configparser.ConfigParser(allow_no_value=True, delimiters=("=",),
-                                       interpolation=None, strict=False)
-    parser.optionxform = str
+    parser = _CaseKept(allow_no_value=True, delimiters=("=",), interpolation=None,
+                       strict=False)
     try:
         parser.read_string(text)
         has_help = parser.has_option("COMMAND", "help")
@@ -369,7 +375,7 @@ def _taken_lines(plan: Plan, taken: TakeOver) -> list[str]:
         files = " ".join(p.as_posix() for p in taken.taken)
         lines.append(
             f"took over {n} file{'s' if n > 1 else ''} another tool generated "
-            f"({', '.join(repr(l) for l in labels)}), each committed in git and unchanged: "
+            f"({', '.join(repr(label) for label in labels)}), each committed in git and unchanged: "
             "`orchestrator export` writes them from the sources now, and nothing is lost "
             f"(`git diff -- {plan.package.replace('.', '/')}` shows the change; to keep the "
             f"other tool's files instead, `git checkout -- {files}`, and each export will "
@@ -440,9 +446,7 @@ def run_command(root: Path) -> tuple[str, str | None]:
             where, value = "pyproject.toml", str(command["run"])
     cfg = root / "doit.cfg"
     if cfg.is_file():
-        parser = configparser.ConfigParser(allow_no_value=True, delimiters=("=",),
-                                           interpolation=None)
-        parser.optionxform = str
+        parser = _CaseKept(allow_no_value=True, delimiters=("=",), interpolation=None)
         try:
             parser.read(cfg, encoding="utf-8")
         except configparser.Error:

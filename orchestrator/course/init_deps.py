@@ -30,9 +30,9 @@ def infer_deps(plan: Plan) -> None:
         for imp in module.imports:
             path = next((p for p in owners if imp.name == p or imp.name.startswith(p + ".")),
                         None)
-            owner = owners.get(path)
-            if owner is None or owner == module.id:
+            if path is None or owners[path] == module.id:
                 continue
+            owner = owners[path]
             why = f"{imp.where} imports {path}"
             if not imp.test and not needs.has_edge(module.id, owner):
                 needs.add_edge(module.id, owner, why=why)
@@ -67,11 +67,12 @@ def shortest_loop(needs: nx.DiGraph, group: set[str], order: dict[str, int]) -> 
     """[a, ..., a]: the fewest imports that lead from a module of `group` back to itself
     (breadth first from each; ties to the earliest module)."""
     best: list[str] | None = None
-    for start in sorted(group, key=order.get):
-        before, queue, last = {start: None}, deque([start]), None
+    for start in sorted(group, key=order.__getitem__):
+        before: dict[str, str | None] = {start: None}
+        queue, last = deque([start]), None
         while queue and last is None:
             node = queue.popleft()
-            for nxt in sorted(needs.successors(node), key=order.get):
+            for nxt in sorted(needs.successors(node), key=order.__getitem__):
                 if nxt == start:
                     last = node
                     break
@@ -80,13 +81,15 @@ def shortest_loop(needs: nx.DiGraph, group: set[str], order: dict[str, int]) -> 
                     queue.append(nxt)
         if last is None:
             continue
-        path = []
+        path: list[str] = []
         while last is not None:          # back to `start`, whose predecessor is None
             path.append(last)
             last = before[last]
         loop = path[::-1] + [start]
         if best is None or len(loop) < len(best):
             best = loop
+    if best is None:       # a strongly connected group of two or more always has a loop
+        raise ValueError(f"no import loop in {sorted(group)}")
     return best
 
 

@@ -61,7 +61,8 @@ def find_sources(root: Path, matches: list[Path]) -> tuple[list[Found], list[str
     """The modules among the folders (or files) a glob matched, in number order; and what
     was left out, and why (a second source for a number and name, or for an export path,
     is left out: graph.toml holds one of each)."""
-    found, skipped = [], []
+    found: list[Found] = []
+    skipped: list[str] = []
     for path in matches:
         module = _module_at(root, path, skipped)
         if module is not None:
@@ -173,6 +174,9 @@ def _module_at(root: Path, path: Path, skipped: list[str]) -> Found | None:
     if source is None:
         return None
     default_exp = _default_exp(source)
+    if default_exp is None:        # the directive went away since the file was chosen
+        skipped.append(f"{where}: no '#| default_exp' directive")
+        return None
     if not DOTTED.fullmatch(default_exp):
         skipped.append(f"{where}: '#| default_exp {default_exp}' is not a dotted module path")
         return None

@@ -86,6 +86,8 @@ def imports_of_source(root: Path, module: Found):
 
 
 def imports_of_tests(root: Path, module: Found):
+    if module.tests is None:       # not paired (pair_tests pairs every module first)
+        return
     for name, where in imports_under(root, root / module.tests):
         yield Import(name, where, test=True)
 

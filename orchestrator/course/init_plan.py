@@ -114,13 +114,13 @@ class Cycle:
 class Plan:
     root: Path
     modules: list[Found]           # in curriculum order
+    sources: Candidate             # the sources taken
     package: str = ""
     package_from: str = ""         # how the package name was decided, for the report
     modules_dir: str = "modules"
     tests_dir: str = "tests"
     notes: list[str] = field(default_factory=list)
     create_dirs: list[PurePosixPath] = field(default_factory=list)   # empty test folders
-    sources: Candidate | None = None
     others: list[Candidate] = field(default_factory=list)   # sources found, not taken
     chosen_by: Choice = Choice.ONLY   # why `sources` was taken
     forward: list[Forward] = field(default_factory=list)

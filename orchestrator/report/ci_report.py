@@ -47,7 +47,7 @@ def workflow_command(command: str, message: str, **properties) -> str:
     return f"::{command}{' ' + props if props else ''}::{escape_data(message)}"
 
 
-def annotations(targets: list[Target], prefix: str = "") -> list[str]:
+def github_annotations(targets: list[Target], prefix: str = "") -> list[str]:
     """One `::error` per failure of a failed target (file and line where known; `prefix`
     is the project's folder inside the repository), else one naming the target's reason."""
     lines = []
@@ -143,7 +143,7 @@ def github(targets: list[Target], root: Path, env: Mapping[str, str],
            write: Callable[[str], object]) -> str:
     """Annotations through `write`; the table appended to $GITHUB_STEP_SUMMARY.
     Returns '' or the one-line problem with the summary file."""
-    for line in annotations(targets, repository_prefix(root, env)):
+    for line in github_annotations(targets, repository_prefix(root, env)):
         write(line + "\n")
     summary = env.get("GITHUB_STEP_SUMMARY")
     if not summary:
@@ -207,7 +207,8 @@ def write_junit_report(path: Path, targets: list[Target]) -> str:
     except (FileExistsError, NotADirectoryError) as e:
         blocking = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()),
                         None)
-        return f"{blocking.name} is a file, not a folder" if blocking else e.strerror
+        return (f"{blocking.name} is a file, not a folder" if blocking
+                else e.strerror or str(e))
     except OSError as e:
         return e.strerror or str(e)
     return ""

@@ -133,7 +133,8 @@ class Reporter:
                 continue
             wanted.add(name)
             stack.extend(tasks[name].task_dep)
-        self.selected = [target_of(tasks[n]) for n in tasks if n in wanted and target_of(tasks[n])]
+        targets = (target_of(tasks[n]) for n in tasks if n in wanted)
+        self.selected = [t for t in targets if t]
         if self.selected:
             self.progress = self.make_progress()
 
@@ -182,6 +183,9 @@ class Reporter:
         if target and not self.context.interrupted.is_set():
             self.settle(target, State.PASSED)
             result = self.store.latest(target)
+            if result is None:       # saved by the task, but unreadable or removed since
+                self.write(f"{self.passed_line(target, None)}\n")
+                return
             if result.flaky:
                 self.flaky += 1
             self.write(f"{self.passed_line(target, result)} in {result.duration:.1f}s"

@@ -45,10 +45,10 @@ def junit_xml(targets: list[Target]) -> str:
     root = ET.Element("testsuites", name="orchestrator")
     for target in targets:
         root.append(suite(target))
-    totals = {k: sum(int(s.get(k)) for s in root) for k in ("tests", "failures", "errors",
-                                                             "skipped")}
+    totals = {k: sum(int(s.attrib[k]) for s in root)
+              for k in ("tests", "failures", "errors", "skipped")}
     root.attrib.update({k: str(v) for k, v in totals.items()})
-    root.set("time", seconds(sum(float(s.get("time")) for s in root)))
+    root.set("time", seconds(sum(float(s.attrib["time"]) for s in root)))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"
 

@@ -41,7 +41,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeAlias
+from typing import IO, TypeAlias
 
 from orchestrator.run import reaper
 
@@ -163,6 +163,11 @@ class Job:
         self.status: int | None = None
         self.started, self.done = threading.Event(), threading.Event()
 
+    def end(self) -> None:
+        """It will never start or finish (the server is gone): nothing waits for it."""
+        self.started.set()
+        self.done.set()
+
 
 class WarmLauncher:
     """Forks each run from one warm server process; safe to call from doit's threads."""
@@ -171,6 +176,10 @@ class WarmLauncher:
         self.server = subprocess.Popen(
             [sys.executable, "-m", "orchestrator.run.forkserver", *preload], cwd=cwd, env=env,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
+        requests, answers = self.server.stdin, self.server.stdout
+        assert requests is not None and answers is not None      # both are PIPEs
+        self.requests: IO[bytes] = requests       # the server's stdin: one job a line
+        self.answers: IO[bytes] = answers         # its stdout: one JSON message a line
         self.jobs: dict[int, Job] = {}
         self.lock = threading.Lock()
         self.next_job = 0
@@ -214,20 +223,20 @@ class WarmLauncher:
         job = Job()
         with self.lock:
             if self.gone:
-                job.started.set(), job.done.set()
+                job.end()
                 return job
             self.next_job += 1
             self.jobs[self.next_job] = job
             line = json.dumps({"job": self.next_job, **request}) + "\n"
             try:
-                self.server.stdin.write(line.encode())
-                self.server.stdin.flush()
+                self.requests.write(line.encode())
+                self.requests.flush()
             except (BrokenPipeError, OSError):
-                job.started.set(), job.done.set()
+                job.end()
         return job
 
     def _read(self) -> None:
-        for line in self.server.stdout:
+        for line in self.answers:
             try:
                 message = json.loads(line)
             except ValueError:
@@ -246,14 +255,14 @@ class WarmLauncher:
         with self.lock:         # the server is gone: nothing pending will ever finish
             self.gone = True
             for job in self.jobs.values():
-                job.started.set(), job.done.set()
+                job.end()
 
     def _kill(self, job: Job, timeout: float | None = None, log: Path | None = None) -> None:
-        """Kill the job's tree now, or, after a timeout, step by step (`stop`). The server
-        then sweeps what escaped (forkserver.py) and reports the end."""
+        """Kill the job's tree now, or, after a timeout (said in its log), step by step
+        (`stop`). The server then sweeps what escaped (forkserver.py) and reports the end."""
         job.started.wait(10)
         if job.pid is not None:
-            if timeout is None:
+            if timeout is None or log is None:
                 reaper.kill_tree(job.pid)
             else:
                 stop(job.pid, job.done.wait, timeout, log)
@@ -262,7 +271,7 @@ class WarmLauncher:
     def close(self) -> None:
         """Closing stdin tells the server to kill what still runs and exit."""
         try:
-            self.server.stdin.close()
+            self.requests.close()
         except OSError:
             pass
         try:
@@ -271,7 +280,7 @@ class WarmLauncher:
             self.server.kill()
             self.server.wait()
         self.reader.join(10)
-        self.server.stdout.close()
+        self.answers.close()
 
 
 # Windows ends a crashed process with an NTSTATUS code as its exit code

@@ -67,7 +67,7 @@ class View:
         dag = nx.DiGraph(self.edges)
         dag.add_nodes_from(self.graph.modules)
         order = {m: self.graph[m].index for m in self.graph.modules}
-        return [sorted(layer, key=order.get) for layer in nx.topological_generations(dag)]
+        return [sorted(layer, key=order.__getitem__) for layer in nx.topological_generations(dag)]
 
     def highlighted(self) -> set[str]:
         if not self.focus:

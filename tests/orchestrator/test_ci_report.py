@@ -12,12 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from junitparser import Error, Failure, JUnitXml, Skipped  # a dev dependency
 
-from junitparser import Error, Failure, JUnitXml, Skipped   # a dev dependency
-
+from orchestrator.cache.store import Cause, Result, Status, Store
 from orchestrator.report import ci_report, junit
 from orchestrator.report.status import load_last_run
-from orchestrator.cache.store import Cause, Result, Status, Store
 
 from .conftest import TESTS
 
@@ -315,7 +314,7 @@ def check_scenario_xml(path: Path) -> None:
 
 
 def check_annotation(stdout: str) -> None:
-    lines = [l for l in stdout.splitlines() if l.startswith("::")]
+    lines = [line for line in stdout.splitlines() if line.startswith("::")]
     assert len(lines) == 1, stdout
     command, props, message = parse_command(lines[0])
     assert command == "error"
@@ -328,7 +327,7 @@ def check_annotation(stdout: str) -> None:
 def check_summary(text: str) -> None:
     assert "### Executed 1 out of 4 test targets: 0 passed, 1 failed, 1 blocked, 2 cached" \
         in text
-    rows = [l for l in text.splitlines() if l.startswith("| 0")]
+    rows = [line for line in text.splitlines() if line.startswith("| 0")]
     assert [r.split(" | ")[:3] for r in rows] == [
         ["| 01_numbers", "(cached) PASSED", "1 tests"],
         ["| 02_add", "FAILED", "1 of 2 failed"],
@@ -388,7 +387,8 @@ def test_report_refuses_without_a_run_or_a_writable_file(project):
     project.write("blocked", "a file where a folder should be")
     refused = project.orchestrator("report", "--junit", "blocked/r.xml")
     assert refused.returncode == 3
-    assert refused.stderr.strip() == "error: cannot write blocked/r.xml: blocked is a file, not a folder"
+    assert refused.stderr.strip() == ("error: cannot write blocked/r.xml: blocked is a file, "
+                                      "not a folder")
 
 
 def test_report_derives_blockers_from_the_graph(project):

@@ -6,17 +6,14 @@ import json
 import re
 
 import pytest
-
-from junitparser import Error, Failure, JUnitXml, Skipped   # a dev dependency
-
-from orchestrator.report import ci_report, junit
+from junitparser import Error, Failure, JUnitXml, Skipped  # a dev dependency
 
 from orchestrator.cache import keys, store
-
-from orchestrator.run import runner
-from orchestrator.core.graph import load
-from orchestrator.run.pytest_plugin import export_all
 from orchestrator.cache.store import Cause, InvalidResult, Result, Status, Store, consistency
+from orchestrator.core.graph import load
+from orchestrator.report import ci_report, junit
+from orchestrator.run import runner
+from orchestrator.run.pytest_plugin import export_all
 
 THREE = ("def test_a():\n    assert 2 * 3 == 7, 'first fails'\n\n\n"
          "def test_b():\n    pass\n\n\n"
@@ -28,7 +25,7 @@ FILE = "tests/03_mul/test_mul_core.py"
 
 
 def failed_line(run, module: str) -> str:
-    return next(l for l in run.stdout.splitlines() if l.startswith(f"FAILED {module}"))
+    return next(line for line in run.stdout.splitlines() if line.startswith(f"FAILED {module}"))
 
 
 def reruns(run) -> list[str]:
@@ -221,4 +218,4 @@ def test_summary_and_annotations_list_no_not_run_test(tmp_path):
     table = ci_report.summary_markdown(targets)
     assert "| 03_mul | FAILED | 1 failed, 1 not run (-x) | 1.0s |" in table
     assert "t.py::b" not in table
-    assert len(ci_report.annotations(targets)) == 1
+    assert len(ci_report.github_annotations(targets)) == 1

@@ -5,12 +5,13 @@ import shutil
 from pathlib import Path, PurePosixPath
 
 import pytest
-from .conftest import REPO, SOURCES, source_text
 
+from orchestrator.core.graph import load
 from orchestrator.course import init as init_mod
 from orchestrator.course import init_survey
-from orchestrator.core.graph import load
 from orchestrator.course.init import DODO, InitError, init, missing_setup
+
+from .conftest import REPO, SOURCES, source_text
 
 
 @pytest.fixture
@@ -122,7 +123,8 @@ def test_a_run_command_set_on_purpose_is_left_alone(bare):
     lines = init(bare.root)
     assert lines[0] == "wrote graph.toml, dodo.py"
     assert bare.read("doit.cfg") == "[COMMAND]\nrun = my.tool:Run\n"
-    assert any(l.startswith("doit.cfg sets doit's run command to 'my.tool:Run'") for l in lines)
+    assert any(line.startswith("doit.cfg sets doit's run command to 'my.tool:Run'")
+               for line in lines)
 
 
 def test_an_existing_pyproject_is_kept_and_doit_cfg_registers_the_command(bare):
@@ -135,7 +137,8 @@ def test_an_existing_pyproject_is_kept_and_doit_cfg_registers_the_command(bare):
     # registered in pyproject.toml already: nothing more is written
     for name in ("graph.toml", "dodo.py", "doit.cfg"):
         (bare.root / name).unlink()
-    bare.write("pyproject.toml", '[tool.doit.plugins.command]\nrun = "orchestrator.campaign.doit_run:Run"\n')
+    bare.write("pyproject.toml",
+               '[tool.doit.plugins.command]\nrun = "orchestrator.campaign.doit_run:Run"\n')
     assert init(bare.root)[0] == "wrote graph.toml, dodo.py"
 
 
@@ -185,7 +188,7 @@ def test_nn_in_a_glob_is_a_module_number(bare):
     flat = bare.root.parent / "nbs_course"
     shutil.copytree(bare.root / "tests", flat / "tests")
     (flat / "nbs").mkdir()
-    for mid, (name, _, _) in SOURCES.items():
+    for mid in SOURCES:
         shutil.copy(bare.root / bare.source(mid), flat / "nbs" / f"{mid}.py")
     (flat / "nbs" / "index.py").write_text("# %%\nprint('not a module')\n")
     lines = init(flat, sources="nbs/NN_*.py")
@@ -209,7 +212,7 @@ def test_src_layout_a_glob_of_files_and_left_out_folders(bare):
     graph = load(flat)
     assert graph["02_add"].source.as_posix() == "nbs/02_add.py"
     assert deps_of(flat)["04_power"] == ["03_mul"]
-    assert not any(l.startswith("left out") for l in lines)
+    assert not any(line.startswith("left out") for line in lines)
 
 
 def test_a_default_folder_without_sources_is_named_not_taken(bare):
@@ -277,13 +280,13 @@ def test_an_import_cycle_is_its_shortest_loop_and_the_rest_is_written(bare):
     lines = init(bare.root)
     assert deps_of(bare.root) == {"01_numbers": [], "02_add": ["01_numbers"],
                                   "03_mul": ["01_numbers"], "04_power": ["03_mul"]}
-    [cycle] = [l for l in lines if l.startswith("import cycle: ")]
+    [cycle] = [line for line in lines if line.startswith("import cycle: ")]
     assert cycle.startswith(
         "import cycle: 01_numbers -> 04_power -> 03_mul -> 01_numbers (modules/01_numbers/"
         "numbers_dev.py:18 imports minicalc.power; modules/04_power/power_dev.py:9 imports "
         "minicalc.ops.mul; modules/03_mul/mul_dev.py:9 imports minicalc.numbers): no "
         "numbering puts each module after what it imports")
-    assert not any("later than" in l for l in lines)          # the loop says it all
+    assert not any("later than" in line for line in lines)          # the loop says it all
     text = bare.read("graph.toml")
     assert ("# import cycle: 01_numbers -> 04_power -> 03_mul -> 01_numbers: not a dep "
             "(modules/01_numbers/numbers_dev.py:18 imports minicalc.power)") in text
@@ -358,6 +361,7 @@ def test_the_project_itself_is_set_up():
 def test_doit_reads_the_run_command_from_doit_cfg(tmp_path, monkeypatch):
     """What init writes is what doit itself loads (doit_cmd.DoitMain, as `doit` runs it)."""
     from doit.doit_cmd import DoitMain
+
     from orchestrator.campaign.doit_run import Run
     (tmp_path / "doit.cfg").write_text(init_mod.DOIT_CFG)
     monkeypatch.chdir(tmp_path)

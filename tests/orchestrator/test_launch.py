@@ -136,7 +136,8 @@ def test_closing_the_launcher_kills_what_still_runs(heavy_server, project, tmp_p
     pidfile = tmp_path / "child.pid"
     thread = threading.Thread(target=pytest_run, args=(heavy_server, project, tmp_path, (
         "import os, subprocess, sys, time\n\n\ndef test_hang():\n"
-        "    grandchild = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        "    grandchild = subprocess.Popen([sys.executable, '-c',\n"
+        "                                   'import time; time.sleep(600)'])\n"
         f"    open({str(pidfile)!r}, 'w').write(f'{{os.getpid()}} {{grandchild.pid}}')\n"
         "    time.sleep(600)\n")), kwargs={"name": "hang"})
     thread.start()

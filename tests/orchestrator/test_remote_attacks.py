@@ -24,16 +24,26 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cache import keys, remote_entry
-from orchestrator.core.graph import load
 from orchestrator.cache.remote_http import RemoteCache
 from orchestrator.cache.store import Result
-
+from orchestrator.core.graph import load
 from tests.orchestrator.conftest import build
 from tests.orchestrator.nginx import free_port
-# fixtures too: nginx, and the autouse closed and portable_keys
-from tests.orchestrator.test_remote_cache import (KEY, OTHER_KEY, Said, Wired, cache,  # noqa: F401
-                                                  closed, loopback, minicalc, nginx, passing,
-                                                  portable_keys)
+
+# the fixtures are imported for pytest, which finds them by name in this module
+from tests.orchestrator.test_remote_cache import (
+    KEY,
+    OTHER_KEY,
+    Said,
+    Wired,
+    cache,
+    closed,  # noqa: F401 (an autouse fixture)
+    loopback_server,  # noqa: F401 (the fixture `loopback`)
+    minicalc,
+    nginx_server,  # noqa: F401 (the fixture `nginx`)
+    passing,
+    portable_keys,  # noqa: F401 (an autouse fixture)
+)
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="FIFOs, /dev/zero, RLIMIT_AS")
 
@@ -197,7 +207,7 @@ def test_a_doit_run_names_its_server_first_and_never_one_only_graph_toml_names(
     run = wired.doit("all")
     assert run.returncode == 0, run.stdout + run.stderr
     assert set(run.statuses.values()) == {"PASSED"} and server.seen == []
-    notes = [l for l in run.stderr.splitlines() if "remote cache" in l]
+    notes = [line for line in run.stderr.splitlines() if "remote cache" in line]
     assert len(notes) == 1 and "which you have not allowed" in notes[0], run.stderr
 
     # the user's own server, credentials in its URL: the run's first line names it, redacted
@@ -217,7 +227,7 @@ def test_an_upload_answered_slowly_or_with_too_much_costs_one_deadline_and_one_l
     _, graph = minicalc(tmp_path / "a")
     said = Said()
     remote = cache(graph, url, said, ORCHESTRATOR_REMOTE_CACHE_TIMEOUT="1")
-    remote.client              # made first: importing httpx is not what is measured
+    _ = remote.client          # made first: importing httpx is not what is measured
     tracemalloc.start()
     try:
         started = time.monotonic()
@@ -247,7 +257,7 @@ def test_a_lookup_answered_slowly_or_compressed_is_cut_at_the_deadline(
     _, graph = minicalc(tmp_path / "a")
     said = Said()
     remote = cache(graph, url, said, ORCHESTRATOR_REMOTE_CACHE_TIMEOUT="1")
-    remote.client
+    _ = remote.client          # made first: importing httpx is not what is timed
     started = time.monotonic()
     assert lookup_all(remote, graph) == [None] * 4
     took = time.monotonic() - started
@@ -260,8 +270,8 @@ def test_a_lookup_answered_slowly_or_compressed_is_cut_at_the_deadline(
 def declared_in(project, module_id: str) -> dict[str, str]:
     """The declared inputs `orchestrator cache import` computes, computed by the same
     command line in the same environment (keys depend on it)."""
-    code = ("import json, sys; from orchestrator.cache import keys; from orchestrator.core.graph import "
-            "load; g = load(sys.argv[1]); "
+    code = ("import json, sys; from orchestrator.cache import keys; "
+            "from orchestrator.core.graph import load; g = load(sys.argv[1]); "
             f"print(json.dumps(keys.declared(g, g['{module_id}'], [], prospective=True)))")
     run = subprocess.run([sys.executable, "-c", code, str(project.root)], cwd=project.root,
                          env=project.env(), capture_output=True, text=True, check=True)
@@ -299,7 +309,7 @@ def orchestrator(project, *args: str, key: str | None = KEY, limit_memory: bool 
                  timeout: int = 120) -> subprocess.CompletedProcess:
     env = {**project.env(), **({"ORCHESTRATOR_CACHE_KEY": key} if key else {})}
     def small():           # an import that reads /dev/zero whole fails, not the machine
-        import resource    # POSIX only, like the whole module
+        import resource  # POSIX only, like the whole module
         resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
     try:
         return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=project.root,

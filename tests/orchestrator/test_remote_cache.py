@@ -1,4 +1,5 @@
-"""The remote cache over HTTP (orchestrator/cache/remote_http.py, remote_entry.py), against a real nginx.
+"""The remote cache over HTTP (orchestrator/cache/remote_http.py, remote_entry.py), against a
+real nginx.
 
 A server is started per test in a temp dir on a free loopback port (nginx.py); where
 nginx is not installed these tests skip with that reason (CI installs it). Failure
@@ -19,10 +20,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cache import keys, remote_entry, remote_settings
-from orchestrator.core.graph import load
 from orchestrator.cache.remote_http import RemoteCache
 from orchestrator.cache.store import Cause, Result, Status
-
+from orchestrator.core.graph import load
 from tests.orchestrator.conftest import DoitRun, build
 from tests.orchestrator.nginx import Nginx, find_nginx, free_port
 
@@ -33,8 +33,8 @@ KEY = "k3y-for-tests-" + "0" * 20
 OTHER_KEY = "another-key-for-tests-" + "1" * 12
 
 
-@pytest.fixture
-def nginx(tmp_path):
+@pytest.fixture(name="nginx")
+def nginx_server(tmp_path):
     if find_nginx() is None:
         pytest.skip("nginx is not installed (apt-get install nginx); CI installs it")
     server = Nginx(tmp_path / "nginx").start()
@@ -275,8 +275,8 @@ class Misbehaving(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def loopback():
+@pytest.fixture(name="loopback")
+def loopback_server():
     """serve(handler class, **attributes) -> (the cache URL of a loopback HTTP server
     answering with a subclass of it, that subclass); every server stops with the test."""
     servers = []
@@ -410,7 +410,7 @@ class Wired:
 
 
 def warnings(run) -> list[str]:
-    return [l for l in run.stderr.splitlines() if l.startswith("warning:")]
+    return [line for line in run.stderr.splitlines() if line.startswith("warning:")]
 
 
 def signed(nginx, **more) -> dict[str, str]:

@@ -46,7 +46,7 @@ def break_add(project) -> str:
 
 
 def failure_lines(run: DoitRun) -> list[str]:
-    return [l for l in run.stdout.splitlines() if l.startswith("    tests/")]
+    return [line for line in run.stdout.splitlines() if line.startswith("    tests/")]
 
 
 def reruns(run: DoitRun) -> list[str]:
@@ -110,7 +110,7 @@ def test_a_bug_in_a_module_source_is_named_at_its_line_on_every_surface(project)
     log = project.read(".orchestrator/logs/02_add.log")
     assert f"{where}: ValueError" in log, log
     # the GitHub annotation and the step summary
-    (annotation,) = [l for l in run.stdout.splitlines() if l.startswith("::error")]
+    (annotation,) = [line for line in run.stdout.splitlines() if line.startswith("::error")]
     assert f"file={where.split(':')[0]},line={where.split(':')[1]}," in annotation
     assert where in summary.read_text(encoding="utf-8")
     # JUnit's file= and line=
@@ -151,7 +151,8 @@ def test_a_failure_shows_its_type_and_the_lines_that_matter(project):
     project.append(project.test_file("03_mul"), NUMPY_AND_REWRITE)
     run = project.doit("test:03_mul")
     assert run.returncode == 1, run.stdout + run.stderr
-    assert not [l for l in run.stdout.splitlines() if l.rstrip().endswith("Error:")], run.stdout
+    assert not [line for line in run.stdout.splitlines()
+                if line.rstrip().endswith("Error:")], run.stdout
     close = run.stdout.split("::test_close")[1].split("rerun:")[0]
     assert "AssertionError: Not equal to tolerance rtol=1e-07, atol=0" in close, run.stdout
     assert "Max absolute difference" in close and "0.5" in close
@@ -211,7 +212,8 @@ def test_the_rerun_command_quotes_and_finds_the_project_from_anywhere(tmp_path):
     root = tmp_path / "my course"
     inside = verdict.rerun_command(root, ["tests/01_a/test_a.py::test[x y]"], ["-k", "a b"],
                                    python=root / ".venv" / "bin" / "python")
-    assert inside == (f"cd '{root}' && .venv/bin/python -m pytest -p orchestrator.run.pytest_plugin "
+    assert inside == (f"cd '{root}' && .venv/bin/python -m pytest "
+                      "-p orchestrator.run.pytest_plugin "
                       "'tests/01_a/test_a.py::test[x y]' -k 'a b'")
     outside = verdict.rerun_command(root, ["tests/t.py::t"], [], python=Path("/usr/bin/python3"))
     assert outside == (f"cd '{root}' && /usr/bin/python3 -m pytest -p "
@@ -265,9 +267,9 @@ def test_counts_are_one_set_everywhere_and_skips_carry_their_reasons(project):
     status = project.orchestrator("status").stdout.splitlines()
     assert status[0].split() == ["module", "state", "tests", "passed", "failed", "skipped",
                                  "not-run", "duration", "age"]
-    row = next(l.split() for l in status if l.startswith("01_numbers"))
+    row = next(line.split() for line in status if line.startswith("01_numbers"))
     assert row[1:7] == ["cached", "4", "1", "0", "3", "0"], status
-    assert any("2 skipped: PyTorch not installed" in l for l in status), status
+    assert any("2 skipped: PyTorch not installed" in line for line in status), status
     report = project.orchestrator("report").stdout
     assert ("| 01_numbers | (cached) PASSED | 4 tests: 1 passed, 3 skipped "
             "(PyTorch not installed: 2; needs a GPU: 1) |") in report, report
@@ -277,8 +279,8 @@ def test_counts_are_one_set_everywhere_and_skips_carry_their_reasons(project):
     project.append(project.test_file("01_numbers"), "\n\ndef test_broken():\n    assert 0\n")
     failed = project.doit("test:01_numbers")
     assert "FAILED 01_numbers: 1 of 5 failed in " in failed.stdout, failed.stdout
-    row = next(l.split() for l in project.orchestrator("status").stdout.splitlines()
-               if l.startswith("01_numbers"))
+    row = next(line.split() for line in project.orchestrator("status").stdout.splitlines()
+               if line.startswith("01_numbers"))
     assert row[1:7] == ["failed", "5", "1", "1", "3", "0"]
 
 
@@ -307,7 +309,8 @@ def test_forget_really_forgets_and_doit_a_forces(warm):
 def test_doit_forget_drops_the_stored_results_when_registered(warm):
     warm.write("pyproject.toml", PYPROJECT.replace(
         'run = "orchestrator.campaign.doit_run:Run"',
-        'run = "orchestrator.campaign.doit_run:Run"\nforget = "orchestrator.campaign.doit_run:Forget"'))
+        'run = "orchestrator.campaign.doit_run:Run"\n'
+        'forget = "orchestrator.campaign.doit_run:Forget"'))
     forgot = warm.doit("forget", "test:03_mul")
     assert forgot.returncode == 0, forgot.stdout + forgot.stderr
     assert "forgot test:03_mul: 1 stored result removed" in forgot.stdout
@@ -339,8 +342,9 @@ def test_junit_creates_its_folder_or_the_run_fails(warm):
 
 
 def test_the_estimate_counts_what_is_left_of_the_selected_targets():
-    from orchestrator.report import progress
     import io
+
+    from orchestrator.report import progress
     # a -> b -> c, and d alone; a run of all four on one worker, then on two
     durations = {"a": 10.0, "b": 10.0, "c": 10.0, "d": 5.0}
     dependents = {"a": ["b"], "b": ["c"], "c": [], "d": []}
@@ -380,8 +384,8 @@ def test_blocked_nodes_carry_no_stale_figures(warm):
     assert nodes["04_power"]["duration"] is None and nodes["04_power"]["tests"] == {}
     text = warm.orchestrator("graph").stdout
     assert re.search(r"04_power\s+blocked\s+<-", text), text
-    row = next(l.split() for l in warm.orchestrator("status").stdout.splitlines()
-               if l.startswith("04_power"))
+    row = next(line.split() for line in warm.orchestrator("status").stdout.splitlines()
+               if line.startswith("04_power"))
     assert row[1:3] == ["blocked", "-"] and " ".join(row[-2:]) == "(by 03_mul)", row
 
 
