@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import sys
 import threading
 from pathlib import Path, PurePosixPath
@@ -47,6 +48,8 @@ ROOT_BUILD_DIRS = frozenset({"build", "dist"})
 # export in progress while another module's key is computed).
 NEVER_INPUT_FILES = ("*.pyc", "*.pyo", "*.swp", "*.swo", "*~", ".#*", "#*#", ".DS_Store",
                      ".coverage", ".coverage.*", ".*.tmp")
+# the globs as one pattern: the walk asks it of every file of the tree, for every key
+_NEVER_INPUT_FILE = re.compile("|".join(fnmatch.translate(g) for g in NEVER_INPUT_FILES))
 
 
 class Scope:
@@ -130,7 +133,7 @@ def never_input(rel: str) -> bool:
         return True
     if any(p in NEVER_INPUT_DIRS or p.endswith(NEVER_INPUT_DIR_SUFFIXES) for p in parts[:-1]):
         return True
-    return any(fnmatch.fnmatchcase(parts[-1], g) for g in NEVER_INPUT_FILES)
+    return _NEVER_INPUT_FILE.match(parts[-1]) is not None
 
 
 class Tree:
@@ -181,7 +184,7 @@ def _walk(root: Path, prefix: str):
                     or (not prefix and entry.name in ROOT_BUILD_DIRS):
                 continue
             yield from _walk(root, rel + "/")
-        elif not any(fnmatch.fnmatchcase(entry.name, g) for g in NEVER_INPUT_FILES):
+        elif _NEVER_INPUT_FILE.match(entry.name) is None:
             yield rel, Path(entry.path)
 
 
@@ -193,18 +196,31 @@ def drop_stale_bytecode(root: Path) -> int:
     (its ctime), the test would not. A .pyc written before the source's last change
     (its ctime) is dropped, and Python compiles the source again. Returns how many."""
     tag = sys.implementation.cache_tag
-    dropped = 0
+    if tag is None:
+        return 0
+    # os.path and one listing per __pycache__: before every test run, over every source of
+    # the tree, pathlib's objects cost more than the stat calls
+    stems_by_folder: dict[str, list[str]] = {}
     for rel, path in tree_for(root).files().items():
-        if not rel.endswith(".py") or tag is None:
-            continue
-        cache = path.parent / "__pycache__"
-        for pyc in (cache / f"{path.stem}.{tag}{opt}.pyc" for opt in ("", ".opt-1", ".opt-2")):
-            try:
-                if pyc.stat().st_mtime_ns < path.stat().st_ctime_ns:
-                    pyc.unlink()
-                    dropped += 1
-            except OSError:
-                continue
+        if rel.endswith(".py"):
+            folder, name = os.path.split(path)
+            stems_by_folder.setdefault(folder, []).append(name[:-3])
+    dropped = 0
+    for folder, stems in stems_by_folder.items():
+        try:
+            cached = {e.name: e.path for e in os.scandir(os.path.join(folder, "__pycache__"))}
+        except OSError:
+            continue                            # no bytecode cached here
+        for stem in stems:
+            for opt in ("", ".opt-1", ".opt-2"):
+                pyc = cached.get(f"{stem}.{tag}{opt}.pyc")
+                try:
+                    if pyc is not None and os.stat(pyc).st_mtime_ns < \
+                            os.stat(os.path.join(folder, f"{stem}.py")).st_ctime_ns:
+                        os.unlink(pyc)
+                        dropped += 1
+                except OSError:
+                    continue
     return dropped
 
 

@@ -108,13 +108,16 @@ def install(root: Path, invocation_dir: Path, selection: list[str]) -> ClosureFi
 def closure_of(root: Path, invocation_dir: Path, selection: list[str]) -> Closure | None:
     """The closure of the one module whose tests folder holds every path of `selection`
     (`tests/02_x`, `tests/02_x/test_y.py::test_z`), or None."""
-    if not selection or not (root / "graph.toml").is_file():
+    if not selection:
         return None
-    from orchestrator.core.graph import GraphError, load
+    from orchestrator.core.graph import GraphError
+    from orchestrator.run.session_graph import graph_of
     try:
-        graph = load(root)
+        graph = graph_of(root)
     except GraphError:
         return None                      # pytest_plugin.py reports it
+    if graph is None:
+        return None
     owners = {_owner_of(graph, invocation_dir, arg) for arg in selection}
     owner = owners.pop() if len(owners) == 1 else None
     if owner is None:

@@ -55,7 +55,7 @@ from orchestrator.run.plugin_preload import preload_entry_point_plugins
 ALWAYS = ["pytest", "orchestrator.run.closure_guard", "orchestrator.run.observe",
           "orchestrator.run.reaper", "orchestrator.run.launch", "orchestrator.core.graph",
           "orchestrator.core.export", "orchestrator.core.sourcemap", "orchestrator.cache.store",
-          "orchestrator.cache.tally", "orchestrator.run.verdict"]
+          "orchestrator.cache.tally", "orchestrator.run.verdict", "orchestrator.run.session_graph"]
 
 
 def preload(name: str) -> None:

@@ -94,22 +94,15 @@ def die_with_parent() -> None:
     die_with(int(os.environ.get(PARENT_ENV, "0")))
 
 
-_GRAPHS: dict[Path, object] = {}
-
-
 def _graph(config):
     """The project's graph, loaded once per process (two hooks ask for it; a module's run
     pays for it once)."""
-    root = Path(config.rootpath)
-    if root not in _GRAPHS:
-        if not (root / "graph.toml").exists():
-            return None
-        from orchestrator.core.graph import GraphError, load  # only a curriculum has one
-        try:
-            _GRAPHS[root] = load(root)
-        except GraphError as e:
-            raise pytest.UsageError(str(e)) from None
-    return _GRAPHS[root]
+    from orchestrator.core.graph import GraphError  # only a curriculum has one
+    from orchestrator.run.session_graph import graph_of
+    try:
+        return graph_of(Path(config.rootpath))
+    except GraphError as e:
+        raise pytest.UsageError(str(e)) from None
 
 
 # --- a failure in the student's words (in every process: xdist workers too) -------------
