@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.cache.store import Result, Store
+from orchestrator.report import status
 from orchestrator.report.status import RECORDED, State, load_last_run
 from orchestrator.run import verdict
 
@@ -71,16 +72,11 @@ def from_last_run(graph) -> list[Target]:
 
 
 def blockers(graph, module: str, statuses: Mapping[str, State]) -> list[str]:
-    """The failed targets `module` waits for (its deps, or in strict order every earlier
-    module): last_run.json keeps statuses, not what blocked whom."""
+    """The failed targets `module` waited for in the last run (status.blocked_by), by its
+    declared deps or, when the run was in strict order, by every earlier module:
+    last_run.json keeps statuses, not what blocked whom."""
     for strict in (None, True):
-        waits, stack = set(), list(graph.test_deps(module, strict=strict))
-        while stack:
-            dep = stack.pop()
-            if dep not in waits:
-                waits.add(dep)
-                stack.extend(graph.test_deps(dep, strict=strict))
-        failed = [m for m in graph.modules if m in waits and statuses.get(m) is State.FAILED]
+        failed = status.blocked_by(graph, module, statuses.get, strict=strict)
         if failed:
             return failed
     return []

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -147,18 +147,25 @@ def all_states(graph: ModuleGraph, pytest_args=None) -> dict[str, TargetState]:
 
 
 def blockers(graph: ModuleGraph, states: dict[str, TargetState], module_id: str) -> list[str]:
-    """Why `module_id` is blocked: the nearest failed modules upstream, found by walking
-    its test deps through blocked ones (a passed dep blocks nothing)."""
-    found, seen, todo = set(), set(), list(graph.test_deps(module_id))
+    """Why `module_id` is blocked: the nearest failed modules upstream (blocked_by)."""
+    return blocked_by(graph, module_id, lambda m: states[m].state)
+
+
+def blocked_by(graph: ModuleGraph, module_id: str, state_of: Callable[[str], State | None],
+               strict: bool | None = None) -> list[str]:
+    """The nearest failed modules upstream of `module_id`, found by walking its test deps
+    through blocked ones (a passed dep blocks nothing), in curriculum order. The one rule
+    for what blocks a target: `status`, `why`, the graph page and CI reports ask it."""
+    found, seen, todo = set(), set(), list(graph.test_deps(module_id, strict=strict))
     while todo:
         dep = todo.pop()
         if dep in seen:
             continue
         seen.add(dep)
-        if states[dep].state is State.FAILED:
+        if state_of(dep) is State.FAILED:
             found.add(dep)
-        elif states[dep].state is State.BLOCKED:
-            todo.extend(graph.test_deps(dep))
+        elif state_of(dep) is State.BLOCKED:
+            todo.extend(graph.test_deps(dep, strict=strict))
     return sorted(found, key=lambda m: graph[m].index)
 
 
