@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.cache.store import Result, Store
-from orchestrator.report import status
 from orchestrator.report.status import RECORDED, State, load_last_run
+from orchestrator.report.status import blocked_by as nearest_failed
 from orchestrator.run import verdict
 
 
@@ -76,7 +76,7 @@ def blockers(graph, module: str, statuses: Mapping[str, State]) -> list[str]:
     declared deps or, when the run was in strict order, by every earlier module:
     last_run.json keeps statuses, not what blocked whom."""
     for strict in (None, True):
-        failed = status.blocked_by(graph, module, statuses.get, strict=strict)
+        failed = nearest_failed(graph, module, statuses.get, strict=strict)
         if failed:
             return failed
     return []
