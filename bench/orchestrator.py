@@ -81,16 +81,17 @@ class Bench:
                 [environment(out, self.root)["PYTHONPATH"], str(self.root)])}
         return self.timed("pytest", "-q", "-p", "no:cacheprovider", *dirs, env=env)
 
-    def cold_cases(self, cases: dict[str, tuple[str, ...]]) -> dict[str, float]:
+    def cold_cases(self, cases: dict[str, tuple[str, ...] | str | None]) -> dict[str, float]:
         """Median cold wall of each case, the cases taken in turn within each repeat so
         that a slow minute of the machine falls on all of them alike. A case is doit's
-        extra arguments, or None for plain pytest. The last case of a round leaves its
-        state behind (recorded durations, a warm cache)."""
+        extra arguments, or None for plain pytest ("observed": observed as the runner
+        observes). The last case of a round leaves its state behind (recorded durations,
+        a warm cache)."""
         walls: dict[str, list[float]] = {name: [] for name in cases}
         for _ in range(self.repeat):
             for name, extra in cases.items():
                 self.clean()
-                if extra is None or extra == "observed":
+                if extra is None or isinstance(extra, str):
                     walls[name].append(self.plain_pytest(observed=extra == "observed"))
                 else:
                     walls[name].append(self.timed("doit", "-n", str(WORKERS), "all", *extra))
@@ -117,14 +118,28 @@ class Bench:
 
     def recorded(self) -> dict[str, float]:
         """Each module's duration as the last cold run recorded it."""
-        return {m.id: Store(self.root).latest(m.id).duration for m in self.graph}
+        store, found = Store(self.root), {}
+        for m in self.graph:
+            result = store.latest(m.id)
+            if result is None:
+                sys.exit(f"bench: no recorded result of {m.id} after a cold run")
+            found[m.id] = result.duration
+        return found
 
     def xdist_chosen(self, durations: dict[str, float]) -> int:
-        """How many modules the shipped xdist policy would run with workers next time
-        (from the recorded durations, with this benchmark's worker count)."""
-        from orchestrator.run.runner import xdist_workers
-        cores = os.cpu_count() or 1
-        return sum(xdist_workers(took, WORKERS, cores) > 1 for took in durations.values())
+        """How many modules the shipped xdist policy would run with workers when every
+        target runs again with this benchmark's worker count: the run played out from
+        the recorded durations (schedule.simulate), each module asked as it starts,
+        alone or not, with its recorded time in one process and its longest test
+        (runner.serial_time)."""
+        from orchestrator.campaign.schedule import simulate
+        from orchestrator.run.runner import serial_time, xdist_workers
+        cores, store = os.cpu_count() or 1, Store(self.root)
+        chosen = 0
+        for module_id, alone in simulate(self.graph, durations, WORKERS).items():
+            took, longest = serial_time(store.latest(module_id))
+            chosen += xdist_workers(took, WORKERS, cores, alone=alone, longest=longest) > 1
+        return chosen
 
     def lower_bound(self, durations: dict[str, float]) -> tuple[float, float, float]:
         """(critical path, total work, bound) from the recorded durations."""

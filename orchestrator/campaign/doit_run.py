@@ -7,6 +7,9 @@ in orchestrator/ does:
                  same parameters; the body of doit's own, plus what follows)
   prioritized    a dispatcher's `ready` deque replaced (TaskDispatcher: append, popleft,
                  truth), so the ready task with the longest remaining path goes first
+  considered     the dispatcher's `tasks` and `selected_tasks` (what doit hands a
+                 reporter's initialize) closed over task_dep: the targets the run
+                 considers, handed to the campaign (Campaign.consider)
   Runner, MThreadRunner, Stream, TaskControl   built as doit's own `_execute` builds them
   Help, Forget   doit's commands with their `_execute` overridden
   command_line_variables   doit_cmd._CMDLINE_VARS, every `name=value` of the command line
@@ -24,10 +27,13 @@ on a curriculum graph that starts short side branches before the long chain that
 decides the wall time (a measured 8 s of idle critical path in a 42 s cold run). Here
 the campaign gives each task its priority (Campaign.priority: the remaining critical
 path from recorded durations, read when the run first dispatches, never when dodo.py is
-merely loaded); a task without one keeps doit's order. The command also resolves short
-task names, starts and ends the campaign's run (the state dir must be writable, one run
-per checkout), turns Ctrl-C into an INTERRUPTED summary and exit 130, and returns the
-exit code the reporter decided from what happened (run_context.Exit) rather than doit's.
+merely loaded); a task without one keeps doit's order. It also tells the campaign which
+test targets the run considers, so that a target starting when every other one has ended
+or waits on it knows it runs alone (it may then use every core: runner.xdist_workers).
+The command also resolves short task names, starts and ends the campaign's run (the
+state dir must be writable, one run per checkout), turns Ctrl-C into an INTERRUPTED
+summary and exit 130, and returns the exit code the reporter decided from what happened
+(run_context.Exit) rather than doit's.
 
 The campaign reaches the commands through doit's loader, not a global: dodo.py's
 DOIT_CONFIG (Campaign.doit_config) carries it under CAMPAIGN, the loader hands
@@ -46,7 +52,7 @@ import itertools
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -71,6 +77,7 @@ class Campaign(Protocol):
     def begin_run(self) -> None: ...
     def end_run(self) -> None: ...
     def priority(self, task_name: str) -> float: ...
+    def consider(self, task_names: Iterable[str]) -> None: ...
 
 
 def command_line_variables() -> dict[str, str]:
@@ -164,6 +171,8 @@ class Run(cmd_run.Run):
                 run_args.append(num_process)
             dispatcher = prioritized(self.control.task_dispatcher(),
                                      campaign.priority if campaign else lambda name: 0.0)
+            if campaign is not None:    # which targets a starting one may share cores with
+                campaign.consider(considered(dispatcher.tasks, dispatcher.selected_tasks))
             try:
                 code = runner_cls(*run_args).run_all(dispatcher)
             except KeyboardInterrupt:
@@ -174,6 +183,21 @@ class Run(cmd_run.Run):
         finally:
             if isinstance(outfile, str):
                 stream.close()
+
+
+def considered(tasks: dict, selected: list[str]) -> set[str]:
+    """The names of the tasks a run will consider: the selected ones (patterns and targets
+    resolved by doit) and every task they depend on, as doit hands them to a reporter's
+    `initialize(tasks, selected_tasks)`."""
+    found: set[str] = set()
+    stack = list(selected)
+    while stack:
+        name = stack.pop()
+        if name in found or name not in tasks:
+            continue
+        found.add(name)
+        stack.extend(tasks[name].task_dep)
+    return found
 
 
 class interrupts_noted:

@@ -4,8 +4,16 @@ A module's priority is its own recorded duration plus the longest chain of
 dependents still to run after it. With two workers, starting the long chain
 (tensor -> autograd -> attention -> transformer -> ...) early and filling the other
 worker with short independent branches keeps the run close to its critical path.
+
+A target that starts when every other one of the run has ended or waits on it runs
+alone (runs_alone, from the targets Progress saw end): the machine is its own, and the
+xdist policy may give it every core (runner.xdist_workers). `simulate` plays a run out
+from durations, for the benchmark's count of the modules that policy would choose.
 """
 from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
 
 from orchestrator.cache.store import Store
 from orchestrator.core.graph import ModuleGraph
@@ -41,3 +49,92 @@ def remaining_path(graph: ModuleGraph, took: dict[str, float], strict: bool) -> 
     return path
 
 
+
+
+def waiting_on(graph: ModuleGraph, module_id: str, strict: bool) -> list[str]:
+    """Every test target that waits, directly or not, for `module_id`'s to pass, in
+    curriculum order."""
+    waiting: dict[str, list[str]] = {m.id: [] for m in graph}
+    for module in graph:
+        for dep in graph.test_deps(module.id, strict=strict):
+            waiting[dep].append(module.id)
+    found: set[str] = set()
+    stack = list(waiting[module_id])
+    while stack:
+        mid = stack.pop()
+        if mid not in found:
+            found.add(mid)
+            stack.extend(waiting[mid])
+    return sorted(found, key=lambda m: graph[m].index)
+
+
+def runs_alone(graph: ModuleGraph, module_id: str, considered: Iterable[str],
+               finished: set[str], failed: set[str], strict: bool) -> bool:
+    """Whether `module_id`'s test target, starting now, has the machine to itself: every
+    other target the run considers has finished (passed, failed, cached), is blocked by a
+    failure, or waits, directly or not, on this one. Then nothing can start beside it
+    until it ends (the tail of a run: the last long module, its deps all done)."""
+    done = set(finished)
+    for failure in failed:
+        done.update(waiting_on(graph, failure, strict))
+    done.update(waiting_on(graph, module_id, strict))
+    return all(m == module_id or m in done for m in considered)
+
+
+class Progress:
+    """Which test targets of a run have finished, as the campaign sees them end (doit's
+    threads call in): what `runs_alone` needs when a target starts. Until told otherwise
+    (`consider`) a run considers every module; a target whose end the campaign never sees
+    (a task that crashed in doit) counts unfinished, so a module then never runs alone:
+    the safe side, plain pytest."""
+
+    def __init__(self, graph: ModuleGraph, strict: bool):
+        self.graph, self.strict = graph, strict
+        self.considered: list[str] = list(graph.modules)
+        self.finished: set[str] = set()
+        self.failed: set[str] = set()
+        self._lock = threading.Lock()
+
+    def consider(self, module_ids: Iterable[str]) -> None:
+        """The run's test targets: the selected ones and every one they depend on."""
+        with self._lock:
+            self.considered = [m for m in module_ids if m in self.graph.modules]
+
+    def finish(self, module_id: str, failed: bool = False) -> None:
+        """A target ended: passed, cached, failed (its dependents are then blocked), or
+        never to run (its export failed: failed too)."""
+        with self._lock:
+            self.finished.add(module_id)
+            if failed:
+                self.failed.add(module_id)
+
+    def alone(self, module_id: str) -> bool:
+        with self._lock:
+            return runs_alone(self.graph, module_id, self.considered, set(self.finished),
+                              set(self.failed), self.strict)
+
+
+def simulate(graph: ModuleGraph, took: dict[str, float], workers: int,
+             strict: bool = False) -> dict[str, bool]:
+    """A cold run of every test target played out on `workers` workers from durations
+    alone, dispatched as the run command does (longest remaining path first, then
+    curriculum order): {module: whether it runs alone}, in the order they start. For the
+    benchmark, which asks how many modules the xdist policy would give workers."""
+    priority = remaining_path(graph, took, strict)
+    deps = {m.id: set(graph.test_deps(m.id, strict=strict)) for m in graph}
+    finished: set[str] = set()
+    running: list[tuple[float, str]] = []         # (end, module)
+    started: dict[str, bool] = {}
+    now = 0.0
+    while len(finished) < len(deps):
+        ready = sorted((m for m in deps if m not in started and deps[m] <= finished),
+                       key=lambda m: (-priority[m], graph[m].index))
+        for module_id in ready[:max(workers, 1) - len(running)]:
+            started[module_id] = runs_alone(graph, module_id, list(deps), finished, set(),
+                                            strict)
+            running.append((now + took[module_id], module_id))
+        running.sort()
+        now = running[0][0]
+        while running and running[0][0] <= now:
+            finished.add(running.pop(0)[1])
+    return started

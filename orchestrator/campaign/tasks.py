@@ -21,6 +21,7 @@ import atexit
 import os
 import sys
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,6 +81,8 @@ class Campaign:
         self.hits: dict = {}               # module -> the stored result a cache hit reuses
         self._priorities: dict[str, float] | None = None
         self._durations: dict[str, float] | None = None
+        # which test targets of the run have ended: whether a starting one runs alone
+        self.progress = schedule.Progress(self.graph, self.strict)
         self.lock: RunLock | None = None
         self.remote: RemoteCache | None = None    # opened by begin_run
 
@@ -160,17 +163,14 @@ class Campaign:
 
     def waiting_on(self, module_id: str) -> list[str]:
         """Every test target that waits, directly or not, for `module_id`'s to pass."""
-        waiting: dict[str, list[str]] = {m.id: [] for m in self.graph}
-        for m in self.graph:
-            for dep in self.graph.test_deps(m.id, strict=self.strict):
-                waiting[dep].append(m.id)
-        found, stack = [], list(waiting[module_id])
-        while stack:
-            mid = stack.pop()
-            if mid not in found:
-                found.append(mid)
-                stack.extend(waiting[mid])
-        return sorted(found, key=lambda m: self.graph[m].index)
+        return schedule.waiting_on(self.graph, module_id, self.strict)
+
+    def consider(self, task_names: Iterable[str]) -> None:
+        """The run command (doit_run.py): the tasks this run will consider, the selected
+        ones and every task they depend on. Their test targets are the ones a starting
+        target may have to share the machine with (schedule.runs_alone)."""
+        self.progress.consider(name.partition(":")[2] for name in task_names
+                               if name.startswith("test:"))
 
     def rerun_command(self, nodeid: str) -> str:
         """A command that runs exactly this test as the orchestrator ran it, from any
@@ -236,12 +236,16 @@ class Campaign:
             print(f"wrote {(out / name).relative_to(self.root)}")
 
     def export(self, module_id: str):
+        exported = False
         try:
             export.export_module(self.graph[module_id], self.graph)
+            exported = True
         except export.ExportError as e:
             return TaskFailed(str(e))
         finally:
             tree.invalidate_all()       # digests remembered before this export are stale
+            if not exported:            # its test target will not run, nor what waits on it
+                self.progress.finish(module_id, failed=True)
         return True
 
     def cached(self, module_id: str) -> bool:
@@ -261,20 +265,31 @@ class Campaign:
                 except OSError:
                     pass                                    # still a hit for this run
         self.hits[module_id] = hit
+        if hit is not None:
+            self.progress.finish(module_id)
         return hit is not None
 
     def test(self, module_id: str):
+        outcome = None
+        try:
+            outcome = self._test(module_id)
+        finally:      # ended, passed or not (an exception: failed, as doit will report it)
+            self.progress.finish(module_id, failed=outcome is not True)
+        return outcome
+
+    def _test(self, module_id: str):
         context = run_context.CURRENT
         if context.bad_input:          # bad pytest arguments fail every module alike: stop
             return TaskFailed(context.bad_input)
         module = self.graph[module_id]
         declared = self._declared.pop(module_id, None) or \
             keys.declared(self.graph, module, self.pytest_args)
-        previous = next(self.store.recently_used(module_id), None)
         cores, parallel = os.cpu_count() or 1, context.workers
-        workers = runner.xdist_workers(previous.duration if previous else None,
-                                       parallel, cores, self.xdist)
-        blas = max(1, cores // (parallel * max(workers, 1)))
+        alone = self.progress.alone(module_id)
+        took, longest = runner.serial_time(next(self.store.recently_used(module_id), None))
+        workers = runner.xdist_workers(took, parallel, cores, self.xdist, alone=alone,
+                                       longest=longest)
+        blas = runner.blas_threads(cores, parallel, workers)
         result = runner.run_module(self.graph, module, declared, self.pytest_args, workers,
                                    self.flaky_attempts, blas,
                                    self.launcher(blas_threads=max(1, cores // parallel)))

@@ -23,7 +23,15 @@ from orchestrator.run import observe
 from orchestrator.run.launch import REPORT_ENV, ColdLauncher, Ending, TimedOut
 from orchestrator.run.observe import read_observations
 
-XDIST_MIN_SECONDS = 10.0   # below this, xdist's ~0.5 s per worker start costs more than it saves
+# The xdist policy's two measured bounds (xdist_workers). On 2 cores, each module run alone
+# (`doit -n 2 test:NN`, its deps cached) with 2 workers and without, medians of 3 under a
+# load of 1-4: 20_capstone (11 s of tests, its longest 1.1 s) took 7.9 s against 11.5 s;
+# every other module lost: by 1.4-3.3 s the balanced ones of 3-6 s (05, 06, 09, 11: each
+# worker is a new Python process importing pytest, numpy and the tests' libraries), by
+# 3.8-7.2 s those one test dominates (13, 17, 19: 40-70% of the work in one test, which no
+# worker can split, and the fixtures each worker builds again).
+XDIST_MIN_SECONDS = 10.0   # below this, the workers' start costs more than it saves
+XDIST_MAX_SHARE = 0.25     # above this share of the work, one test is the suite's wall time
 MARKED_FLAKY_ATTEMPTS = 3  # tests marked flaky (marker or graph.toml) get this many tries
 USAGE_ERROR = 4            # pytest's exit status for bad command-line arguments
 
@@ -38,7 +46,7 @@ def run_module(graph: ModuleGraph, module: Module, declared: dict[str, str],
     log = state.log(module.id)
     log.parent.mkdir(parents=True, exist_ok=True)
     log.unlink(missing_ok=True)
-    observed = state.report(module.id).with_suffix(".observed")
+    observed = state.observed(module.id)
     shutil.rmtree(observed, ignore_errors=True)
     result = Result(module=module.id, status=Status.FAILED, cause=Cause.NO_REPORT, reason="",
                     key="", inputs=declared, log=state.rel(log))
@@ -113,6 +121,9 @@ def attempt(graph: ModuleGraph, module: Module, selection: list[str], pytest_arg
     shutil.rmtree(basetemp, ignore_errors=True)
     basetemp.parent.mkdir(parents=True, exist_ok=True)
     args = pytest_args_for(selection, basetemp, pytest_args, xdist_workers)
+    if xdist_workers > 1:     # say so in the log: its duration is not one process's
+        with open(log, "a", encoding="utf-8") as out:
+            out.write(f"orchestrator: pytest -n {xdist_workers} (xdist workers)\n")
     env = {**extra_env, REPORT_ENV: str(report)}     # extra_env: the strict environment
     return report, launcher.run(args, graph.root, env, log, module.timeout)
 
@@ -128,19 +139,46 @@ def pytest_args_for(selection: list[str], basetemp: Path, pytest_args: list[str]
 
 
 def xdist_workers(last_duration: float | None, doit_workers: int, cores: int,
-                  mode: str = "policy") -> int:
-    """The shipped xdist policy (see README): only long suites, only with spare cores.
+                  mode: str = "policy", *, alone: bool = False, longest: float = 0.0) -> int:
+    """The shipped xdist policy (see README): a long suite no test dominates, given the
+    cores no other module can use: all of them when it runs alone (every other target of
+    the run has ended or waits on it: the tail of a run, or `doit test:NN` with its deps
+    cached), else its share of them (cores // doit workers; none with `doit -n 2` on 2).
 
-    Measured on 2 cores: a pytest-xdist worker costs ~0.5 s to start, and xdist
-    inside parallel doit tasks was slower than plain pytest per module."""
+    `last_duration`: the suite's time in one process (serial_time); `longest`: its
+    longest test. Pure: the campaign decides `alone` from which targets have ended,
+    never from a clock. The bounds are measured (XDIST_MIN_SECONDS, XDIST_MAX_SHARE)."""
     if mode == "never":
         return 0
     if mode == "always":
         return max(cores, 2)
-    spare = cores // max(doit_workers, 1)
+    spare = cores if alone else cores // max(doit_workers, 1)
     if last_duration is None or last_duration < XDIST_MIN_SECONDS or spare < 2:
         return 0
+    if longest > XDIST_MAX_SHARE * last_duration:
+        return 0
     return spare
+
+
+def serial_time(last: Result | None) -> tuple[float | None, float]:
+    """(the suite's time in one process, its longest test) from its last recorded run:
+    the longer of the run's wall time and its tests' summed time, as a run under xdist
+    took less wall time than its tests did one after another (read alone, the wall time
+    of one xdist run would make the next look short and go without workers). (None, 0)
+    when it never ran."""
+    if last is None:
+        return None, 0.0
+    took = [t.get("duration", 0.0) for t in last.tests.values()]
+    return max(last.duration, sum(took)), max(took, default=0.0)
+
+
+def blas_threads(cores: int, doit_workers: int, xdist: int) -> int:
+    """BLAS threads per pytest process (thread_limits): each doit worker's share of the
+    cores, split among its xdist workers; so one per worker when a module that runs alone
+    has every core as xdist workers. Not more for a module alone without workers: its
+    process has the machine to itself, but measured (20_capstone alone, no xdist, 2 cores)
+    two BLAS threads gave no gain over one (12.6 s against 11.8 s, medians of 3)."""
+    return max(1, cores // (max(doit_workers, 1) * max(xdist, 1)))
 
 
 def judge(result: Result, module: Module, report: Path, ending: Ending, log: Path) -> Result:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from doit import cmd_forget, cmd_help, cmd_run, control, doit_cmd, runner
@@ -96,6 +97,15 @@ def test_the_dispatcher_uses_ready_only_by_append_popleft_and_truth():
     assert "self.generator = self._dispatcher_generator(" in init
 
 
+def test_the_dispatcher_keeps_the_tasks_and_the_selection_the_run_command_reads():
+    """doit_run.considered walks the dispatcher's `tasks` from its `selected_tasks` by
+    task_dep: what doit's runner hands a reporter's initialize."""
+    init = inspect.getsource(control.TaskDispatcher.__init__)
+    assert "self.tasks = tasks" in init and "self.selected_tasks = selected_tasks" in init
+    assert "self.reporter.initialize(task_dispatcher.tasks," in \
+        inspect.getsource(runner.Runner.run_all)
+
+
 def test_the_runners_take_what_the_run_command_passes():
     """Run._run builds [dep_manager, reporter, continue_, always, stream] (+ num_process)
     positionally, as doit's _execute does, and calls run_all(dispatcher)."""
@@ -157,6 +167,9 @@ class FakeCampaign:
         self.calls.append(("priority", task_name))
         return self.priorities.get(task_name, 0.0)
 
+    def consider(self, task_names):
+        self.calls.append(("consider", sorted(task_names)))
+
 
 class RecordingReporter(ZeroReporter):
     made: list[RecordingReporter] = []
@@ -197,6 +210,9 @@ def test_the_run_command_gets_the_campaign_from_doit_config_and_dispatches_by_it
     assert reporter.options[CAMPAIGN] is campaign            # handed to the reporter
     assert reporter.executed == ["high", "mid", "low", "all"]   # one worker: priority order
     assert campaign.calls[:2] == [("resolve", ["everything"]), "begin"]
+    # told, before the first dispatch, every task the run considers
+    considering = [c for c in campaign.calls if c[0] in ("consider", "priority")]
+    assert considering[0] == ("consider", ["all", "high", "low", "mid"])
     assert campaign.calls[-1] == "end"
     assert {c[1] for c in campaign.calls if c[0] == "priority"} >= {"low", "high", "mid"}
 
@@ -213,3 +229,14 @@ def test_without_a_campaign_the_run_command_is_doits_run(tmp_path, monkeypatch):
     assert reporter.options[CAMPAIGN] is None
     assert reporter.executed == ["low", "high", "mid", "all"]   # doit's first-come order
 
+
+
+def test_a_run_considers_the_selected_tasks_and_what_they_depend_on(tmp_path, monkeypatch):
+    campaign = FakeCampaign({})
+    assert run_in_doit(tmp_path, monkeypatch, {CAMPAIGN: campaign}, "high", "mid") == 7
+    assert ("consider", ["high", "mid"]) in campaign.calls
+    tasks = {name: SimpleNamespace(task_dep=deps) for name, deps in
+             {"all": ["test:b", "test:a"], "test:a": ["export:a"], "test:b": ["test:a"],
+              "export:a": [], "test:c": []}.items()}
+    assert doit_run.considered(tasks, ["test:b"]) == {"test:b", "test:a", "export:a"}
+    assert doit_run.considered(tasks, ["all", "gone"]) == set(tasks) - {"test:c"}

@@ -5,16 +5,15 @@ the warm server (one server for this whole file, as one serves a whole doit run)
 """
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
-import sys
-
 import pytest
 
+from orchestrator.cache.store import Cause
 from orchestrator.core import graph as graph_mod
 from orchestrator.run import runner
-from orchestrator.cache.store import Cause
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -107,3 +106,65 @@ def test_failures_carry_ids_and_messages(project, run):
 ])
 def test_xdist_policy(last, doit_workers, cores, expected):
     assert runner.xdist_workers(last, doit_workers, cores) == expected
+
+
+# --- the critical path's idle core: a module that runs alone ---------------------------------
+#
+# `doit -n 2` on 2 cores: cores // doit workers is 1, so the policy above never gives a
+# module xdist workers, not even the last one of a run, which has the machine to itself.
+
+@pytest.mark.parametrize("work, longest, doit_workers, cores, alone, expected", [
+    (30.0, 1.0, 2, 2, True, 2),      # alone: every core, though doit has 2 workers
+    (30.0, 1.0, 2, 2, False, 0),     # another target runs beside it: no spare core
+    (30.0, 1.0, 2, 8, True, 8),
+    (30.0, 1.0, 2, 8, False, 4),     # spare cores without running alone (as before)
+    (30.0, 1.0, 1, 2, False, 2),
+    (None, 0.0, 2, 2, True, 0),      # never measured: plain pytest
+    (5.0, 0.1, 2, 2, True, 0),       # short: the workers' start would cost more than it saves
+    (runner.XDIST_MIN_SECONDS, 0.5, 2, 2, True, 2),   # the threshold itself
+    (30.0, 9.0, 2, 2, True, 0),      # one test is most of the work: xdist cannot split it
+    (30.0, 9.0, 1, 2, False, 0),
+    (30.0, 1.0, 2, 1, True, 0),      # one core: nothing to spread over
+])
+def test_a_module_that_runs_alone_gets_every_core(work, longest, doit_workers, cores, alone,
+                                                   expected):
+    assert runner.xdist_workers(work, doit_workers, cores, alone=alone,
+                                longest=longest) == expected
+
+
+@pytest.mark.parametrize("mode, alone, expected", [
+    ("never", True, 0), ("never", False, 0), ("always", False, 2), ("always", True, 2)])
+def test_xdist_overrides_hold_whether_or_not_a_module_runs_alone(mode, alone, expected):
+    assert runner.xdist_workers(30.0, 2, 2, mode, alone=alone, longest=1.0) == expected
+    assert runner.xdist_workers(None, 2, 2, mode, alone=alone) == expected
+
+
+def recorded(duration: float, *test_seconds: float):
+    from orchestrator.cache.store import Result, Status
+    return Result(module="20_capstone", status=Status.PASSED, cause=Cause.NONE, reason="",
+                  key="k", inputs={}, duration=duration,
+                  tests={f"t.py::test_{i}": {"outcome": "passed", "duration": s}
+                         for i, s in enumerate(test_seconds)})
+
+
+def test_the_suites_time_in_one_process_whichever_way_it_last_ran():
+    """A run under xdist records less wall time than its tests took one after another:
+    the policy reads the longer of the two, so one xdist run (7.5 s of wall time for 12 s
+    of tests) does not make the next run look short and go without workers."""
+    assert runner.serial_time(None) == (None, 0.0)
+    assert runner.serial_time(recorded(11.0, 4.0, 3.0, 2.5)) == (11.0, 4.0)    # one process
+    assert runner.serial_time(recorded(7.5, 4.0, 4.0, 4.0)) == (12.0, 4.0)     # xdist
+    assert runner.serial_time(recorded(0.4)) == (0.4, 0.0)            # no test recorded
+
+
+@pytest.mark.parametrize("cores, doit_workers, xdist, expected", [
+    (2, 2, 0, 1),     # two modules at once: a core each
+    (2, 2, 2, 1),     # alone with every core as xdist workers: a core per worker
+    (8, 2, 8, 1),
+    (8, 2, 4, 1),     # spare cores: each module's 4 workers, a core each
+    (8, 2, 0, 4),
+    (1, 2, 0, 1),
+])
+def test_blas_threads_share_the_cores_among_the_processes_running(cores, doit_workers, xdist,
+                                                                  expected):
+    assert runner.blas_threads(cores, doit_workers, xdist) == expected

@@ -2,7 +2,14 @@
 from __future__ import annotations
 
 from orchestrator.cache.store import Store
-from orchestrator.campaign.schedule import durations, remaining_path
+from orchestrator.campaign.schedule import (
+    Progress,
+    durations,
+    remaining_path,
+    runs_alone,
+    simulate,
+    waiting_on,
+)
 from orchestrator.core.graph import load
 
 
@@ -45,3 +52,70 @@ def test_a_module_never_run_is_guessed_from_its_size(project):
     recorded = durations(graph)
     measured = next(Store(project.root).recently_used("03_mul")).duration
     assert recorded["03_mul"] == measured > 0      # measured now, no longer guessed
+
+
+# --- a module that runs alone: the rest of the run waits on it -----------------------------
+
+def test_a_module_runs_alone_when_every_unfinished_target_waits_on_it(project):
+    """minicalc's diamond: 01 -> 02, 03 -> 04. Whether a starting target has the machine
+    to itself follows from what has finished, never from a clock."""
+    graph = load(project.root)
+    every = list(graph.modules)
+
+    def alone(module_id, finished=(), failed=(), considered=every, strict=False):
+        return runs_alone(graph, module_id, considered, set(finished), set(failed), strict)
+
+    assert alone("01_numbers")                                   # all the rest waits on it
+    assert not alone("02_add", finished={"01_numbers"})          # 03_mul may run beside it
+    assert alone("02_add", finished={"01_numbers", "03_mul"})    # 04_power waits on it
+    assert alone("04_power", finished={"01_numbers", "02_add", "03_mul"})
+    assert not alone("04_power", finished={"01_numbers", "02_add"})   # (not yet possible)
+    # a failed target is finished, and what waits on it is blocked: finished too
+    assert alone("02_add", finished={"01_numbers", "03_mul"}, failed={"03_mul"})
+    assert alone("03_mul", finished={"01_numbers", "02_add"}, failed={"02_add"})
+    # `doit test:02_add` considers 02_add and its deps' targets only: 03_mul never runs
+    assert alone("02_add", finished={"01_numbers"}, considered=["01_numbers", "02_add"])
+    # strict (classroom order): 03_mul waits on 02_add too
+    assert alone("02_add", finished={"01_numbers"}, strict=True)
+    assert not alone("03_mul", finished={"01_numbers"}, strict=False)
+
+
+def test_waiting_on_is_every_target_downstream(project):
+    graph = load(project.root)
+    assert waiting_on(graph, "01_numbers", strict=False) == ["02_add", "03_mul", "04_power"]
+    assert waiting_on(graph, "02_add", strict=False) == ["04_power"]
+    assert waiting_on(graph, "03_mul", strict=True) == ["04_power"]
+    assert waiting_on(graph, "02_add", strict=True) == ["03_mul", "04_power"]
+    assert waiting_on(graph, "04_power", strict=False) == []
+
+
+def test_progress_follows_the_targets_that_end(project):
+    """What the campaign records as doit's threads end targets (tasks.Campaign: a cache
+    hit, a test run, a failed export), and what a starting target asks of it."""
+    graph = load(project.root)
+    progress = Progress(graph, strict=False)
+    assert progress.alone("01_numbers") and not progress.alone("02_add")
+    progress.finish("01_numbers")                 # cached
+    assert not progress.alone("02_add") and not progress.alone("03_mul")
+    progress.finish("03_mul", failed=True)        # 04_power is blocked now
+    assert progress.alone("02_add")
+    # `doit test:03_mul`: the run considers 01 and 03 only
+    only = Progress(graph, strict=False)
+    only.consider(["01_numbers", "03_mul", "not_a_module"])
+    assert only.considered == ["01_numbers", "03_mul"]
+    assert not only.alone("03_mul")               # 01_numbers has not ended
+    only.finish("01_numbers")
+    assert only.alone("03_mul")
+
+
+def test_a_simulated_run_says_which_modules_start_alone(project):
+    graph = load(project.root)
+    took = {"01_numbers": 1.0, "02_add": 5.0, "03_mul": 2.0, "04_power": 3.0}
+    # two workers: 01 alone (all wait on it), 02 and 03 side by side, 04 alone at the end
+    assert simulate(graph, took, workers=2) == {
+        "01_numbers": True, "02_add": False, "03_mul": False, "04_power": True}
+    # one worker: 03 ends before 02 starts, so 02 starts alone (04 waits on it)
+    assert simulate(graph, {**took, "03_mul": 9.0}, workers=1) == {
+        "01_numbers": True, "03_mul": False, "02_add": True, "04_power": True}
+    assert list(simulate(graph, took, workers=1)) == ["01_numbers", "02_add", "03_mul",
+                                                      "04_power"]
