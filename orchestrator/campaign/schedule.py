@@ -51,34 +51,24 @@ def remaining_path(graph: ModuleGraph, took: dict[str, float], strict: bool) -> 
 
 
 
-def waiting_on(graph: ModuleGraph, module_id: str, strict: bool) -> list[str]:
-    """Every test target that waits, directly or not, for `module_id`'s to pass, in
-    curriculum order."""
-    waiting: dict[str, list[str]] = {m.id: [] for m in graph}
-    for module in graph:
-        for dep in graph.test_deps(module.id, strict=strict):
-            waiting[dep].append(module.id)
-    found: set[str] = set()
-    stack = list(waiting[module_id])
-    while stack:
-        mid = stack.pop()
-        if mid not in found:
-            found.add(mid)
-            stack.extend(waiting[mid])
-    return sorted(found, key=lambda m: graph[m].index)
+def beside(graph: ModuleGraph, module_id: str, considered: Iterable[str],
+           finished: set[str], failed: set[str], strict: bool) -> list[str]:
+    """The targets of the run that may still run while `module_id`'s, starting now, does:
+    those the run considers that have not finished (passed, failed, cached), are not
+    blocked by a failure and do not wait, directly or not, on this one."""
+    done = set(finished) | {module_id}
+    for failure in failed:
+        done.update(graph.waiting_on(failure, strict))
+    done.update(graph.waiting_on(module_id, strict))
+    return [m for m in considered if m not in done]
 
 
 def runs_alone(graph: ModuleGraph, module_id: str, considered: Iterable[str],
                finished: set[str], failed: set[str], strict: bool) -> bool:
-    """Whether `module_id`'s test target, starting now, has the machine to itself: every
-    other target the run considers has finished (passed, failed, cached), is blocked by a
-    failure, or waits, directly or not, on this one. Then nothing can start beside it
-    until it ends (the tail of a run: the last long module, its deps all done)."""
-    done = set(finished)
-    for failure in failed:
-        done.update(waiting_on(graph, failure, strict))
-    done.update(waiting_on(graph, module_id, strict))
-    return all(m == module_id or m in done for m in considered)
+    """Whether `module_id`'s test target, starting now, has the machine to itself: nothing
+    can start beside it until it ends (the tail of a run: the last long module, its deps
+    all done)."""
+    return not beside(graph, module_id, considered, finished, failed, strict)
 
 
 class Progress:
@@ -108,10 +98,13 @@ class Progress:
             if failed:
                 self.failed.add(module_id)
 
-    def alone(self, module_id: str) -> bool:
+    def beside(self, module_id: str) -> list[str]:
         with self._lock:
-            return runs_alone(self.graph, module_id, self.considered, set(self.finished),
-                              set(self.failed), self.strict)
+            return beside(self.graph, module_id, self.considered, set(self.finished),
+                          set(self.failed), self.strict)
+
+    def alone(self, module_id: str) -> bool:
+        return not self.beside(module_id)
 
 
 def simulate(graph: ModuleGraph, took: dict[str, float], workers: int,

@@ -163,7 +163,7 @@ class Campaign:
 
     def waiting_on(self, module_id: str) -> list[str]:
         """Every test target that waits, directly or not, for `module_id`'s to pass."""
-        return schedule.waiting_on(self.graph, module_id, self.strict)
+        return self.graph.waiting_on(module_id, self.strict)
 
     def consider(self, task_names: Iterable[str]) -> None:
         """The run command (doit_run.py): the tasks this run will consider, the selected

@@ -107,6 +107,14 @@ class ModuleGraph:
             return [m.id for m in self if m.index < self[module_id].index]
         return list(self[module_id].deps)
 
+    def waiting_on(self, module_id: str, strict: bool | None = None) -> list[str]:
+        """The test targets that wait, directly or not, for `module_id`'s to pass (the
+        reverse of test_deps, closed), in curriculum order."""
+        strict = self.progressive == "strict" if strict is None else strict
+        if strict:
+            return [m.id for m in self if m.index > self[module_id].index]
+        return self.dependents(module_id)
+
     def _ordered(self, ids) -> list[str]:
         return sorted(ids, key=lambda i: self.modules[i].index)
 

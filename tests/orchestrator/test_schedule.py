@@ -8,7 +8,6 @@ from orchestrator.campaign.schedule import (
     remaining_path,
     runs_alone,
     simulate,
-    waiting_on,
 )
 from orchestrator.core.graph import load
 
@@ -82,11 +81,11 @@ def test_a_module_runs_alone_when_every_unfinished_target_waits_on_it(project):
 
 def test_waiting_on_is_every_target_downstream(project):
     graph = load(project.root)
-    assert waiting_on(graph, "01_numbers", strict=False) == ["02_add", "03_mul", "04_power"]
-    assert waiting_on(graph, "02_add", strict=False) == ["04_power"]
-    assert waiting_on(graph, "03_mul", strict=True) == ["04_power"]
-    assert waiting_on(graph, "02_add", strict=True) == ["03_mul", "04_power"]
-    assert waiting_on(graph, "04_power", strict=False) == []
+    assert graph.waiting_on("01_numbers", strict=False) == ["02_add", "03_mul", "04_power"]
+    assert graph.waiting_on("02_add", strict=False) == ["04_power"]
+    assert graph.waiting_on("03_mul", strict=True) == ["04_power"]
+    assert graph.waiting_on("02_add", strict=True) == ["03_mul", "04_power"]
+    assert graph.waiting_on("04_power", strict=False) == []
 
 
 def test_progress_follows_the_targets_that_end(project):
