@@ -2,12 +2,28 @@
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import pytest
+
+def _blas_threads_per_worker() -> None:
+    """Under xdist, each worker's BLAS gets its share of the cores, set before numpy loads
+    (as the orchestrator sets it for the modules it runs side by side): OpenBLAS threads
+    spinning on cores another worker's tests also use made 17_memoization's training take
+    53 s beside two busy processes, 11 s with one thread. A value already set wins."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1:
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(name, threads)
+
+
+_blas_threads_per_worker()
+
+import numpy as np  # noqa: E402  (after the thread limits: BLAS reads them when it loads)
+import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
