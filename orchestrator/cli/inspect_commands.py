@@ -89,14 +89,20 @@ def _reader(graph: ModuleGraph, line: str) -> str | None:
 
 def undeclared_reads(graph: ModuleGraph) -> list[str]:
     """One line per file a module's latest run read that graph.toml rules out for it
-    (keys.undeclared_reads): such a result is never reused until the file is declared."""
+    (keys.undeclared_reads): such a result is never reused until the file is declared.
+    Each read is judged by today's graph.toml: one declared since that run is no finding
+    (the module's key changed with it, so its next run runs)."""
+    from orchestrator.cache.keys import scope_of
     from orchestrator.cache.store import Store
     store = Store(graph.root, repair=False)
+    scope = scope_of(graph)
     lines = []
     for m in graph:
         latest = store.latest(m.id)
         for read in latest.undeclared if latest else []:
-            lines.append(f"undeclared read: {m.id} read {read['file']}, but {read['why']}")
+            why = scope.outside(read["file"], m.id)
+            if why:
+                lines.append(f"undeclared read: {m.id} read {read['file']}, but {why}")
     return lines
 
 

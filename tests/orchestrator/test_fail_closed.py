@@ -417,6 +417,8 @@ def test_table():
         "04_power" in check.stderr, check.stderr
     project.write("graph.toml", project.read("graph.toml").replace(
         'title = "Multiplication"', 'title = "Multiplication"\ninputs = ["data"]'))
+    # declared: check judges the stored reads by today's graph.toml, before any re-run
+    assert project.orchestrator("check").returncode == 0, project.orchestrator("check").stderr
     assert project.doit("all").statuses["03_mul"] == "PASSED"
     assert project.doit("all").statuses["03_mul"] == "(cached) PASSED"
     assert project.orchestrator("check").returncode == 0
