@@ -83,7 +83,7 @@ class Reporter:
         # doit's own `run`
         self.campaign = (options or {}).get("campaign")
         self.progress: progress.Progress | None = None  # made when the targets are known
-        self.root = Path.cwd()
+        self.root = self.campaign.root if self.campaign is not None else Path.cwd()
         self.store = Store(self.root)
         self.lock = threading.Lock()
         self.closed = False
