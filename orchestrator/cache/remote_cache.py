@@ -20,11 +20,9 @@ the import goes on and ends with a summary (cli.py).
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
-import tempfile
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -41,7 +39,7 @@ from orchestrator.cache.remote_entry import (
     verify,
 )
 from orchestrator.cache.store import Store
-from orchestrator.core.files import FILE_MODE
+from orchestrator.core.files import atomic_write
 from orchestrator.core.graph import ModuleGraph
 
 
@@ -83,8 +81,8 @@ def export_results(graph: ModuleGraph, directory: Path, key: bytes | None) -> Ex
             except NotShareable as e:
                 done.kept.append(f"{module.id}: not exported: {e}")
                 continue
-            _write(directory / "cas" / entry.cas, entry.blob)        # the blob first
-            _write(directory / "ac" / entry.ac, entry.ac_body)
+            atomic_write(directory / "cas" / entry.cas, entry.blob)        # the blob first
+            atomic_write(directory / "ac" / entry.ac, entry.ac_body)
             wrote = True
         if wrote:
             done.modules.append(module.id)
@@ -147,19 +145,3 @@ def read_regular(path: Path, limit: int) -> bytes | None:
     if len(data) > limit:
         raise Rejected(f"{name} is larger than {limit} bytes")
     return bytes(data)
-
-
-def _write(path: Path, data: bytes) -> None:
-    """Write beside `path`, then rename over it: readers never see half an entry, and a
-    symlink planted at `path` is replaced, never followed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.chmod(tmp, FILE_MODE)
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

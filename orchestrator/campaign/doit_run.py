@@ -8,8 +8,8 @@ in orchestrator/ does:
   prioritized    a dispatcher's `ready` deque replaced (TaskDispatcher: append, popleft,
                  truth), so the ready task with the longest remaining path goes first
   considered     the dispatcher's `tasks` and `selected_tasks` (what doit hands a
-                 reporter's initialize) closed over task_dep: the targets the run
-                 considers, handed to the campaign (Campaign.consider)
+                 reporter's initialize) closed over task_dep (run_context.considered): the
+                 targets the run considers, handed to the campaign (Campaign.consider)
   Runner, MThreadRunner, Stream, TaskControl   built as doit's own `_execute` builds them
   Help, Forget   doit's commands with their `_execute` overridden
   command_line_variables   doit_cmd._CMDLINE_VARS, every `name=value` of the command line
@@ -172,7 +172,8 @@ class Run(cmd_run.Run):
             dispatcher = prioritized(self.control.task_dispatcher(),
                                      campaign.priority if campaign else lambda name: 0.0)
             if campaign is not None:    # which targets a starting one may share cores with
-                campaign.consider(considered(dispatcher.tasks, dispatcher.selected_tasks))
+                campaign.consider(run_context.considered(dispatcher.tasks,
+                                                         dispatcher.selected_tasks))
             try:
                 code = runner_cls(*run_args).run_all(dispatcher)
             except KeyboardInterrupt:
@@ -183,21 +184,6 @@ class Run(cmd_run.Run):
         finally:
             if isinstance(outfile, str):
                 stream.close()
-
-
-def considered(tasks: dict, selected: list[str]) -> set[str]:
-    """The names of the tasks a run will consider: the selected ones (patterns and targets
-    resolved by doit) and every task they depend on, as doit hands them to a reporter's
-    `initialize(tasks, selected_tasks)`."""
-    found: set[str] = set()
-    stack = list(selected)
-    while stack:
-        name = stack.pop()
-        if name in found or name not in tasks:
-            continue
-        found.add(name)
-        stack.extend(tasks[name].task_dep)
-    return found
 
 
 class interrupts_noted:

@@ -32,16 +32,19 @@ def _umask() -> int:
 FILE_MODE = 0o666 & ~_umask()
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write to a temp file beside `path`, then rename: readers never see half a file.
+def atomic_write(path: Path, content: str | bytes) -> None:
+    """Write to a temp file beside `path`, then rename: readers never see half a file, and
+    a symlink planted at `path` is replaced, never followed. Text is written as UTF-8.
 
     The file gets the permissions any new file gets (0666 less the umask)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with os.fdopen(fd, "wb") as f:
             os.chmod(tmp, FILE_MODE)
-            f.write(text)
+            # text as open(path, "w", encoding="utf-8") writes it: newlines as the OS's
+            f.write(content if isinstance(content, bytes) else
+                    content.replace("\n", os.linesep).encode("utf-8"))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

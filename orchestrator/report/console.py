@@ -126,13 +126,7 @@ class Reporter:
 
     # --- doit's reporter interface -------------------------------------------------
     def initialize(self, tasks, selected_tasks):
-        wanted, stack = set(), list(selected_tasks)
-        while stack:
-            name = stack.pop()
-            if name in wanted or name not in tasks:
-                continue
-            wanted.add(name)
-            stack.extend(tasks[name].task_dep)
+        wanted = run_context.considered(tasks, selected_tasks)
         targets = (target_of(tasks[n]) for n in tasks if n in wanted)
         self.selected = [t for t in targets if t]
         if self.selected:

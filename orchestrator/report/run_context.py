@@ -58,3 +58,19 @@ def begin(workers: int) -> RunContext:
     global CURRENT
     CURRENT = RunContext(workers=max(1, workers))
     return CURRENT
+
+
+def considered(tasks: dict, selected: list[str]) -> set[str]:
+    """The names of the doit tasks a run considers: the selected ones (patterns and
+    targets resolved by doit) and every task they depend on, as doit hands them to a
+    reporter's `initialize(tasks, selected_tasks)`. The run command tells the campaign;
+    the reporter counts its targets from the same set."""
+    found: set[str] = set()
+    stack = list(selected)
+    while stack:
+        name = stack.pop()
+        if name in found or name not in tasks:
+            continue
+        found.add(name)
+        stack.extend(tasks[name].task_dep)
+    return found

@@ -23,6 +23,7 @@ from doit.reporter import ZeroReporter
 
 from orchestrator.campaign import doit_run
 from orchestrator.campaign.doit_run import CAMPAIGN, command_line_variables
+from orchestrator.report import run_context
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -98,7 +99,7 @@ def test_the_dispatcher_uses_ready_only_by_append_popleft_and_truth():
 
 
 def test_the_dispatcher_keeps_the_tasks_and_the_selection_the_run_command_reads():
-    """doit_run.considered walks the dispatcher's `tasks` from its `selected_tasks` by
+    """run_context.considered walks the dispatcher's `tasks` from its `selected_tasks` by
     task_dep: what doit's runner hands a reporter's initialize."""
     init = inspect.getsource(control.TaskDispatcher.__init__)
     assert "self.tasks = tasks" in init and "self.selected_tasks = selected_tasks" in init
@@ -238,5 +239,5 @@ def test_a_run_considers_the_selected_tasks_and_what_they_depend_on(tmp_path, mo
     tasks = {name: SimpleNamespace(task_dep=deps) for name, deps in
              {"all": ["test:b", "test:a"], "test:a": ["export:a"], "test:b": ["test:a"],
               "export:a": [], "test:c": []}.items()}
-    assert doit_run.considered(tasks, ["test:b"]) == {"test:b", "test:a", "export:a"}
-    assert doit_run.considered(tasks, ["all", "gone"]) == set(tasks) - {"test:c"}
+    assert run_context.considered(tasks, ["test:b"]) == {"test:b", "test:a", "export:a"}
+    assert run_context.considered(tasks, ["all", "gone"]) == set(tasks) - {"test:c"}
