@@ -155,6 +155,10 @@ class Project:
     def append(self, relative: str, text: str) -> None:
         self.write(relative, self.read(relative) + text)
 
+    def add_test(self, module_id: str, body: str) -> None:
+        """Append the test functions in `body` to the module's core test file."""
+        self.append(self.test_file(module_id), "\n\n" + body.strip("\n") + "\n")
+
     def env(self) -> dict[str, str]:
         path = [str(REPO)] + ([str(self.site)] if self.site else [])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}

@@ -3,7 +3,7 @@
 Each test is a row of what a hostile but fair user did on the old main, where doit said
 `(cached) PASSED` while plain pytest failed on the same tree: the tree, the environment and
 the installed distributions are now inputs by default (tree.py, strict_env.py, keys.py),
-and observation checks what graph.toml scopes away.
+and observation checks what graph.toml scopes away (test_scoping.py).
 """
 from __future__ import annotations
 
@@ -23,10 +23,6 @@ def plain_pytest(project, module_id: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True)
 
 
-def add_test(project, module_id: str, body: str) -> None:
-    project.append(project.test_file(module_id), "\n\n" + body.strip("\n") + "\n")
-
-
 def passes_then_fails(project, module_id: str, change) -> None:
     """The module passes, `change()` edits something it depends on so that plain pytest
     fails, and doit must then run it again and fail, never `(cached) PASSED`."""
@@ -41,7 +37,7 @@ def passes_then_fails(project, module_id: str, change) -> None:
 
 
 def test_a_skipped_test_whose_data_file_appears(warm):
-    add_test(warm, "03_mul", """
+    warm.add_test("03_mul", """
 import pathlib
 import pytest
 
@@ -53,7 +49,7 @@ def test_big():
 
 
 def test_a_tolerated_missing_file_that_is_created_later(warm):
-    add_test(warm, "03_mul", """
+    warm.add_test("03_mul", """
 def test_override():
     try:
         value = open("override.json").read()
@@ -67,7 +63,7 @@ def test_override():
 def test_a_file_read_through_a_write_mode(warm):
     """np.memmap opens its file 'r+' by default: a read all the same."""
     warm.write("golden/values.bin", "abcd")
-    add_test(warm, "03_mul", """
+    warm.add_test("03_mul", """
 def test_golden():
     with open("golden/values.bin", "r+b") as f:
         assert f.read() == b"abcd"
@@ -76,7 +72,7 @@ def test_golden():
 
 
 def test_a_golden_file_written_on_the_first_run_then_replaced(warm):
-    add_test(warm, "03_mul", """
+    warm.add_test("03_mul", """
 import pathlib
 
 def test_golden():
@@ -93,7 +89,7 @@ def test_golden():
 
 def test_a_file_read_only_in_a_multiprocessing_worker(warm):
     warm.write("data/pool.txt", "6")
-    add_test(warm, "03_mul", """
+    warm.add_test("03_mul", """
 import multiprocessing
 
 def read(path):
@@ -112,7 +108,7 @@ def test_a_forked_workers_read_of_an_ignored_file_is_reported(project):
     project.write("graph.toml", project.read("graph.toml").replace(
         'tests_dir = "tests"', 'tests_dir = "tests"\nignore = ["notes/**"]'))
     project.write("notes/value.txt", "6")
-    add_test(project, "03_mul", """
+    project.add_test("03_mul", """
 import multiprocessing
 
 def read(path):
@@ -130,7 +126,7 @@ def test_in_a_pool():
 
 
 def test_a_scratch_file_shadowing_the_standard_library(warm):
-    add_test(warm, "03_mul", """
+    warm.add_test("03_mul", """
 def test_mean():
     import statistics
     assert statistics.mean([1, 2]) == 1.5
@@ -140,7 +136,7 @@ def test_mean():
 
 
 def test_a_file_a_glob_at_the_root_would_find(warm):
-    add_test(warm, "03_mul", """
+    warm.add_test("03_mul", """
 import glob
 
 def test_no_archives():
@@ -161,7 +157,7 @@ def test_data_read_through_sqlite(warm):
         db.close()
 
     store(6)
-    add_test(warm, "03_mul", """
+    warm.add_test("03_mul", """
 import sqlite3
 from minicalc.ops.mul import mul
 
@@ -176,7 +172,7 @@ def test_from_sqlite():
 @pytest.mark.skipif(shutil.which("cat") is None, reason="needs a `cat` on PATH")
 def test_data_read_by_a_program_that_is_not_python(warm):
     warm.write("data/value.txt", "6")
-    add_test(warm, "03_mul", """
+    warm.add_test("03_mul", """
 import subprocess
 
 def test_cat():
@@ -190,7 +186,7 @@ def test_data_read_by_python3_with_a_clean_environment(warm):
     """`python3` on PATH is the run's own interpreter (its folder comes first), and a
     Python started with env={} escapes observation, not the tree."""
     warm.write("data/value.txt", "6")
-    add_test(warm, "03_mul", """
+    warm.add_test("03_mul", """
 import subprocess, sys
 
 def test_python3():
@@ -202,7 +198,7 @@ def test_python3():
 
 
 def test_python3_on_path_is_the_runs_interpreter(project):
-    add_test(project, "03_mul", f"""
+    project.add_test("03_mul", f"""
 import shutil, subprocess
 
 def test_which_python():
@@ -219,7 +215,7 @@ def test_a_module_loaded_from_a_file_location(warm, monkeypatch):
     source is never opened again."""
     monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
     warm.write("submissions/answer.py", "VALUE = 6\n")
-    add_test(warm, "03_mul", """
+    warm.add_test("03_mul", """
 import importlib.util
 
 def test_submission():
@@ -234,7 +230,7 @@ def test_submission():
 
 
 def test_pytest_addopts_is_part_of_the_key(warm, monkeypatch):
-    add_test(warm, "03_mul", "def test_broken():\n    assert False\n")
+    warm.add_test("03_mul", "def test_broken():\n    assert False\n")
     monkeypatch.setenv("PYTEST_ADDOPTS", "--deselect tests/03_mul/test_mul_core.py::test_broken")
     run = warm.doit("all")
     assert run.statuses["03_mul"] == "PASSED", run.stdout
@@ -265,7 +261,7 @@ def test_an_installed_pytest_plugin_reruns_everything(warm, tmp_path):
 def test_an_archive_that_keeps_size_and_mtime(warm):
     """`tar --mtime` gives new content its old size and mtime: the ctime still moves."""
     path = warm.root / warm.test_file("03_mul")
-    add_test(warm, "03_mul", "def test_value():\n    assert 6 == 6\n")
+    warm.add_test("03_mul", "def test_value():\n    assert 6 == 6\n")
     stat = path.stat()
     time.sleep(2.5)                     # out of the stat cache's racy window (digests.py)
     assert warm.doit("all").statuses["03_mul"] == "PASSED"
@@ -282,7 +278,7 @@ def test_an_archive_that_keeps_size_and_mtime(warm):
 @pytest.mark.parametrize("name", ["config", "args", "python", "numpy", "pytest"])
 def test_a_root_file_named_like_a_key_entry(warm, name):
     warm.write(name, "6")
-    add_test(warm, "03_mul", f"""
+    warm.add_test("03_mul", f"""
 def test_read_root_file():
     assert open({name!r}).read() == "6"
 """)
@@ -292,7 +288,7 @@ def test_read_root_file():
 def test_an_undeclared_variable_never_reaches_a_test(warm, monkeypatch):
     """The strict environment: what `env` does not name, tests do not see, so a fresh run
     and a cached one agree whatever the shell holds."""
-    add_test(warm, "03_mul", """
+    warm.add_test("03_mul", """
 import os
 
 def test_mode():
@@ -309,7 +305,7 @@ def test_mode():
 def test_a_declared_variable_reaches_the_test_and_is_keyed(warm, monkeypatch):
     warm.write("graph.toml", warm.read("graph.toml").replace(
         'title = "Multiplication"', 'title = "Multiplication"\nenv = ["MINICALC_MODE"]'))
-    add_test(warm, "03_mul", """
+    warm.add_test("03_mul", """
 import os
 
 def test_mode():
@@ -322,7 +318,7 @@ def test_mode():
 
 
 def test_native_library_settings_pass_through_and_are_keyed(warm, monkeypatch):
-    add_test(warm, "03_mul", """
+    warm.add_test("03_mul", """
 import os
 
 def test_threads():
@@ -343,7 +339,7 @@ SECRETS = {"ORCHESTRATOR_CACHE_KEY": "k" * 64, "ORCHESTRATOR_REMOTE_CACHE_TOKEN"
 def test_a_test_dumping_its_environment_finds_no_secret(project, monkeypatch, launcher):
     """What a hostile test can read of its own process and its parent (the warm server, or
     the cold launcher's wrapper): the environment and every open file."""
-    add_test(project, "03_mul", """
+    project.add_test("03_mul", """
 import json, os, pathlib
 
 def test_dump():
@@ -372,106 +368,12 @@ def test_dump():
         assert name not in dump and value not in dump, name
 
 
-# ---- scoping: narrowing the default is allowed, and checked
-
-def scoped_project(project):
-    """data/ scoped to 04_power; docs/ ignored."""
-    project.write("data/table.csv", "6\n")
-    project.write("docs/guide.md", "how to\n")
-    project.write("graph.toml", project.read("graph.toml").replace(
-        'tests_dir = "tests"', 'tests_dir = "tests"\nignore = ["docs/**"]').replace(
-        'title = "Power"', 'title = "Power"\ninputs = ["data"]'))
-    return project
-
-
-def test_an_edit_reruns_only_what_keys_it(project):
-    scoped_project(project)
-    assert project.doit("-n", "2", "all").returncode == 0
-    project.write("docs/guide.md", "how to, again\n")
-    assert project.doit("all").executed == set()                    # ignored
-    project.write("data/table.csv", "7\n")
-    assert project.doit("all").executed == {"04_power"}             # scoped to 04
-    project.write("tests/02_add/notes.txt", "a note\n")
-    assert project.doit("all").executed == {"02_add"}               # 02's own folder
-    project.write("notes.txt", "anything else in the tree\n")
-    assert project.doit("all").executed == {"01_numbers", "02_add", "03_mul", "04_power"}
-
-
-def test_a_read_scoped_away_is_never_reused_and_says_how_to_declare_it(project):
-    scoped_project(project)
-    add_test(project, "03_mul", """
-def test_table():
-    assert open("data/table.csv").read().strip() == "6"
-""")
-    run = project.doit("all")
-    assert run.statuses["03_mul"] == "PASSED", run.stdout
-    line = ("    not cached: 03_mul read data/table.csv, but graph.toml scopes it to 04_power: "
-            "add it to 03_mul's inputs")
-    assert line in run.stdout.splitlines(), run.stdout
-    assert project.doit("all").statuses["03_mul"] == "PASSED"          # not (cached)
-    why = project.orchestrator("why", "test:03_mul")
-    assert "never reused" in why.stdout and "data/table.csv" in why.stdout, why.stdout
-    check = project.orchestrator("check")
-    assert check.returncode == 1
-    assert "undeclared read: 03_mul read data/table.csv, but graph.toml scopes it to " \
-        "04_power" in check.stderr, check.stderr
-    project.write("graph.toml", project.read("graph.toml").replace(
-        'title = "Multiplication"', 'title = "Multiplication"\ninputs = ["data"]'))
-    # declared: check judges the stored reads by today's graph.toml, before any re-run
-    assert project.orchestrator("check").returncode == 0, project.orchestrator("check").stderr
-    assert project.doit("all").statuses["03_mul"] == "PASSED"
-    assert project.doit("all").statuses["03_mul"] == "(cached) PASSED"
-    assert project.orchestrator("check").returncode == 0
-
-
-def test_a_read_of_another_modules_folder_is_reported(project):
-    project.write("tests/02_add/table.txt", "6")
-    add_test(project, "03_mul", """
-def test_borrowed():
-    assert open("tests/02_add/table.txt").read() == "6"
-""")
-    run = project.doit("all")
-    assert "not cached: 03_mul read tests/02_add/table.txt, but it belongs to 02_add" \
-        in run.stdout, run.stdout
-
-
-@pytest.mark.parametrize("value, message", [
-    ('"docs"', "graph.toml:5: [project] ignore must be a list of globs"),
-    ('["/etc/**"]', "graph.toml:5: [project] ignore '/etc/**' is outside the project"),
-])
-def test_a_bad_ignore_list_is_one_line(project, value, message):
-    project.write("graph.toml", project.read("graph.toml").replace(
-        'tests_dir = "tests"', f'tests_dir = "tests"\nignore = {value}'))
-    run = project.doit("all")
-    assert run.returncode == 3
-    assert message in run.stderr and "Traceback" not in run.stderr, run.stderr
-
-
-def test_a_module_cannot_declare_the_orchestrators_own_variables(project):
-    project.write("graph.toml", project.read("graph.toml").replace(
-        'title = "Power"', 'title = "Power"\nenv = ["ORCHESTRATOR_CACHE_KEY"]'))
-    run = project.doit("all")
-    assert run.returncode == 3
-    assert "env 'ORCHESTRATOR_CACHE_KEY': the orchestrator's own variables" in run.stderr
-
-
-def test_an_empty_inputs_folder_is_keyed_not_a_crash(project):
-    (project.root / "data" / "empty").mkdir(parents=True)
-    project.write("graph.toml", project.read("graph.toml").replace(
-        'title = "Addition"\n', 'title = "Addition"\ninputs = ["data/empty"]\n'))
-    run = project.doit("all")
-    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stdout + run.stderr
-    assert set(run.statuses.values()) == {"PASSED"}
-    project.write("data/empty/first.csv", "1\n")
-    assert project.doit("all").executed == {"02_add"}
-
-
 def test_an_edit_that_keeps_size_and_mtime_runs_the_new_code(warm, monkeypatch):
     """CPython trusts a .pyc whose recorded mtime and size match its source: the run must
     not test the old bytecode of a file whose new content the key saw (its ctime)."""
     monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
     helper = warm.write("helpers/answers.py", "ANSWER = 42\n")
-    add_test(warm, "03_mul", """
+    warm.add_test("03_mul", """
 import sys, pathlib
 sys.path.insert(0, str(pathlib.Path(__file__).parents[2] / "helpers"))
 from answers import ANSWER

@@ -111,6 +111,7 @@ def test_a_module_imported_from_outside_the_project_is_an_input(warm, tmp_path):
 
 
 def test_narrowed_run_counts_only_what_it_selected(warm):
+    # a second test for `-k other` to select: the run selects 1 of the module's 2
     warm.append(warm.test_file("01_numbers"), "\n\ndef test_other():\n    assert True\n")
     run = warm.doit("test:01_numbers", "pytest=-k other")
     assert run.returncode == 0, run.stdout + run.stderr

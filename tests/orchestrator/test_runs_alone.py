@@ -34,6 +34,7 @@ def log(project, module_id: str) -> str:
 
 def test_a_target_whose_deps_are_done_runs_alone_with_every_core(warm):
     recorded_long(warm, "04_power")
+    # one more passing test: a new key, so the module runs, with its long record kept
     warm.append(warm.test_file("04_power"), "\n\ndef test_more():\n    assert True\n")
     run = warm.doit("-n", "2", "test:04_power")
     assert run.returncode == 0, run.stdout + run.stderr
@@ -44,6 +45,7 @@ def test_a_target_whose_deps_are_done_runs_alone_with_every_core(warm):
 
 def test_the_overrides_still_decide(warm):
     recorded_long(warm, "04_power")
+    # one more passing test: a new key, so the module runs, with its long record kept
     warm.append(warm.test_file("04_power"), "\n\ndef test_more():\n    assert True\n")
     run = warm.doit("-n", "2", "test:04_power", "xdist=never")
     assert run.returncode == 0 and run.executed == {"04_power"}, run.stdout + run.stderr
