@@ -130,7 +130,14 @@ def closure_of(root: Path, invocation_dir: Path, selection: list[str]) -> Closur
 
 def _owner_of(graph, invocation_dir: Path, arg: str) -> str | None:
     path = (invocation_dir / arg.split("::", 1)[0]).resolve()
-    for module in graph:
+    # the folders on the way up, looked up among the tests folders: one resolve of the
+    # root, not one per module (a hundred modules: ~2 ms of a run that takes ~60)
+    root = graph.root.resolve()
+    folders = {root / module.tests: module.id for module in graph}
+    for folder in (path, *path.parents):
+        if folder in folders:
+            return folders[folder]
+    for module in graph:        # a tests folder reached through a symlink
         tests = (graph.root / module.tests).resolve()
         if path == tests or tests in path.parents:
             return module.id

@@ -39,23 +39,30 @@ import selectors
 import signal
 import sys
 import traceback
+from pathlib import Path
 
-from orchestrator.run import reaper
-from orchestrator.run.launch import die_with, kill_group
-from orchestrator.run.plugin_preload import preload_entry_point_plugins
+from orchestrator.run import reaper, session_graph
+from orchestrator.run.launch import PLUGIN, die_with, kill_group
+from orchestrator.run.plugin_preload import builtin_plugin_modules, preload_plugins
 
-# Every child needs these: pytest, and what our plugin imports (not the plugin module
-# itself: `-p orchestrator.run.pytest_plugin` marks it for assertion rewriting, and pytest
-# warns, an error under -W error, about a marked module imported before it). The
-# entry-point plugins (xdist, ...) are imported through pytest's rewriting hook instead
-# (plugin_preload.py).
+# Every child needs these: pytest, and what our plugin imports. The plugin module itself
+# and the entry-point plugins (xdist, ...) are imported through pytest's rewriting hook
+# instead (plugin_preload.py): `-p orchestrator.run.pytest_plugin` marks it for
+# rewriting, and pytest warns, an error under -W error, about a marked module imported
+# plainly before it.
 # The plugin imports some of them only when it needs them, so that a student's plain
 # `pytest` loads little; a child of this server has them already (test_forkserver.py
 # checks this list against what a child's plugin imported).
 ALWAYS = ["pytest", "orchestrator.run.closure_guard", "orchestrator.run.observe",
           "orchestrator.run.reaper", "orchestrator.run.launch", "orchestrator.core.graph",
           "orchestrator.core.export", "orchestrator.core.sourcemap", "orchestrator.cache.store",
-          "orchestrator.cache.tally", "orchestrator.run.verdict", "orchestrator.run.session_graph"]
+          "orchestrator.cache.tally", "orchestrator.run.verdict", "orchestrator.run.session_graph",
+          # what every pytest session imports beyond `import pytest` (plugin_preload.py says
+          # why importing them here is what the child would do), and what it imports as it
+          # configures: its command line's completion helper, pdb (the debugging plugin),
+          # faulthandler, ctypes (prctl in reaper.py). Not readline: pytest's capture plugin
+          # imports it on purpose in the child, to attach it to the child's own terminal.
+          *builtin_plugin_modules(), "_pytest._argcomplete", "pdb", "faulthandler", "ctypes"]
 
 
 def preload(name: str) -> None:
@@ -108,6 +115,7 @@ class Server:
         # collections (pytest calls gc.collect() several times as a session ends) then skip
         # the server's millions of objects (torch, numpy), and reading them in a collection
         # does not copy their pages either (measured: a third of a small module's child).
+        session_graph.warm(Path(request["cwd"]))     # a child inherits it, parsed
         gc.freeze()
         pid = os.fork()
         if pid == 0:
@@ -192,7 +200,7 @@ def main() -> None:
     os.dup2(2, 1)             # a library printing at import must not garble the answers
     for name in ALWAYS:
         preload(name)
-    preload_entry_point_plugins()
+    preload_plugins((PLUGIN,))       # every run names it with -p (runner.py)
     say(ready=os.getpid())
     if not sys.argv[1:]:
         say(preloaded=[])

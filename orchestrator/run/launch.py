@@ -50,6 +50,7 @@ from orchestrator.run import reaper
 # in runner.py, so that a plain `pytest` run does not import the runner to read them.)
 PARENT_ENV = "ORCHESTRATOR_PARENT_PID"    # the pytest plugin dies with this process
 REPORT_ENV = "ORCHESTRATOR_REPORT"        # where the plugin writes its JSON report
+PLUGIN = "orchestrator.run.pytest_plugin"  # named with -p in every run (runner.py)
 
 
 @dataclass(frozen=True)

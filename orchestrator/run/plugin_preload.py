@@ -1,14 +1,19 @@
-"""Import pytest's entry-point plugins in the warm server, once, exactly as pytest would:
-through pytest's own assertion-rewriting import hook. Every forked child then starts with
-them imported and rewritten, instead of each child spending ~0.1 s importing xdist, anyio
-and their dependencies (measured on a course of small modules: a forked `pytest.main`
-took 0.18 s with them, 0.095 s without).
+"""Import pytest's plugins in the warm server, once, exactly as pytest would. Every forked
+child then starts with them imported, instead of each child importing them again:
+  - the entry-point plugins (xdist, anyio and their dependencies), through pytest's own
+    assertion-rewriting import hook: measured on a course of small modules, a forked
+    `pytest.main` took 0.18 s with them, 0.095 s without;
+  - the orchestrator's plugin, which every run names with `-p` (runner.py), through the
+    same hook: pytest rewrites a `-p` module as it imports it; without the bytecode cache
+    (PYTHONDONTWRITEBYTECODE) each child rewrote and compiled it again (~7 ms);
+  - pytest's own builtin plugins, plainly (`builtin_plugin_modules`).
 
 Why it cannot change a result:
   - pytest rewrites the asserts of every module of a distribution that declares a
     `pytest11` entry point (its rule: config._iter_rewritable_modules over the
-    distribution's files). We mark the same names and import through the same hook, so a
-    plugin's asserts are rewritten exactly as in a fresh process.
+    distribution's files), and of each `-p` module. We mark the same names and import
+    through the same hook, so a plugin's asserts are rewritten exactly as in a fresh
+    process.
   - In the child, pytest marks those names again and finds them imported; it warns
     ("cannot be rewritten") only for a module whose loader is not its hook's type, and
     ours is the same type: no warning, nothing imported twice.
@@ -44,19 +49,34 @@ class _HookConfig:
         raise ValueError(name)      # python_files: the hook falls back to pytest's default
 
 
-def preload_entry_point_plugins() -> list[str]:
-    """Import every `pytest11` plugin module through an assertion-rewriting hook; the names
-    imported."""
-    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
-        return []
+def builtin_plugin_modules() -> list[str]:
+    """pytest's own plugin modules, which every session imports (`get_config`); `import
+    pytest` imports only some of them (~15 ms of a small module's child). pytest imports
+    them plainly, before its rewriting hook exists (its plugin manager's hook is a dummy
+    until the command line is parsed): a plain import here is the same import. [] where
+    pytest's internals moved."""
     try:
-        hook, plugins = _marked_hook()
+        from _pytest.config import builtin_plugins, default_plugins
+    except ImportError:
+        return []
+    return [f"_pytest.{name}" for name in default_plugins if name in builtin_plugins]
+
+
+def preload_plugins(named: tuple[str, ...] = ()) -> list[str]:
+    """Import, through an assertion-rewriting hook, the plugin modules every child's pytest
+    imports: `named` (each run's command line names them with -p, which pytest marks for
+    rewriting as it imports them) and every `pytest11` entry-point plugin, unless
+    PYTEST_DISABLE_PLUGIN_AUTOLOAD is set. The names imported."""
+    autoload = not os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+    try:
+        hook, plugins = _marked_hook(autoload)
     except Exception:          # pytest's internals moved: children import plugins themselves
         return []
+    hook.mark_rewrite(*named)
     imported = []
     sys.meta_path.insert(0, hook)
     try:
-        for module in plugins:
+        for module in [*named, *plugins]:
             try:
                 importlib.import_module(module)
                 imported.append(module)
@@ -67,7 +87,7 @@ def preload_entry_point_plugins() -> list[str]:
     return imported
 
 
-def _marked_hook():
+def _marked_hook(autoload: bool):
     from importlib import metadata
 
     from _pytest.assertion import AssertionState, assertstate_key
@@ -80,7 +100,7 @@ def _marked_hook():
     hook = AssertionRewritingHook(config)
     config.stash[assertstate_key].hook = hook
     plugins: list[str] = []
-    for dist in metadata.distributions():
+    for dist in metadata.distributions() if autoload else ():
         points = [ep for ep in dist.entry_points if ep.group == "pytest11"]
         if points:
             hook.mark_rewrite(*_iter_rewritable_modules([str(f) for f in dist.files or []]))

@@ -20,7 +20,7 @@ from orchestrator.core import strict_env, tree
 from orchestrator.core.graph import Module, ModuleGraph
 from orchestrator.core.state import StateDir
 from orchestrator.run import observe
-from orchestrator.run.launch import REPORT_ENV, ColdLauncher, Ending, TimedOut
+from orchestrator.run.launch import PLUGIN, REPORT_ENV, ColdLauncher, Ending, TimedOut
 from orchestrator.run.observe import read_observations
 
 # The xdist policy's two measured bounds (xdist_workers). On 2 cores, each module run alone
@@ -131,7 +131,7 @@ def attempt(graph: ModuleGraph, module: Module, selection: list[str], pytest_arg
 def pytest_args_for(selection: list[str], basetemp: Path, pytest_args: list[str],
                     xdist_workers: int) -> list[str]:
     # our plugin is loaded whatever the project's pytest configuration says (twice is fine)
-    args = [*selection, "-q", "-p", "orchestrator.run.pytest_plugin", "-p", "no:cacheprovider",
+    args = [*selection, "-q", "-p", PLUGIN, "-p", "no:cacheprovider",
             f"--basetemp={basetemp}", *pytest_args]
     if xdist_workers > 1:
         args += ["-n", str(xdist_workers)]

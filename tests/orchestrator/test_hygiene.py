@@ -250,3 +250,35 @@ def test_the_wrapper_ends_as_its_command_did(tmp_path):
     assert out.returncode == 0 and not alive(pid)
     assert out.stderr == ("orchestrator: killed 1 process left running by the tests:\n"
                           f"    {pid} sleep 1000\n")
+
+
+CHILDREN_PROBE = """
+import json, os, subprocess, time
+from orchestrator.run import reaper
+alone = reaper._children_within(frozenset())
+sleeper = subprocess.Popen(["sleep", "1000"])
+with_child = reaper._children_within(frozenset())
+excluded = reaper._children_within(frozenset({sleeper.pid}))
+quick = subprocess.Popen(["true"])
+while open(f"/proc/{quick.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+    time.sleep(0.01)                  # ended, not yet reaped: a zombie is still a child
+zombie = reaper._children_within(frozenset({sleeper.pid}))
+killed = reaper.sweep()
+print(json.dumps({"alone": alone, "with_child": with_child, "excluded": excluded,
+                  "zombie": zombie, "killed": killed, "after": reaper._children_within(frozenset())}))
+"""
+
+
+def test_a_sweep_with_no_child_outside_its_exclusions_reads_no_process_table():
+    """The common end of a run (nothing left below it) is told from the process's own
+    children, not from a read of every process: and a running or zombie child still
+    sends the sweep to the table."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", CHILDREN_PROBE], env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    assert (seen["alone"], seen["with_child"], seen["excluded"], seen["zombie"]) == \
+        (True, False, True, False)
+    assert len(seen["killed"]) == 1 and seen["killed"][0].endswith(" sleep 1000")
+    assert seen["after"] is True

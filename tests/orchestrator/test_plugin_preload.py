@@ -1,5 +1,5 @@
-"""The warm server imports pytest's entry-point plugins once, through pytest's own
-assertion-rewriting hook (plugin_preload.py): a plugin that relies on rewriting must get
+"""The warm server imports pytest's entry-point plugins and the orchestrator's plugin once,
+through pytest's own assertion-rewriting hook (plugin_preload.py): a plugin that relies on rewriting must get
 it exactly as in a fresh `python -m pytest`, and nothing may warn."""
 from __future__ import annotations
 
@@ -50,8 +50,8 @@ def test_preload_imports_through_the_rewriting_hook(tmp_path, monkeypatch):
     site = tmp_path / "site"
     site.mkdir()
     install_plugin(site)
-    code = ("import sys; from orchestrator.run.plugin_preload import preload_entry_point_plugins\n"
-            "names = preload_entry_point_plugins()\n"
+    code = ("import sys; from orchestrator.run.plugin_preload import preload_plugins\n"
+            "names = preload_plugins()\n"
             "print('rewritten_plugin' in names,"
             " type(sys.modules['rewritten_plugin'].__loader__).__name__)\n")
     from .conftest import REPO
@@ -59,8 +59,11 @@ def test_preload_imports_through_the_rewriting_hook(tmp_path, monkeypatch):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True).stdout.split()
     assert out == ["True", "AssertionRewritingHook"]
+    # the plugin every run names with -p is rewritten as pytest would, autoload or not
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    code = ("from orchestrator.run.plugin_preload import preload_entry_point_plugins\n"
-            "print(preload_entry_point_plugins())\n")
+    code = ("import sys; from orchestrator.run.plugin_preload import preload_plugins\n"
+            "print(preload_plugins(('orchestrator.run.pytest_plugin',)),"
+            " type(sys.modules['orchestrator.run.pytest_plugin'].__loader__).__name__)\n")
     assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, check=True).stdout.strip() == "[]"
+                          text=True, check=True).stdout.strip() == \
+        "['orchestrator.run.pytest_plugin'] AssertionRewritingHook"
