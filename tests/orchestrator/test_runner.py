@@ -168,3 +168,19 @@ def test_the_suites_time_in_one_process_whichever_way_it_last_ran():
 def test_blas_threads_share_the_cores_among_the_processes_running(cores, doit_workers, xdist,
                                                                   expected):
     assert runner.blas_threads(cores, doit_workers, xdist) == expected
+
+
+def test_a_run_collects_nothing_beside_its_module_and_all_below_it(project, run, tmp_path):
+    """The folders beside the selection are skipped before pytest looks at them (the
+    plugin's pytest_ignore_collect): a conftest's collection hook never sees them, and a
+    folder below the module's tests is collected as before."""
+    seen = tmp_path / "collected-folders.txt"
+    project.write("tests/conftest.py",
+                  "def pytest_collect_directory(path, parent):\n"
+                  f"    with open({str(seen)!r}, 'a') as f:\n"
+                  "        f.write(path.name + '\\n')\n")
+    project.write("tests/03_mul/deeper/test_deeper.py", "def test_deep():\n    assert True\n")
+    result = run(project, "03_mul")
+    assert result.passed, result.reason
+    assert "tests/03_mul/deeper/test_deeper.py::test_deep" in result.tests
+    assert sorted(set(seen.read_text().split())) == ["03_mul", "deeper"]
