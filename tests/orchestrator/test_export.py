@@ -134,7 +134,10 @@ def test_failed_write_leaves_the_old_file_and_no_temp_files(project, monkeypatch
     with pytest.raises(OSError, match="disk full"):
         export_module(graph["01_numbers"], graph)
     assert target.read_text() == before
-    assert sorted(p.name for p in target.parent.iterdir()) == ["__init__.py", "numbers.py"]
+    assert sorted(p.name for p in target.parent.iterdir()) == \
+        ["__init__.py", "__pycache__", "numbers.py"]
+    assert [p.name for p in (target.parent / "__pycache__").iterdir()] == \
+        [f"numbers.{sys.implementation.cache_tag}.pyc"]        # the first export's
 
 
 def test_cli_export_and_force(project):
@@ -277,3 +280,32 @@ def test_several_sources_export_into_one_module_in_order(project):
     assert again.executed == {"04_power"}            # an edit to either source re-runs it
     project.append("modules/04_power/extra.py", "\n# %%\nprint('a demo cell')\n")
     assert project.doit("all").executed == set()      # a non-exported cell re-runs nothing
+
+
+def test_an_export_is_compiled_once_into_a_pyc_checked_against_its_source(project):
+    """Each test run imports the exports of its closure: compiled at export time, no run
+    compiles them again, even under PYTHONDONTWRITEBYTECODE. The .pyc is hash-based and
+    checked, so a later edit of the generated file that keeps its size and mtime (which a
+    timestamp .pyc would not notice) is what the import runs."""
+    import importlib.util
+    graph = load(project.root)
+    export_module(graph["01_numbers"], graph)
+    target = export_module(graph["02_add"], graph)
+    pyc = Path(importlib.util.cache_from_source(str(target)))
+    flags = int.from_bytes(pyc.read_bytes()[4:8], "little")
+    assert flags == 0b11                 # hash-based, checked on every import (PEP 552)
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    probe = ("import minicalc.ops.add as m, sys; "
+             "print(m.add(2, 3), type(m.__spec__.loader).__name__)")
+    run = subprocess.run([sys.executable, "-c", probe], cwd=project.root, env=env,
+                         capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["5.0", "SourceFileLoader"]
+    before = os.stat(target)
+    text = target.read_text()
+    edited = text.replace("number(a) + number(b)", "number(a) * number(b)")
+    assert edited != text and len(edited) == len(text)
+    target.write_text(edited)
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    run = subprocess.run([sys.executable, "-c", probe], cwd=project.root, env=env,
+                         capture_output=True, text=True, check=True)
+    assert run.stdout.split()[0] == "6.0"
