@@ -142,18 +142,15 @@ class Observer:
 
     def snapshot(self) -> dict:
         """What this process saw, relative to the root (filtering is the runner's job)."""
-        imported = set()
-        for module in list(sys.modules.values()):
-            file = getattr(module, "__file__", None)
-            if isinstance(file, str) and os.path.abspath(file).startswith(self.prefix):
-                imported.add(os.path.abspath(file))
+        files = module_files()
+        imported = {file for file in files.values() if file.startswith(self.prefix)}
 
         def rel(paths: set[str]) -> list[str]:
             return sorted(os.path.relpath(p, self.root) for p in paths)
         return {"read": rel(self.read | imported),
                 "listed": rel(self.listed),
                 "written": rel(self.written),
-                "modules": outside_modules(self.prefix),
+                "modules": outside_modules(self.prefix, files),
                 "absent": sorted(n for n in self.absent.names if n not in sys.modules)}
 
     def write(self) -> None:
@@ -169,16 +166,26 @@ class Observer:
 HOW_IT_STARTED = {"__main__", "sitecustomize", "usercustomize"}
 
 
-def outside_modules(project_prefix: str) -> dict[str, str]:
-    """{top-level name: file} of the modules imported from outside the project that are
-    not the standard library's."""
+def module_files() -> dict[str, str]:
+    """{module name: its file, absolute} of every imported module that has a file: one
+    pass over sys.modules (hundreds of modules in a test run)."""
     found = {}
     for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if isinstance(file, str):
+            found[name] = os.path.abspath(file)
+    return found
+
+
+def outside_modules(project_prefix: str, files: dict[str, str] | None = None) -> dict[str, str]:
+    """{top-level name: file} of the modules imported from outside the project that are
+    not the standard library's (`files`: module_files(), if already taken)."""
+    found = {}
+    for name, file in (module_files() if files is None else files).items():
         if "." in name or name in sys.stdlib_module_names or name in HOW_IT_STARTED:
             continue
-        file = getattr(module, "__file__", None)
-        if isinstance(file, str) and not os.path.abspath(file).startswith(project_prefix):
-            found[name] = os.path.abspath(file)
+        if not file.startswith(project_prefix):
+            found[name] = file
     return dict(sorted(found.items()))
 
 

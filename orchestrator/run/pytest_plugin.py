@@ -87,6 +87,7 @@ def pytest_configure(config):
 
 
 SESSION = pytest.StashKey["pytest.Session"]()
+INSIDE = pytest.StashKey[dict]()        # folder -> whether it lies in the selection
 
 
 def pytest_sessionstart(session):
@@ -105,9 +106,12 @@ def pytest_ignore_collect(collection_path, config):
     session = config.stash.get(SESSION, None)
     if session is None:
         return None
-    if any(session.isinitpath(folder) for folder in collection_path.parents):
-        return None                 # inside the selection: pytest's own rules decide
-    return True
+    # asked of every entry of a folder: whether the folder lies in the selection, once
+    inside = config.stash.setdefault(INSIDE, {})
+    folder = collection_path.parent
+    if folder not in inside:
+        inside[folder] = any(session.isinitpath(f) for f in (folder, *folder.parents))
+    return None if inside[folder] else True     # inside: pytest's own rules decide
 
 
 @pytest.hookimpl(trylast=True)
