@@ -76,7 +76,7 @@ class Campaign(Protocol):
     def resolve_task_names(self, names: list[str]) -> list[str]: ...
     def begin_run(self) -> None: ...
     def end_run(self) -> None: ...
-    def priority(self, task_name: str) -> float: ...
+    def priority(self, task_name: str) -> tuple[float, ...]: ...
     def consider(self, task_names: Iterable[str]) -> None: ...
 
 
@@ -96,13 +96,14 @@ class PriorityReady:
     """A dispatcher's `ready` queue (it uses append, popleft and truth), highest priority
     first; `priority(task name)` is asked as a task is queued, never before a run."""
 
-    def __init__(self, priority: Callable[[str], float] = lambda name: 0.0):
+    def __init__(self, priority: Callable[[str], tuple[float, ...]] = lambda name: (0.0,)):
         self.priority = priority
         self._heap: list = []
         self._order = itertools.count()   # ties keep doit's first-come order
 
     def append(self, node) -> None:
-        heapq.heappush(self._heap, (-self.priority(node.task.name), next(self._order), node))
+        highest_first = tuple(-value for value in self.priority(node.task.name))
+        heapq.heappush(self._heap, (highest_first, next(self._order), node))
 
     def popleft(self):
         return heapq.heappop(self._heap)[2]
@@ -111,7 +112,7 @@ class PriorityReady:
         return len(self._heap)
 
 
-def prioritized(dispatcher, priority: Callable[[str], float]):
+def prioritized(dispatcher, priority: Callable[[str], tuple[float, ...]]):
     """doit's TaskDispatcher, its ready tasks handed out by priority. Its generator has not
     started yet (TaskDispatcher.__init__ only creates it), so nothing is in `ready`."""
     dispatcher.ready = PriorityReady(priority)
@@ -170,7 +171,7 @@ class Run(cmd_run.Run):
                 runner_cls = MThreadRunner
                 run_args.append(num_process)
             dispatcher = prioritized(self.control.task_dispatcher(),
-                                     campaign.priority if campaign else lambda name: 0.0)
+                                     campaign.priority if campaign else lambda name: (0.0,))
             if campaign is not None:    # which targets a starting one may share cores with
                 campaign.consider(run_context.considered(dispatcher.tasks,
                                                          dispatcher.selected_tasks))

@@ -36,6 +36,20 @@ def guess(module) -> float:
     return module.timeout / 60
 
 
+Priority = tuple[float, float]
+
+
+def priorities(graph: ModuleGraph, took: dict[str, float], strict: bool) -> dict[str, Priority]:
+    """{module: (its remaining path, the part of that path after it)}: the dispatch order,
+    highest first. Between equal paths the module with more waiting behind it starts first:
+    a short module whose dependents carry the path before a long one that ends it. Equal
+    paths are common on a fresh clone, where durations are guesses by size class: TinyTorch
+    cold, 09_spatial (medium, ending its chain) and 11_embeddings (small, before 13 and 17)
+    tie at 26, and starting 09 first held the critical path back 1.6 s."""
+    path = remaining_path(graph, took, strict)
+    return {m: (p, p - took[m]) for m, p in path.items()}
+
+
 def remaining_path(graph: ModuleGraph, took: dict[str, float], strict: bool) -> dict[str, float]:
     """{module: its duration + the longest path of test targets waiting on it}."""
     waiting_on: dict[str, list[str]] = {m.id: [] for m in graph}
@@ -110,10 +124,10 @@ class Progress:
 def simulate(graph: ModuleGraph, took: dict[str, float], workers: int,
              strict: bool = False) -> dict[str, bool]:
     """A cold run of every test target played out on `workers` workers from durations
-    alone, dispatched as the run command does (longest remaining path first, then
-    curriculum order): {module: whether it runs alone}, in the order they start. For the
-    benchmark, which asks how many modules the xdist policy would give workers."""
-    priority = remaining_path(graph, took, strict)
+    alone, dispatched as the run command does (`priorities`, then curriculum order):
+    {module: whether it runs alone}, in the order they start. For the benchmark, which
+    asks how many modules the xdist policy would give workers."""
+    priority = priorities(graph, took, strict)
     deps = {m.id: set(graph.test_deps(m.id, strict=strict)) for m in graph}
     finished: set[str] = set()
     running: list[tuple[float, str]] = []         # (end, module)
@@ -121,7 +135,7 @@ def simulate(graph: ModuleGraph, took: dict[str, float], workers: int,
     now = 0.0
     while len(finished) < len(deps):
         ready = sorted((m for m in deps if m not in started and deps[m] <= finished),
-                       key=lambda m: (-priority[m], graph[m].index))
+                       key=lambda m: (-priority[m][0], -priority[m][1], graph[m].index))
         for module_id in ready[:max(workers, 1) - len(running)]:
             started[module_id] = runs_alone(graph, module_id, list(deps), finished, set(),
                                             strict)

@@ -79,7 +79,7 @@ class Campaign:
         self._launcher_lock = threading.Lock()
         self._declared: dict[str, dict[str, str]] = {}
         self.hits: dict = {}               # module -> the stored result a cache hit reuses
-        self._priorities: dict[str, float] | None = None
+        self._priorities: dict[str, schedule.Priority] | None = None
         self._durations: dict[str, float] | None = None
         # which test targets of the run have ended: whether a starting one runs alone
         self.progress = schedule.Progress(self.graph, self.strict)
@@ -182,20 +182,20 @@ class Campaign:
     def resolve_task_names(self, names: list[str]) -> list[str]:
         return resolve_task_names(self.graph, names)
 
-    def priority(self, task_name: str) -> float:
+    def priority(self, task_name: str) -> schedule.Priority:
         """The run command's dispatch order (doit_run.py): a test or export target's
-        remaining critical path, 0 for other tasks. The first call reads the recorded
-        durations: a run asks when it first dispatches, `doit list` never does."""
+        remaining critical path and what of it lies after the module (schedule.priorities),
+        (0, 0) for other tasks. The first call reads the recorded durations: a run asks
+        when it first dispatches, `doit list` never does."""
         kind, _, module = task_name.partition(":")
         if kind in ("test", "export") and module in self.graph.modules:
             return self.priorities()[module]
-        return 0.0
+        return (0.0, 0.0)
 
-    def priorities(self) -> dict[str, float]:
-        """Each module's remaining critical path (seconds, from recorded durations)."""
+    def priorities(self) -> dict[str, schedule.Priority]:
+        """Each module's dispatch priority, from recorded durations (or guesses)."""
         if self._priorities is None:
-            self._priorities = schedule.remaining_path(self.graph, self.durations(),
-                                                       self.strict)
+            self._priorities = schedule.priorities(self.graph, self.durations(), self.strict)
         return self._priorities
 
     def durations(self) -> dict[str, float]:
@@ -208,9 +208,10 @@ class Campaign:
         # the longest remaining path first by declared sizes, the order doit's plain `run`
         # starts them in; ours dispatches by the recorded durations (Campaign.priority).
         # Listing the tasks reads no stored result.
-        guessed = schedule.remaining_path(
+        guessed = schedule.priorities(
             self.graph, {m.id: schedule.guess(m) for m in self.graph}, self.strict)
-        order = sorted(self.graph.modules, key=lambda m: (-guessed[m], self.graph[m].index))
+        order = sorted(self.graph.modules,
+                       key=lambda m: (-guessed[m][0], -guessed[m][1], self.graph[m].index))
         return {
             "doc": "export and test every module, in dependency order",
             "actions": None,
@@ -236,6 +237,8 @@ class Campaign:
             print(f"wrote {(out / name).relative_to(self.root)}")
 
     def export(self, module_id: str):
+        if module_id in self.progress.considered:
+            self.warm_up()         # its test target will likely run: boot while we export
         exported = False
         try:
             export.export_module(self.graph[module_id], self.graph)
@@ -291,8 +294,7 @@ class Campaign:
                                        longest=longest)
         blas = runner.blas_threads(cores, parallel, workers)
         result = runner.run_module(self.graph, module, declared, self.pytest_args, workers,
-                                   self.flaky_attempts, blas,
-                                   self.launcher(blas_threads=max(1, cores // parallel)))
+                                   self.flaky_attempts, blas, self.warm_up())
         if context.interrupted.is_set():
             return TaskFailed("interrupted")          # never stored: it did not finish
         if result.cause is Cause.BAD_ARGUMENTS:
@@ -308,10 +310,22 @@ class Campaign:
             self.remote.upload(result, declared)
         return True if result.passed else TaskFailed(result.reason)
 
+    def warm_up(self):
+        """The run's pytest launcher, started now if it was not: the warm server takes
+        ~0.3 s to boot, so the first export of a module whose tests this run considers
+        starts it, and the first test run finds it ready (TinyTorch cold: the first
+        fork 0.08 s sooner). A run that then runs no test ends it unused (close)."""
+        cores, parallel = os.cpu_count() or 1, run_context.CURRENT.workers
+        return self.launcher(blas_threads=max(1, cores // parallel))
+
     def launcher(self, blas_threads: int):
         """The run's pytest launcher, started on first use (a no-op run starts none)."""
         with self._launcher_lock:
             if self._launcher is None:
+                # what the first result's key asks (the distributions of what it imported,
+                # ~35 ms), read while the first run runs instead of after it
+                threading.Thread(target=keys.distribution_owners, name="distributions",
+                                 daemon=True).start()
                 if self.launcher_kind == "warm" and launch.WarmLauncher.available():
                     # thread limits must be in the server's environment before numpy loads;
                     # the strict environment: no secret of ours in the server either

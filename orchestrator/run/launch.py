@@ -270,11 +270,15 @@ class WarmLauncher:
         job.done.wait(10)
 
     def close(self) -> None:
-        """Closing stdin tells the server to kill what still runs and exit."""
+        """Closing stdin tells the server to kill what still runs and exit. A server that
+        never got a job (a run that found every result cached) may still be importing,
+        reading no stdin: it has forked nothing, and is killed."""
         try:
             self.requests.close()
         except OSError:
             pass
+        if self.next_job == 0:
+            self.server.kill()
         try:
             self.server.wait(10)
         except subprocess.TimeoutExpired:

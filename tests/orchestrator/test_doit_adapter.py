@@ -166,7 +166,7 @@ class FakeCampaign:
 
     def priority(self, task_name):
         self.calls.append(("priority", task_name))
-        return self.priorities.get(task_name, 0.0)
+        return (self.priorities.get(task_name, 0.0),)
 
     def consider(self, task_names):
         self.calls.append(("consider", sorted(task_names)))

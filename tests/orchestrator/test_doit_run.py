@@ -11,12 +11,15 @@ def node(name):
 
 
 def test_ready_queue_pops_the_highest_priority_first_and_ties_in_arrival_order():
-    priorities = {"short": 1.0, "long": 9.5, "long2": 9.5}
-    ready = PriorityReady(lambda name: priorities.get(name, 0.0))
-    for name in ("short", "plain", "long", "long2"):
+    # (remaining path, what of it lies after the task): equal paths go by the second
+    priorities = {"short": (1.0, 0.0), "long": (9.5, 0.0), "long2": (9.5, 0.0),
+                  "feeds": (9.5, 8.0)}
+    ready = PriorityReady(lambda name: priorities.get(name, (0.0, 0.0)))
+    for name in ("short", "plain", "long", "long2", "feeds"):
         ready.append(node(name))
-    assert len(ready) == 4 and ready
-    assert [ready.popleft().task.name for _ in range(4)] == ["long", "long2", "short", "plain"]
+    assert len(ready) == 5 and ready
+    assert [ready.popleft().task.name for _ in range(5)] == \
+        ["feeds", "long", "long2", "short", "plain"]
     assert not ready
     fifo = PriorityReady()            # no campaign: doit's own first-come order
     for name in ("b", "a", "c"):

@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from orchestrator.run import forkserver
 from orchestrator.run.launch import REPORT_ENV
 
 REPO = Path(__file__).resolve().parents[2]

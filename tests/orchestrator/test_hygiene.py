@@ -264,8 +264,9 @@ while open(f"/proc/{quick.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
     time.sleep(0.01)                  # ended, not yet reaped: a zombie is still a child
 zombie = reaper._children_within(frozenset({sleeper.pid}))
 killed = reaper.sweep()
+after = reaper._children_within(frozenset())
 print(json.dumps({"alone": alone, "with_child": with_child, "excluded": excluded,
-                  "zombie": zombie, "killed": killed, "after": reaper._children_within(frozenset())}))
+                  "zombie": zombie, "killed": killed, "after": after}))
 """
 
 

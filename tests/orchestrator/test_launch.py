@@ -146,3 +146,19 @@ def test_closing_the_launcher_kills_what_still_runs(heavy_server, project, tmp_p
     thread.join(30)
     assert not thread.is_alive()
     assert gone(pids), "a test process outlived the launcher"
+
+
+def test_a_server_that_never_got_a_job_is_ended_even_while_it_boots(tmp_path):
+    """A run starts the server at its first export (Campaign.warm_up); when every test
+    then comes from a cache, closing must not wait for the server to finish its imports
+    (it reads no request before it is ready): it has forked nothing, and is killed."""
+    server = server_preloading(tmp_path, "slow_lib", "import time\ntime.sleep(600)\n")
+    calls = []
+    process = server.server
+    kill, wait = process.kill, process.wait
+    process.kill = lambda: (calls.append("kill"), kill())[1]                  # type: ignore
+    process.wait = lambda *a, **k: (calls.append("wait"), wait(*a, **k))[1]   # type: ignore
+    server.close()
+    assert calls[:2] == ["kill", "wait"]        # not a wait for a server that cannot answer
+    assert process.returncode == -signal.SIGKILL
+    assert gone([server.server.pid])

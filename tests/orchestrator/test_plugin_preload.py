@@ -1,6 +1,6 @@
 """The warm server imports pytest's entry-point plugins and the orchestrator's plugin once,
-through pytest's own assertion-rewriting hook (plugin_preload.py): a plugin that relies on rewriting must get
-it exactly as in a fresh `python -m pytest`, and nothing may warn."""
+through pytest's own assertion-rewriting hook (plugin_preload.py): a plugin that relies on
+rewriting must get it exactly as in a fresh `python -m pytest`, and nothing may warn."""
 from __future__ import annotations
 
 import sys

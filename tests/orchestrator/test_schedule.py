@@ -5,6 +5,7 @@ from orchestrator.cache.store import Store
 from orchestrator.campaign.schedule import (
     Progress,
     durations,
+    priorities,
     remaining_path,
     runs_alone,
     simulate,
@@ -20,6 +21,42 @@ def test_remaining_path_adds_the_longest_chain_after_each_module(project):
     # strict: 03 also waits for 02, so 02's chain runs through 03 and 04
     assert remaining_path(graph, took, strict=True) == {
         "04_power": 3.0, "03_mul": 5.0, "02_add": 10.0, "01_numbers": 11.0}
+
+
+class Chains:
+    """A graph of its own: A, then X (long, nothing after it) beside Y -> Z (short, then
+    long): X and Y tie on their remaining path."""
+
+    def __init__(self):
+        from types import SimpleNamespace
+        deps = {"A": [], "X": ["A"], "Y": ["A"], "Z": ["Y"]}
+        self.modules = {m: SimpleNamespace(id=m, index=i) for i, m in enumerate(deps)}
+        self.deps = deps
+
+    def __iter__(self):
+        return iter(self.modules.values())
+
+    def __getitem__(self, module_id):
+        return self.modules[module_id]
+
+    def test_deps(self, module_id, strict=False):
+        return self.deps[module_id]
+
+    def waiting_on(self, module_id, strict=False):
+        direct = [m for m, deps in self.deps.items() if module_id in deps]
+        return direct + [w for m in direct for w in self.waiting_on(m)]
+
+
+def test_between_equal_paths_the_module_with_more_behind_it_starts_first():
+    """TinyTorch on a fresh clone (sizes guessed): 09_spatial ends its chain, 11_embeddings
+    leads to 13 and 17; both tie at 26, and 09 went first, in curriculum order, holding
+    the critical path back 1.6 s."""
+    graph = Chains()
+    took = {"A": 1.0, "X": 5.0, "Y": 1.0, "Z": 4.0}
+    assert remaining_path(graph, took, strict=False) == {"Z": 4.0, "Y": 5.0, "X": 5.0, "A": 6.0}
+    assert priorities(graph, took, strict=False) == {
+        "Z": (4.0, 0.0), "Y": (5.0, 4.0), "X": (5.0, 0.0), "A": (6.0, 5.0)}
+    assert list(simulate(graph, took, workers=1)) == ["A", "Y", "X", "Z"]
 
 
 def test_a_run_dispatches_the_longest_path_first(project):
