@@ -336,15 +336,16 @@ class ReportWriter:
         self._running("")
 
     def _running(self, nodeid: str) -> None:
-        """The test running now in the `.running` file ('' between tests: an empty file).
-        One file kept open and rewritten in place: creating and removing it for each test
-        cost ~0.3 ms a test on ext4, metadata the journal writes."""
+        """The test running now, as the first line of the `.running` file (an empty line
+        between tests; what follows the first line is left over from longer ids). One
+        file kept open and its start rewritten in place: creating and removing it for each
+        test cost ~0.3 ms a test on ext4, truncating it ~0.05 ms, metadata the journal
+        writes."""
         if self.running is None:
             self.running = os.open(self.path.with_suffix(".running"),
                                    os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.ftruncate(self.running, 0)
         os.lseek(self.running, 0, os.SEEK_SET)
-        os.write(self.running, nodeid.encode("utf-8"))
+        os.write(self.running, nodeid.encode("utf-8") + b"\n")
 
     def pytest_runtest_logreport(self, report):
         from orchestrator.cache import tally  # the report's skip-reason field

@@ -254,11 +254,13 @@ def judge_outcomes(result: Result, module: Module) -> Result:
 
 
 def running_test(report: Path) -> str:
-    """' while running <nodeid>' if the plugin saw a test start and not finish."""
+    """' while running <nodeid>' if the plugin saw a test start and not finish (the
+    first line of its `.running` file: empty between tests)."""
     try:
-        nodeid = report.with_suffix(".running").read_text(encoding="utf-8").strip()
+        text = report.with_suffix(".running").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
+    nodeid = text.split("\n", 1)[0].strip()
     return f" while running {nodeid}" if nodeid else ""
 
 

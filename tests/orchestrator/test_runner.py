@@ -75,6 +75,18 @@ def test_segfault_inside_a_test(project, run):
                              "tests/03_mul/test_mul_core.py::test_crash")
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGSEGV is POSIX's")
+def test_a_crash_names_the_test_running_not_a_longer_one_before_it(project, run):
+    """The `.running` file is rewritten in place: the id of a shorter test over a longer
+    one's must still read as the shorter id alone."""
+    result = run(project, "03_mul", "import os, signal\n\n\n"
+                                    "def test_a_long_name_that_passes_first():\n    pass\n\n\n"
+                                    "def test_crash():\n"
+                                    "    os.kill(os.getpid(), signal.SIGSEGV)\n")
+    assert result.reason == ("crashed: pytest was killed by SIGSEGV while running "
+                             "tests/03_mul/test_mul_core.py::test_crash")
+
+
 def test_hanging_test_times_out_by_size_class(project, run, monkeypatch, patience):
     # the budget scales with this machine's pytest start-up: a busy machine must not time
     # out before the test even started, nor hang on the 600 s sleep
