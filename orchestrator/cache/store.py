@@ -215,7 +215,12 @@ class Store:
 
     def save(self, result: Result) -> Path:
         path = self.state.result(result.module, result.key)
-        atomic_write(path, result.to_json())
+        text = result.to_json()
+        atomic_write(path, text)
+        try:        # the reporter reads it next: as a reader would have it, from its text
+            _PARSED[path] = (_stamp(path), Result.from_dict(json.loads(text)))
+        except OSError:
+            pass
         self._bound(result.module)
         return path
 
@@ -261,8 +266,9 @@ class Store:
         return None
 
     def _paths(self, module_id: str) -> list[Path]:
-        try:
-            return list(self.state.results(module_id).glob("*.json"))
+        folder = self.state.results(module_id)
+        try:        # a listing, not Path.glob: asked several times for each module of a run
+            return [folder / e.name for e in os.scandir(folder) if e.name.endswith(".json")]
         except OSError:
             return []
 
