@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from doit.exceptions import InvalidDodoFile, TaskFailed
 
 from orchestrator.cache import keys
+from orchestrator.cache.remote_settings import ENV_URL
 from orchestrator.cache.store import Cause, Store
 from orchestrator.campaign import schedule
 from orchestrator.campaign.doit_run import CAMPAIGN, command_line_variables
@@ -100,9 +101,11 @@ class Campaign:
                               say=lambda m: print(m, file=sys.stderr, flush=True))
         except Busy as e:
             raise InvalidDodoFile(str(e)) from None
-        # imported here: most runs have no remote cache
-        from orchestrator.cache.remote_http import RemoteCache
-        self.remote = RemoteCache.from_environment(self.graph, self.pytest_args)
+        # most runs have no remote cache: its client is imported only when graph.toml or a
+        # variable names one (every variable of its settings starts with ENV_URL)
+        if self.graph.remote_cache or any(name.startswith(ENV_URL) for name in os.environ):
+            from orchestrator.cache.remote_http import RemoteCache
+            self.remote = RemoteCache.from_environment(self.graph, self.pytest_args)
         if self.remote is not None:
             self.remote.announce()                # the run's first line names the server
 

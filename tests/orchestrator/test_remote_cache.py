@@ -465,3 +465,28 @@ def test_an_altered_entry_reruns_its_module_and_read_only_uploads_nothing(nginx,
         {"(cached) PASSED"}
     assert len(warnings(run)) == 1 and "03_mul entry rejected" in warnings(run)[0], run.stderr
     assert len(nginx.puts()) == uploaded                 # read-only: no PUT
+
+
+REMOTE_CLIENT_PROBE = """
+import sys
+from pathlib import Path
+from orchestrator.campaign.tasks import Campaign
+campaign = Campaign(Path.cwd())
+campaign.begin_run()
+print("orchestrator.cache.remote_http" in sys.modules, campaign.remote is not None)
+campaign.end_run()
+"""
+
+
+def test_a_run_without_a_remote_cache_does_not_load_its_client(project):
+    """A no-op pays for every import: the HTTP client is loaded only when graph.toml or a
+    variable names a remote cache (and a bad setting is still said: its variable does)."""
+    env = project.env()
+    probe = [sys.executable, "-c", REMOTE_CLIENT_PROBE]
+    plain = subprocess.run(probe, cwd=project.root, env=env, capture_output=True, text=True)
+    assert plain.stdout.split() == ["False", "False"], plain.stderr
+    env[remote_settings.ENV_MODE] = "sometimes"
+    bad = subprocess.run(probe, cwd=project.root, env=env, capture_output=True, text=True)
+    assert bad.stdout.split() == ["True", "False"], bad.stderr
+    assert "warning: remote cache not used: ORCHESTRATOR_REMOTE_CACHE_MODE=sometimes" in \
+        bad.stderr
