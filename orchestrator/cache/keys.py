@@ -128,8 +128,8 @@ def tree_inputs(graph: ModuleGraph, module: Module, named: dict[str, str]) -> di
         scope.generated | {_rel(graph.path, graph.root)} | \
         tree.remembered(("written", graph.root), StateDir(graph.root).written)
     found, files = {}, tree.tree_for(graph.root)
-    for rel in files.files():
-        if rel in covered or scope.outside(rel, module.id):
+    for rel in scope.candidates(files.files(), module.id):
+        if rel in covered:
             continue
         value = files.digest(rel, cache.digest)
         if value != PACKAGE_STUB_DIGEST or not _stub(scope, rel):

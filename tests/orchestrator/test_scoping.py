@@ -97,3 +97,20 @@ def test_an_empty_inputs_folder_is_keyed_not_a_crash(project):
     assert set(run.statuses.values()) == {"PASSED"}
     project.write("data/empty/first.csv", "1\n")
     assert project.doit("all").executed == {"02_add"}
+
+
+def test_the_files_a_module_keys_are_those_no_rule_takes_from_it():
+    """keys.tree_inputs asks Scope.candidates, sorted out once per walk, instead of asking
+    Scope.outside of every file for every module: on this repository's own graph (data
+    scoped by `inputs`, ignore globs, twenty modules' folders) the two agree for every
+    module."""
+    from pathlib import Path
+
+    from orchestrator.core import tree
+    from orchestrator.core.graph import load
+    graph = load(Path(__file__).resolve().parents[2])
+    scope, files = tree.Scope.of(graph), tree.Tree(graph.root).files()
+    for module in graph:
+        asked = {rel for rel in files if scope.outside(rel, module.id) is None}
+        assert set(scope.candidates(files, module.id)) == asked, module.id
+    assert len(set(scope.candidates(files, "01_tensor"))) < len(files)
