@@ -311,3 +311,20 @@ def test_a_declared_environment_variable_is_an_input(warm, monkeypatch):
     monkeypatch.delenv("MINICALC_EXPONENT")
     assert warm.doit("all").statuses["04_power"] == "PASSED"
     assert Store(warm.root).latest("04_power").inputs["envvar:MINICALC_EXPONENT"] == "unset"
+
+
+def test_the_closure_guard_knows_an_export_and_what_lies_below_it_only():
+    """The owner of an import outside the closure: the export itself or a module below it
+    (an export may be a package's file the tests import a name through), never a package
+    above it nor a sibling that merely shares a prefix."""
+    from pathlib import Path
+
+    from orchestrator.run.closure_guard import Closure
+    closure = Closure("02_add", "minicalc", ("01_numbers",),
+                      {"minicalc.ops.mul": "03_mul", "minicalc.power": "04_power"}, Path("."))
+    assert closure.owner("minicalc.ops.mul") == "03_mul"
+    assert closure.owner("minicalc.ops.mul.helpers") == "03_mul"
+    assert closure.owner("minicalc.power") == "04_power"
+    assert closure.owner("minicalc.ops") is None
+    assert closure.owner("minicalc.ops.multiply") is None
+    assert closure.owner("minicalc.numbers") is None
