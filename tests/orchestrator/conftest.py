@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.core.state import StateDir
+from orchestrator.course.init import PYPROJECT_LINES
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,13 +60,13 @@ deps = ["02_add", "03_mul"]
 requires = ["core"]
 """
 
-PYPROJECT = """\
+# doit's commands as `orchestrator init` registers them in a course (run, help, forget)
+PYPROJECT = f"""\
 [tool.pytest.ini_options]
 pythonpath = ["."]
 addopts = ["--import-mode=importlib", "-p", "orchestrator.run.pytest_plugin"]
 
-[tool.doit.plugins.command]
-run = "orchestrator.campaign.doit_run:Run"
+{PYPROJECT_LINES}
 """
 
 SOURCES = {
