@@ -33,7 +33,7 @@ from orchestrator.cache.store import Cause, Store
 from orchestrator.campaign import schedule
 from orchestrator.campaign.doit_run import CAMPAIGN, command_line_variables
 from orchestrator.campaign.options import BadOption, RunOptions, help_text, unknown_variables
-from orchestrator.core import export, strict_env, tree
+from orchestrator.core import export, own_bytecode, strict_env, tree
 from orchestrator.core.digests import save_all as save_stat_caches
 from orchestrator.core.graph import GraphError, ModuleGraph, load
 from orchestrator.core.lock import Busy, RunLock
@@ -329,6 +329,7 @@ class Campaign:
                 # ~35 ms), read while the first run runs instead of after it
                 threading.Thread(target=keys.distribution_owners, name="distributions",
                                  daemon=True).start()
+                own_bytecode.write_in_background()    # for the commands that follow
                 if self.launcher_kind == "warm" and launch.WarmLauncher.available():
                     # thread limits must be in the server's environment before numpy loads;
                     # the strict environment: no secret of ours in the server either
