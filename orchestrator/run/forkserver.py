@@ -5,9 +5,10 @@ Started and spoken to by launch.WarmLauncher, on Linux only (fork and pidfds; wh
 WarmLauncher.available() says no, tasks.py runs every module cold). It never imports
 the project's package or its tests: each child imports them fresh, after the fork, so
 a child sees the code exactly as a new `python -m pytest` would. What a child inherits
-is only what was imported here: pytest, the modules our plugin imports, pytest's
-entry-point plugins (imported and assert-rewritten as pytest would, plugin_preload.py),
-and the modules named on the command line.
+is only what was imported here: pytest and its builtin plugins, our plugin and what it
+imports, pytest's entry-point plugins (imported and assert-rewritten as pytest would,
+plugin_preload.py), the modules named on the command line, and the project's graph.toml
+parsed (session_graph.py: used while the file is unchanged).
 
 Those are imported when the server is idle, one at a time, not before the first fork:
 a run of one module whose tests never import torch must not wait for it. A child
@@ -115,7 +116,10 @@ class Server:
         # collections (pytest calls gc.collect() several times as a session ends) then skip
         # the server's millions of objects (torch, numpy), and reading them in a collection
         # does not copy their pages either (measured: a third of a small module's child).
-        session_graph.warm(Path(request["cwd"]))     # a child inherits it, parsed
+        try:
+            session_graph.warm(Path(request["cwd"]))     # a child inherits it, parsed
+        except Exception:
+            pass          # a convenience: the child reads graph.toml itself, and says why
         gc.freeze()
         pid = os.fork()
         if pid == 0:
