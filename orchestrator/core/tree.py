@@ -102,25 +102,29 @@ class Scope:
             self._places[rel] = found
         return found
 
+    def keyed_by(self, rel: str) -> frozenset[str] | None:
+        """The modules whose keys `rel` is an input of, by the rules above: None for every
+        module (nothing rules it out for anyone)."""
+        glob, owner, scoped = self.place(rel)
+        if glob:
+            return frozenset()
+        if owner is None:
+            return scoped
+        return frozenset({owner}) if scoped is None or owner in scoped else frozenset()
+
     def candidates(self, files: dict[str, Path], module_id: str) -> list[str]:
-        """The files of `files` (one walk's) that the rules above leave among `module_id`'s
-        inputs: those every module may key, then its own and those scoped to it. Sorted
-        out once per walk: asking `outside` of every file for every module made a no-op of
-        a hundred modules 30,000 questions."""
+        """The files of `files` (one walk's) that are among `module_id`'s inputs: those of
+        every module, then its own and those scoped to it. Sorted out once per walk:
+        asking of every file for every module made a no-op of a hundred modules 30,000
+        questions."""
         if self._partition is None or self._partition[0] is not files:
             every: list[str] = []
             some: dict[str, list[str]] = {}
             for rel in files:
-                glob, owner, scoped = self.place(rel)
-                if glob:
-                    continue
-                if owner is None and scoped is None:
+                modules = self.keyed_by(rel)
+                if modules is None:
                     every.append(rel)
-                    continue
-                allowed = {owner} if owner is not None else set(scoped or ())
-                if scoped is not None:
-                    allowed &= scoped
-                for module in allowed:
+                for module in modules or ():
                     some.setdefault(module, []).append(rel)
             self._partition = (files, every, some)
         _, every, some = self._partition
@@ -129,6 +133,9 @@ class Scope:
     def outside(self, rel: str, module_id: str) -> str | None:
         """Why `rel` is not among `module_id`'s inputs (None: it is one), in words that
         end with the fix."""
+        modules = self.keyed_by(rel)
+        if modules is None or module_id in modules:
+            return None
         glob, owner, scoped = self.place(rel)
         if glob:
             return f"graph.toml ignores it ('{glob}'): remove that glob from [project] " \
@@ -136,10 +143,8 @@ class Scope:
         if owner and owner != module_id:
             return f"it belongs to {owner}: move what {module_id} needs into tests/support " \
                    f"or into {module_id}'s own folder, or name it in {module_id}'s inputs"
-        if scoped is not None and module_id not in scoped:
-            return f"graph.toml scopes it to {', '.join(sorted(scoped))}: add it to " \
-                   f"{module_id}'s inputs"
-        return None
+        return f"graph.toml scopes it to {', '.join(sorted(scoped or ()))}: add it to " \
+               f"{module_id}'s inputs"
 
 
 def matches(rel: str, glob: str) -> bool:
