@@ -50,6 +50,12 @@ def priorities(graph: ModuleGraph, took: dict[str, float], strict: bool) -> dict
     return {m: (p, p - took[m]) for m, p in path.items()}
 
 
+def dispatch_order(graph: ModuleGraph, priority: dict[str, Priority]):
+    """The sort key of modules in dispatch order: highest priority first, then curriculum
+    order (what the run command's ready queue does, doit_run.PriorityReady)."""
+    return lambda m: (-priority[m][0], -priority[m][1], graph[m].index)
+
+
 def remaining_path(graph: ModuleGraph, took: dict[str, float], strict: bool) -> dict[str, float]:
     """{module: its duration + the longest path of test targets waiting on it}."""
     waiting_on: dict[str, list[str]] = {m.id: [] for m in graph}
@@ -135,7 +141,7 @@ def simulate(graph: ModuleGraph, took: dict[str, float], workers: int,
     now = 0.0
     while len(finished) < len(deps):
         ready = sorted((m for m in deps if m not in started and deps[m] <= finished),
-                       key=lambda m: (-priority[m][0], -priority[m][1], graph[m].index))
+                       key=dispatch_order(graph, priority))
         for module_id in ready[:max(workers, 1) - len(running)]:
             started[module_id] = runs_alone(graph, module_id, list(deps), finished, set(),
                                             strict)
